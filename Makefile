@@ -1,0 +1,58 @@
+# ecgsite task runner. `make help` lists what a developer can do.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+HOST ?= 127.0.0.1
+PORT ?= 8000
+# Debian packages: mysqlclient compiles against libmariadb-dev; browser tests drive chromium.
+SYSTEM_PACKAGES := libmariadb-dev pkg-config chromium
+
+.DEFAULT_GOAL := help
+.PHONY: help system-deps venv run test test-realstack lint format bench train clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
+
+system-deps: ## Install the Debian packages the venv and browser tests need (when root)
+	@missing=""; for pkg in $(SYSTEM_PACKAGES); do dpkg -s $$pkg >/dev/null 2>&1 || missing="$$missing $$pkg"; done; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "Installing Debian packages:$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	else \
+		echo "Please install these system packages:$$missing"; exit 1; \
+	fi
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	$(MAKE) system-deps
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+venv: $(VENV)/.installed ## Create .venv and install pinned dependencies
+
+run: venv ## Start the site on the embedded defaults at http://127.0.0.1:8000
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py ensure_demo_user
+	@echo "Open http://$(HOST):$(PORT)/ and log in with the demo account above."
+	$(VENV)/bin/daphne -b $(HOST) -p $(PORT) ecgsite.asgi:application
+
+test: venv ## Run the whole default test suite (SQLite, in-process queue, headless browser)
+	$(PY) -m pytest
+
+test-realstack: venv ## Run the suite against MariaDB, Redis and real worker processes (see .ci/run)
+	bash .ci/run --realstack-only
+
+lint: venv ## Check style with ruff
+	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+
+format: venv ## Format the code with ruff
+	$(VENV)/bin/ruff check --fix . && $(VENV)/bin/ruff format .
+
+train: venv ## Train the hybrid model on the dev images (DATA=../shared/data/khan-ecg)
+	$(PY) -m ml.train --data $(or $(DATA),../shared/data/khan-ecg) --out ml/models
+
+clean: ## Remove local run state (database, media) but keep .venv
+	rm -rf var

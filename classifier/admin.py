@@ -1,0 +1,171 @@
+"""Django admin for reviewing history: batches, jobs, predictions and model versions."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from django.core.exceptions import PermissionDenied
+from django.http import FileResponse
+from django.shortcuts import get_object_or_404
+from django.urls import URLPattern, path
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.html import format_html, format_html_join
+
+from classifier.models import CLASS_KEYS, Batch, Job, ModelVersion, Prediction
+from classifier.views import image_response
+
+
+def _thumbnail(job: Job, size: int = 120) -> str:
+    if not job.image:
+        return "—"
+    # Served by JobAdmin's own staff-only view; the public image view is owner-only.
+    url = reverse("admin:classifier_job_image", args=[job.pk])
+    return format_html('<img src="{}" alt="" style="max-width:{}px;border-radius:4px">', url, size)
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """History is written by the service, never edited by hand."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
+class JobInline(admin.TabularInline):
+    model = Job
+    fields = ("thumbnail", "original_name", "status", "attempts", "error", "finished")
+    readonly_fields = fields
+    extra = 0
+    show_change_link = True
+    can_delete = False
+
+    @admin.display(description="Image")
+    def thumbnail(self, job: Job) -> str:
+        return _thumbnail(job, 80)
+
+    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
+@admin.register(Batch)
+class BatchAdmin(ReadOnlyAdmin):
+    list_display = ("name", "owner", "created", "completed", "job_total")
+    list_filter = ("created", "completed", ("owner", admin.RelatedOnlyFieldListFilter))
+    search_fields = ("name", "owner__email")
+    date_hierarchy = "created"
+    inlines = (JobInline,)
+    list_select_related = ("owner",)
+
+    @admin.display(description="Images")
+    def job_total(self, batch: Batch) -> int:
+        return batch.jobs.count()
+
+
+class PredictionInline(admin.TabularInline):
+    model = Prediction
+    fields = ("model_version", "label", "probability_table", "inference_ms", "created")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    @admin.display(description="Probabilities")
+    def probability_table(self, prediction: Prediction) -> str:
+        return _probabilities(prediction)
+
+    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
+def _probabilities(prediction: Prediction) -> str:
+    rows = ((key, f"{prediction.probabilities.get(key, 0):.3f}") for key in CLASS_KEYS)
+    return format_html_join(" · ", "{}: {}", rows)
+
+
+class JobLabelFilter(admin.SimpleListFilter):
+    title = "label"
+    parameter_name = "label"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        return [(key, key) for key in CLASS_KEYS]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Job]) -> QuerySet[Job]:
+        if self.value():
+            return queryset.filter(predictions__label=self.value()).distinct()
+        return queryset
+
+
+@admin.register(Job)
+class JobAdmin(ReadOnlyAdmin):
+    list_display = ("id", "thumbnail", "original_name", "owner", "status", "label", "model_version", "created")
+    list_filter = (
+        "status",
+        JobLabelFilter,
+        ("batch__owner", admin.RelatedOnlyFieldListFilter),
+        "model_version",
+        "created",
+    )
+    search_fields = ("original_name", "sha256", "batch__name", "batch__owner__email")
+    date_hierarchy = "created"
+    list_select_related = ("batch__owner", "model_version")
+    readonly_fields = ("large_image",)
+    exclude = ("image",)
+    inlines = (PredictionInline,)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Job]:
+        return super().get_queryset(request).prefetch_related("predictions")
+
+    def get_urls(self) -> list[URLPattern]:
+        image_url = path(
+            "<int:job_id>/image/",
+            self.admin_site.admin_view(self.image_view),
+            name="classifier_job_image",
+        )
+        return [image_url, *super().get_urls()]
+
+    def image_view(self, request: HttpRequest, job_id: int) -> FileResponse:
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        return image_response(get_object_or_404(Job, pk=job_id))
+
+    @admin.display(description="Image")
+    def thumbnail(self, job: Job) -> str:
+        return _thumbnail(job)
+
+    @admin.display(description="Image")
+    def large_image(self, job: Job) -> str:
+        return _thumbnail(job, 600)
+
+    @admin.display(description="Owner", ordering="batch__owner__email")
+    def owner(self, job: Job) -> str:
+        return job.batch.owner.email
+
+    @admin.display(description="Label")
+    def label(self, job: Job) -> str:
+        predictions = list(job.predictions.all())
+        return predictions[0].label if predictions else "—"
+
+
+@admin.register(Prediction)
+class PredictionAdmin(ReadOnlyAdmin):
+    list_display = ("job", "label", "probability_table", "model_version", "inference_ms", "created")
+    list_filter = ("label", "model_version", "created", ("job__batch__owner", admin.RelatedOnlyFieldListFilter))
+    search_fields = ("job__original_name", "job__batch__owner__email")
+    date_hierarchy = "created"
+    list_select_related = ("job", "model_version")
+
+    @admin.display(description="Probabilities")
+    def probability_table(self, prediction: Prediction) -> str:
+        return _probabilities(prediction)
+
+
+@admin.register(ModelVersion)
+class ModelVersionAdmin(ReadOnlyAdmin):
+    list_display = ("name", "architecture", "short_sha", "created")
+    search_fields = ("name", "architecture", "file_sha256")
+
+    @admin.display(description="File sha256")
+    def short_sha(self, version: ModelVersion) -> str:
+        return version.file_sha256[:12]

@@ -1,0 +1,106 @@
+"""Checking and re-encoding uploaded images before anything is stored.
+
+Uploaded bytes are never kept as they came: each image is decoded with a pixel ceiling, turned
+upright by its EXIF orientation, and written anew without metadata.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import unicodedata
+import warnings
+from dataclasses import dataclass
+from pathlib import PurePosixPath, PureWindowsPath
+from typing import IO
+
+from django.conf import settings
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+ACCEPTED_FORMATS = ("JPEG", "PNG")
+MAX_NAME_LENGTH = 255
+
+
+class InvalidUpload(ValueError):
+    """An upload we refuse, with a message meant for the person who sent it."""
+
+    def __init__(self, name: str, reason: str) -> None:
+        super().__init__(f"{name}: {reason}")
+        self.name = name
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class CleanImage:
+    """A decoded, re-encoded image ready to store."""
+
+    original_name: str
+    content: bytes
+    extension: str  # ".jpg" or ".png"
+    sha256: str  # of the bytes the user sent, to recognise repeated uploads
+    width: int
+    height: int
+
+
+def clean_file_name(raw: str) -> str:
+    """The last path component of a client-given name, without control characters, bounded."""
+    name = PureWindowsPath(PurePosixPath(raw or "").name).name
+    name = "".join(ch for ch in name if unicodedata.category(ch)[0] != "C").strip()
+    if len(name) > MAX_NAME_LENGTH:
+        stem, dot, ext = name.rpartition(".")
+        keep = MAX_NAME_LENGTH - len(ext) - 1 if dot and len(ext) <= 10 else MAX_NAME_LENGTH
+        name = f"{stem[:keep]}.{ext}" if dot and len(ext) <= 10 else name[:MAX_NAME_LENGTH]
+    return name or "unnamed"
+
+
+def clean_image(stream: IO[bytes], *, name: str, size: int | None = None) -> CleanImage:
+    """Validate one uploaded image and re-encode it; raise InvalidUpload with a human reason."""
+    display_name = clean_file_name(name)
+    max_bytes = settings.ECGSITE_MAX_UPLOAD_BYTES
+    if size is not None and size > max_bytes:
+        raise InvalidUpload(display_name, f"is larger than the {max_bytes // (1024 * 1024)} MB limit.")
+    data = stream.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise InvalidUpload(display_name, f"is larger than the {max_bytes // (1024 * 1024)} MB limit.")
+    if not data:
+        raise InvalidUpload(display_name, "is empty.")
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data), formats=ACCEPTED_FORMATS)
+            pixels = image.width * image.height
+            if pixels > settings.ECGSITE_MAX_IMAGE_PIXELS:
+                raise InvalidUpload(
+                    display_name,
+                    f"is {image.width}x{image.height} pixels; the limit is "
+                    f"{settings.ECGSITE_MAX_IMAGE_PIXELS:,} pixels.",
+                )
+            if getattr(image, "n_frames", 1) > 1:
+                raise InvalidUpload(display_name, "is an animation; send a single still image.")
+            image.load()
+            source_format = image.format
+            image = ImageOps.exif_transpose(image)
+            image = image.convert("RGB")
+    except InvalidUpload:
+        raise
+    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise InvalidUpload(display_name, "is not a JPEG or PNG image.") from None
+    except (OSError, SyntaxError, ValueError):
+        raise InvalidUpload(display_name, "is damaged or truncated and cannot be read.") from None
+
+    out = io.BytesIO()
+    if source_format == "PNG":
+        image.save(out, format="PNG", optimize=False)
+        extension = ".png"
+    else:
+        image.save(out, format="JPEG", quality=92)
+        extension = ".jpg"
+    return CleanImage(
+        original_name=display_name,
+        content=out.getvalue(),
+        extension=extension,
+        sha256=hashlib.sha256(data).hexdigest(),
+        width=image.width,
+        height=image.height,
+    )

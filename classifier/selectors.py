@@ -1,0 +1,66 @@
+"""Every read of batches, jobs and images. Each takes the user: ownership is checked here only."""
+
+from __future__ import annotations
+
+from django.db.models import Count, Prefetch, Q, QuerySet
+from django.http import Http404
+
+from accounts.models import User
+from classifier.models import Batch, Job, Prediction
+
+
+def user_group_name(user_id: int) -> str:
+    """The channel-layer group carrying one user's events, and nobody else's."""
+    return f"user-{user_id}"
+
+
+def _jobs_with_predictions() -> QuerySet[Job]:
+    latest_first = Prediction.objects.select_related("model_version").order_by("-created")
+    return Job.objects.select_related("model_version").prefetch_related(
+        Prefetch("predictions", queryset=latest_first)
+    )
+
+
+def batch_list_for_user(*, user: User) -> QuerySet[Batch]:
+    """The user's batches, newest first, with job counts per status."""
+    return Batch.objects.filter(owner=user).annotate(
+        job_count=Count("jobs"),
+        queued_count=Count("jobs", filter=Q(jobs__status=Job.Status.QUEUED)),
+        running_count=Count("jobs", filter=Q(jobs__status=Job.Status.RUNNING)),
+        succeeded_count=Count("jobs", filter=Q(jobs__status=Job.Status.SUCCEEDED)),
+        failed_count=Count("jobs", filter=Q(jobs__status=Job.Status.FAILED)),
+    )
+
+
+def batch_get_for_user(*, user: User, batch_id: int) -> Batch:
+    """One of the user's batches with its jobs and predictions; 404 for anyone else's."""
+    batch = (
+        Batch.objects.filter(owner=user, pk=batch_id)
+        .prefetch_related(Prefetch("jobs", queryset=_jobs_with_predictions()))
+        .first()
+    )
+    if batch is None:
+        raise Http404("No such batch.")
+    return batch
+
+
+def job_get_for_user(*, user: User, job_id: int) -> Job:
+    """One of the user's jobs; 404 for anyone else's."""
+    job = _jobs_with_predictions().select_related("batch").filter(batch__owner=user, pk=job_id).first()
+    if job is None:
+        raise Http404("No such job.")
+    return job
+
+
+def job_get_with_prediction(*, job_id: int) -> Job:
+    """A job with what events need, for system code that already owns it (the worker)."""
+    return _jobs_with_predictions().select_related("batch").get(pk=job_id)
+
+
+def batches_in_progress_for_user(*, user: User, limit: int = 20) -> list[Batch]:
+    """The user's unfinished batches, with jobs, for a websocket client's first snapshot."""
+    return list(
+        Batch.objects.filter(owner=user, completed__isnull=True)
+        .prefetch_related(Prefetch("jobs", queryset=_jobs_with_predictions()))
+        .order_by("-created")[:limit]
+    )

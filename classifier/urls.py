@@ -1,0 +1,12 @@
+from django.urls import path
+
+from classifier import views
+
+app_name = "classifier"
+
+urlpatterns = [
+    path("upload/", views.upload, name="upload"),
+    path("batches/", views.batch_list, name="batch-list"),
+    path("batches/<int:batch_id>/", views.batch_detail, name="batch-detail"),
+    path("jobs/<int:job_id>/image/", views.job_image, name="job-image"),
+]

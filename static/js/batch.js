@@ -1,0 +1,97 @@
+// Renders one batch and keeps it current from the websocket: a progress bar for the batch and,
+// per image, its status, label and four probability bars.
+(function () {
+  "use strict";
+  var batch = JSON.parse(document.getElementById("batch-data").textContent);
+  var classNames = JSON.parse(document.getElementById("class-names").textContent);
+  var jobsBox = document.getElementById("jobs");
+  var jobs = {};
+  batch.jobs.forEach(function (job) { jobs[job.id] = job; });
+
+  function el(tag, className, text) {
+    var node = document.createElement(tag);
+    if (className) node.className = className;
+    if (text !== undefined) node.textContent = text;
+    return node;
+  }
+
+  function renderJob(job) {
+    var card = document.getElementById("job-" + job.id);
+    if (!card) {
+      card = el("article", "job card");
+      card.id = "job-" + job.id;
+      card.dataset.jobId = job.id;
+      jobsBox.appendChild(card);
+    }
+    card.dataset.status = job.status;
+    card.innerHTML = "";
+    var thumb = el("img", "thumb");
+    thumb.src = job.image_url;
+    thumb.alt = job.image_name;
+    thumb.loading = "lazy";
+    card.appendChild(thumb);
+    var body = el("div", "job-body");
+    body.appendChild(el("h3", "job-name", job.image_name));
+    var status = el("p", "job-status pill " + job.status, job.status);
+    body.appendChild(status);
+    if (job.status === "succeeded" && job.probabilities) {
+      var labelName = classNames.find(function (pair) { return pair[0] === job.label; });
+      var result = el("p", "job-label label-" + job.label, labelName ? labelName[1] : job.label);
+      result.dataset.label = job.label;
+      body.appendChild(result);
+      var bars = el("dl", "probabilities");
+      classNames.forEach(function (pair) {
+        var value = job.probabilities[pair[0]];
+        var row = el("div", "prob-row" + (pair[0] === job.label ? " top" : ""));
+        row.dataset.class = pair[0];
+        row.appendChild(el("dt", "", pair[1]));
+        var dd = el("dd", "");
+        var track = el("span", "prob-track");
+        var fill = el("span", "prob-fill");
+        fill.style.width = (value * 100).toFixed(1) + "%";
+        track.appendChild(fill);
+        dd.appendChild(track);
+        dd.appendChild(el("span", "prob-value", (value * 100).toFixed(1) + "%"));
+        row.appendChild(dd);
+        bars.appendChild(row);
+      });
+      body.appendChild(bars);
+      body.appendChild(el("p", "muted small", job.model_version + " · " + job.inference_ms.toFixed(0) + " ms"));
+    } else if (job.status === "failed") {
+      body.appendChild(el("p", "job-error", job.error || "This image could not be classified."));
+    }
+    card.appendChild(body);
+  }
+
+  function renderSummary() {
+    var list = Object.keys(jobs).map(function (id) { return jobs[id]; });
+    var done = list.filter(function (j) { return j.status === "succeeded" || j.status === "failed"; }).length;
+    var failed = list.filter(function (j) { return j.status === "failed"; }).length;
+    var percent = list.length ? Math.round((done / list.length) * 100) : 0;
+    var progress = document.getElementById("batch-progress");
+    progress.querySelector(".bar").style.width = percent + "%";
+    progress.querySelector(".progress-label").textContent = done + " of " + list.length + " done";
+    progress.dataset.done = done;
+    var text = done === list.length ? "Complete." : "Classifying… results appear here as they arrive.";
+    if (failed) text += " " + failed + " could not be classified.";
+    document.getElementById("batch-status").textContent = text;
+  }
+
+  function update(job) {
+    if (job.batch !== batch.id) return;
+    jobs[job.id] = job;
+    renderJob(job);
+    renderSummary();
+  }
+
+  batch.jobs.forEach(renderJob);
+  renderSummary();
+
+  document.addEventListener("ecg:job.updated", function (e) { update(e.detail.job); });
+  document.addEventListener("ecg:open", function () {
+    window.ecgLive.send({ type: "batch.subscribe", batch: batch.id });
+  });
+  document.addEventListener("ecg:batch.state", function (e) {
+    if (e.detail.batch.id === batch.id) e.detail.batch.jobs.forEach(update);
+  });
+})();

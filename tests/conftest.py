@@ -1,0 +1,102 @@
+"""Shared actors and helpers.
+
+Actors: `owner` uploads batches; `other_user` must never see them; `staff` may use the admin.
+Images come from the project's own generator (ml.synthetic), never from the real data set.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+
+from accounts.models import User
+from classifier.models import CLASS_KEYS
+
+PASSWORD = "correct-horse-battery-staple"
+
+
+@pytest.fixture
+def owner(db: None) -> User:
+    return User.objects.create_user(email="alice@example.com", password=PASSWORD)
+
+
+@pytest.fixture
+def other_user(db: None) -> User:
+    return User.objects.create_user(email="bob@example.com", password=PASSWORD)
+
+
+@pytest.fixture
+def staff(db: None) -> User:
+    return User.objects.create_superuser(email="charlie@example.com", password=PASSWORD)
+
+
+def render_ecg_bytes(label: str = "normal", seed: int = 0, image_format: str = "PNG") -> bytes:
+    """A synthetic 12-lead printout, encoded as the given format."""
+    from ml.synthetic import render_ecg
+
+    out = io.BytesIO()
+    render_ecg(label, seed).save(out, format=image_format)
+    return out.getvalue()
+
+
+@pytest.fixture(scope="session")
+def ecg_png() -> bytes:
+    return render_ecg_bytes("normal", 0, "PNG")
+
+
+@pytest.fixture(scope="session")
+def ecg_jpeg() -> bytes:
+    return render_ecg_bytes("abnormal", 1, "JPEG")
+
+
+@pytest.fixture
+def make_upload(ecg_png: bytes) -> Callable[..., SimpleUploadedFile]:
+    """An uploaded file as a view receives it; defaults to a valid synthetic ECG PNG."""
+
+    def make(name: str = "ecg.png", content: bytes | None = None, content_type: str = "image/png"):
+        return SimpleUploadedFile(name, ecg_png if content is None else content, content_type=content_type)
+
+    return make
+
+
+@dataclass
+class FakePrediction:
+    label: str
+    probabilities: dict[str, float]
+    inference_ms: float = 12.5
+
+
+@dataclass
+class FakeClassifier:
+    """Stands in for ml.inference.Classifier where the real network would only slow a test."""
+
+    name: str = "fake-v1"
+    architecture: str = "fake"
+    file_sha256: str = "0" * 64
+    device: str = "CPU"
+    card: dict = field(default_factory=lambda: {"metrics": {"macro_f1": 0.5}})
+    label: str = "mi"
+    calls: int = 0
+    error: Exception | None = None
+
+    def predict(self, images: Sequence[bytes]) -> list[FakePrediction]:
+        self.calls += 1
+        if self.error is not None:
+            raise self.error
+        probabilities = {key: 0.1 for key in CLASS_KEYS}
+        probabilities[self.label] = 0.7
+        return [FakePrediction(self.label, dict(probabilities)) for _ in images]
+
+
+@pytest.fixture
+def fake_classifier(monkeypatch: pytest.MonkeyPatch) -> FakeClassifier:
+    """Makes the worker use a FakeClassifier instead of loading TensorFlow."""
+    import worker.runtime
+
+    fake = FakeClassifier()
+    monkeypatch.setattr(worker.runtime, "_classifier", fake)
+    return fake

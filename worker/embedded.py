@@ -1,0 +1,53 @@
+"""The embedded default's worker: one background thread inside the web process.
+
+It runs the same Celery task as a real worker (through Task.apply), so the embedded default and
+the real stack share every line of the classification path; only the transport differs.
+"""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import Future, ThreadPoolExecutor
+
+from django.db import close_old_connections, connection
+
+logger = logging.getLogger(__name__)
+
+
+class EmbeddedRunner:
+    """Runs classify tasks one at a time on a daemon thread, in submission order."""
+
+    def __init__(self) -> None:
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embedded-worker")
+
+    def submit(self, *, job_id: int, task_id: str) -> Future[None]:
+        return self._executor.submit(self._run, job_id, task_id)
+
+    def recover_unfinished(self) -> Future[None]:
+        """Re-queue jobs a previous run of this process left queued or running."""
+        return self._executor.submit(self._recover)
+
+    def _run(self, job_id: int, task_id: str) -> None:
+        from worker.tasks import classify
+
+        close_old_connections()
+        try:
+            classify.apply(args=[job_id], task_id=task_id)
+        except Exception:
+            logger.exception("embedded worker: job %s raised", job_id)
+        finally:
+            connection.close()
+
+    def _recover(self) -> None:
+        from classifier.services import jobs_requeue_orphaned
+
+        try:
+            for job_id, task_id in jobs_requeue_orphaned():
+                self.submit(job_id=job_id, task_id=task_id)
+        except Exception:
+            logger.exception("embedded worker: could not re-queue unfinished jobs")
+        finally:
+            connection.close()
+
+
+runner = EmbeddedRunner()

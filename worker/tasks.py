@@ -1,0 +1,67 @@
+"""Celery tasks: thin. Each takes an id, claims work through a service, and reports events."""
+
+from __future__ import annotations
+
+import logging
+
+from celery import shared_task
+from celery.exceptions import SoftTimeLimitExceeded
+from django.conf import settings
+from django.db import InterfaceError, OperationalError
+
+from classifier import events, notifications, services
+from classifier.selectors import job_get_with_prediction
+from worker.runtime import get_classifier, model_identity
+
+logger = logging.getLogger(__name__)
+
+
+@shared_task(
+    bind=True,
+    name="worker.classify",
+    acks_late=True,
+    autoretry_for=(OperationalError, InterfaceError),
+    retry_backoff=2,
+    retry_backoff_max=60,
+    max_retries=5,
+    soft_time_limit=settings.CLASSIFY_SOFT_TIME_LIMIT,
+    time_limit=int(settings.CLASSIFY_SOFT_TIME_LIMIT * 1.2),
+)
+def classify(self, job_id: int) -> None:  # noqa: ANN001 - Celery binds `self`
+    """Classify one job's image and record the prediction, at most once per job and model."""
+    from ml.preprocess import InvalidImageError
+
+    job = services.job_claim(job_id=job_id, task_id=self.request.id)
+    if job is None:
+        logger.info("job %s: not claimable (done, or owned by another delivery)", job_id)
+        _report(job_id)
+        return
+    _report(job_id)
+    try:
+        classifier = get_classifier()
+        with job.image.open("rb") as image_file:
+            image_bytes = image_file.read()
+        result = classifier.predict([image_bytes])[0]
+    except InvalidImageError as exc:
+        services.job_fail(job_id=job_id, error=str(exc))
+    except SoftTimeLimitExceeded:
+        services.job_fail(job_id=job_id, error="Classification took too long and was stopped.")
+    else:
+        services.prediction_record(
+            job=job,
+            model_version=services.model_version_register(identity=model_identity(classifier)),
+            label=result.label,
+            probabilities=result.probabilities,
+            inference_ms=result.inference_ms,
+        )
+    _report(job_id)
+
+
+def _report(job_id: int) -> None:
+    """Push the job's current state, and the batch's completion if this job finished it."""
+    job = job_get_with_prediction(job_id=job_id)
+    events.job_updated(job)
+    if job.is_finished and services.batch_complete_if_done(batch_id=job.batch_id):
+        job.batch.refresh_from_db()
+        events.batch_completed(job.batch)
+        notifications.batch_completed_email(job.batch)
