@@ -23,12 +23,17 @@ def _jobs_with_predictions() -> QuerySet[Job]:
 
 def batch_list_for_user(*, user: User) -> QuerySet[Batch]:
     """The user's batches, newest first, with job counts per status."""
-    return Batch.objects.filter(owner=user).annotate(
-        job_count=Count("jobs"),
-        queued_count=Count("jobs", filter=Q(jobs__status=Job.Status.QUEUED)),
-        running_count=Count("jobs", filter=Q(jobs__status=Job.Status.RUNNING)),
-        succeeded_count=Count("jobs", filter=Q(jobs__status=Job.Status.SUCCEEDED)),
-        failed_count=Count("jobs", filter=Q(jobs__status=Job.Status.FAILED)),
+    return (
+        Batch.objects.filter(owner=user)
+        .annotate(
+            job_count=Count("jobs"),
+            queued_count=Count("jobs", filter=Q(jobs__status=Job.Status.QUEUED)),
+            running_count=Count("jobs", filter=Q(jobs__status=Job.Status.RUNNING)),
+            succeeded_count=Count("jobs", filter=Q(jobs__status=Job.Status.SUCCEEDED)),
+            failed_count=Count("jobs", filter=Q(jobs__status=Job.Status.FAILED)),
+        )
+        # Explicit: Django drops Meta.ordering from any query with GROUP BY.
+        .order_by("-created", "-id")
     )
 
 

@@ -196,7 +196,9 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL]},
+            # redis-py 8 reads with a 5 s socket timeout by default, which aborts the channel
+            # layer's blocking 5 s BZPOPMIN and drops every idle websocket (channels_redis#422).
+            "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 30}]},
         }
     }
 else:
@@ -208,7 +210,9 @@ ECGSITE_MAX_ATTEMPTS = env_int("ECGSITE_MAX_ATTEMPTS", 3)
 ECGSITE_MAX_UPLOAD_BYTES = env_int("ECGSITE_MAX_UPLOAD_BYTES", 20 * 1024 * 1024)
 ECGSITE_MAX_FILES_PER_BATCH = env_int("ECGSITE_MAX_FILES_PER_BATCH", 200)
 ECGSITE_MAX_IMAGE_PIXELS = env_int("ECGSITE_MAX_IMAGE_PIXELS", 40_000_000)
-DATA_UPLOAD_MAX_NUMBER_FILES = ECGSITE_MAX_FILES_PER_BATCH
+# Django's own ceiling (it answers a bare 400 and logs an error) stays well above ours, so a
+# batch with too many files gets our message; it still bounds what one request can parse.
+DATA_UPLOAD_MAX_NUMBER_FILES = 5 * ECGSITE_MAX_FILES_PER_BATCH
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 
 REST_FRAMEWORK = {
