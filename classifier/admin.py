@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
-from django.http import FileResponse
-from django.shortcuts import get_object_or_404
-from django.urls import URLPattern, path
 from django.db.models import QuerySet
-from django.http import HttpRequest
-from django.urls import reverse
+from django.http import FileResponse, HttpRequest
+from django.shortcuts import get_object_or_404
+from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html, format_html_join
 
 from classifier.models import CLASS_KEYS, Batch, Job, ModelVersion, Prediction
@@ -99,7 +97,16 @@ class JobLabelFilter(admin.SimpleListFilter):
 
 @admin.register(Job)
 class JobAdmin(ReadOnlyAdmin):
-    list_display = ("id", "thumbnail", "original_name", "owner", "status", "label", "model_version", "created")
+    list_display = (
+        "id",
+        "thumbnail",
+        "original_name",
+        "owner",
+        "status",
+        "label",
+        "model_version",
+        "created",
+    )
     list_filter = (
         "status",
         JobLabelFilter,
@@ -151,7 +158,12 @@ class JobAdmin(ReadOnlyAdmin):
 @admin.register(Prediction)
 class PredictionAdmin(ReadOnlyAdmin):
     list_display = ("job", "label", "probability_table", "model_version", "inference_ms", "created")
-    list_filter = ("label", "model_version", "created", ("job__batch__owner", admin.RelatedOnlyFieldListFilter))
+    list_filter = (
+        "label",
+        "model_version",
+        "created",
+        ("job__batch__owner", admin.RelatedOnlyFieldListFilter),
+    )
     search_fields = ("job__original_name", "job__batch__owner__email")
     date_hierarchy = "created"
     list_select_related = ("job", "model_version")

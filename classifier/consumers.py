@@ -8,7 +8,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from classifier.presenters import batch_as_dict
-from classifier.selectors import batches_in_progress_for_user, batch_get_for_user, user_group_name
+from classifier.selectors import batch_get_for_user, batches_in_progress_for_user, user_group_name
 
 UNAUTHENTICATED = 4401
 

@@ -42,6 +42,12 @@ class CleanImage:
     height: int
 
 
+def megabytes(size: int) -> str:
+    """A byte count as people read it: "20 MB", "0.5 MB"."""
+    value = size / (1024 * 1024)
+    return f"{value:.0f} MB" if value >= 10 or value.is_integer() else f"{value:.1f} MB"
+
+
 def clean_file_name(raw: str) -> str:
     """The last path component of a client-given name, without control characters, bounded."""
     name = PureWindowsPath(PurePosixPath(raw or "").name).name
@@ -50,18 +56,19 @@ def clean_file_name(raw: str) -> str:
         stem, dot, ext = name.rpartition(".")
         keep = MAX_NAME_LENGTH - len(ext) - 1 if dot and len(ext) <= 10 else MAX_NAME_LENGTH
         name = f"{stem[:keep]}.{ext}" if dot and len(ext) <= 10 else name[:MAX_NAME_LENGTH]
-    return name or "unnamed"
+    return name if name.strip(".") else "unnamed"
 
 
 def clean_image(stream: IO[bytes], *, name: str, size: int | None = None) -> CleanImage:
     """Validate one uploaded image and re-encode it; raise InvalidUpload with a human reason."""
     display_name = clean_file_name(name)
     max_bytes = settings.ECGSITE_MAX_UPLOAD_BYTES
+    too_large = f"is larger than the {megabytes(max_bytes)} limit."
     if size is not None and size > max_bytes:
-        raise InvalidUpload(display_name, f"is larger than the {max_bytes // (1024 * 1024)} MB limit.")
+        raise InvalidUpload(display_name, too_large)
     data = stream.read(max_bytes + 1)
     if len(data) > max_bytes:
-        raise InvalidUpload(display_name, f"is larger than the {max_bytes // (1024 * 1024)} MB limit.")
+        raise InvalidUpload(display_name, too_large)
     if not data:
         raise InvalidUpload(display_name, "is empty.")
 

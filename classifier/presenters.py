@@ -26,9 +26,7 @@ def job_as_dict(job: Job) -> dict[str, Any]:
         "image_url": reverse("classifier:job-image", args=[job.pk]),
         "sha256": job.sha256,
         "label": prediction.label if prediction else None,
-        "probabilities": (
-            {key: prediction.probabilities[key] for key in CLASS_KEYS} if prediction else None
-        ),
+        "probabilities": ({key: prediction.probabilities[key] for key in CLASS_KEYS} if prediction else None),
         "model_version": prediction.model_version.name if prediction else None,
         "inference_ms": prediction.inference_ms if prediction else None,
         "error": job.error,

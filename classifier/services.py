@@ -151,21 +151,28 @@ def prediction_record(
     probabilities: dict[str, float],
     inference_ms: float,
 ) -> Job:
-    """Store the prediction and mark the job succeeded, at most once per job and model."""
+    """Store the prediction and mark the running job succeeded, at most once per job and model.
+
+    A job that is no longer running (another delivery finished it, or it failed meanwhile)
+    keeps its state and gets no prediction.
+    """
     _check_probabilities(label, probabilities)
     now = timezone.now()
     try:
         with transaction.atomic():
-            Prediction.objects.create(
-                job=job,
-                model_version=model_version,
-                label=label,
-                probabilities={key: float(probabilities[key]) for key in CLASS_KEYS},
-                inference_ms=inference_ms,
-            )
-            Job.objects.filter(pk=job.pk, status=Job.Status.RUNNING).update(
+            finished = Job.objects.filter(pk=job.pk, status=Job.Status.RUNNING).update(
                 status=Job.Status.SUCCEEDED, model_version=model_version, finished=now, error=""
             )
+            if finished:
+                Prediction.objects.create(
+                    job=job,
+                    model_version=model_version,
+                    label=label,
+                    probabilities={key: float(probabilities[key]) for key in CLASS_KEYS},
+                    inference_ms=inference_ms,
+                )
+            else:
+                logger.info("job %s is no longer running; its prediction was not stored", job.pk)
     except IntegrityError:
         logger.info("job %s already has a prediction from %s; kept the first", job.pk, model_version)
     job.refresh_from_db()
@@ -174,7 +181,9 @@ def prediction_record(
 
 def _check_probabilities(label: str, probabilities: dict[str, float]) -> None:
     if set(probabilities) != set(CLASS_KEYS):
-        raise ValueError(f"probabilities must have exactly the keys {CLASS_KEYS}; got {sorted(probabilities)}")
+        raise ValueError(
+            f"probabilities must have exactly the keys {CLASS_KEYS}; got {sorted(probabilities)}"
+        )
     if label not in CLASS_KEYS:
         raise ValueError(f"label must be one of {CLASS_KEYS}; got {label!r}")
     if not math.isclose(sum(probabilities.values()), 1.0, abs_tol=1e-3):

@@ -9,6 +9,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
 
 from classifier import selectors, services
+from classifier.images import megabytes
 from classifier.models import CLASS_KEYS, Job, Label
 from classifier.presenters import batch_as_dict
 
@@ -44,10 +45,10 @@ def upload(request: HttpRequest) -> HttpResponse:
     return redirect(url)
 
 
-def _limits() -> dict[str, int]:
+def _limits() -> dict[str, int | str]:
     return {
         "max_files": settings.ECGSITE_MAX_FILES_PER_BATCH,
-        "max_megabytes": settings.ECGSITE_MAX_UPLOAD_BYTES // (1024 * 1024),
+        "max_size": megabytes(settings.ECGSITE_MAX_UPLOAD_BYTES),
     }
 
 

@@ -100,9 +100,7 @@ if DATABASE_URL:
         _database.setdefault("OPTIONS", {}).update(
             {"charset": "utf8mb4", "init_command": "SET sql_mode='STRICT_TRANS_TABLES'"}
         )
-        _database.setdefault("TEST", {}).update(
-            {"CHARSET": "utf8mb4", "COLLATION": "utf8mb4_unicode_ci"}
-        )
+        _database.setdefault("TEST", {}).update({"CHARSET": "utf8mb4", "COLLATION": "utf8mb4_unicode_ci"})
 else:
     VAR_DIR.mkdir(parents=True, exist_ok=True)
     _database = {

@@ -27,7 +27,7 @@ logger = logging.getLogger(__name__)
     soft_time_limit=settings.CLASSIFY_SOFT_TIME_LIMIT,
     time_limit=int(settings.CLASSIFY_SOFT_TIME_LIMIT * 1.2),
 )
-def classify(self, job_id: int) -> None:  # noqa: ANN001 - Celery binds `self`
+def classify(self, job_id: int) -> None:
     """Classify one job's image and record the prediction, at most once per job and model."""
     from ml.preprocess import InvalidImageError
 
@@ -46,6 +46,14 @@ def classify(self, job_id: int) -> None:  # noqa: ANN001 - Celery binds `self`
         services.job_fail(job_id=job_id, error=str(exc))
     except SoftTimeLimitExceeded:
         services.job_fail(job_id=job_id, error="Classification took too long and was stopped.")
+    except (OperationalError, InterfaceError):
+        raise  # the database blinked: Celery retries the task, which may resume this job
+    except Exception:
+        # Our fault, not the image's: log it for us, and tell the user plainly.
+        logger.exception("job %s: classification failed", job_id)
+        services.job_fail(
+            job_id=job_id, error="An internal error stopped the classification. It has been logged."
+        )
     else:
         services.prediction_record(
             job=job,

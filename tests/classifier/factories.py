@@ -1,0 +1,59 @@
+"""Rows for classifier tests. Images are tiny PNGs: only tests of uploads need a real ECG."""
+
+from __future__ import annotations
+
+import uuid
+
+import factory
+from factory.django import DjangoModelFactory
+
+from classifier.models import CLASS_KEYS, Batch, Job, ModelVersion, Prediction
+
+
+def probabilities_for(label: str, top: float = 0.7) -> dict[str, float]:
+    """Four probabilities summing to 1, with `top` on `label`."""
+    rest = (1.0 - top) / (len(CLASS_KEYS) - 1)
+    return {key: (top if key == label else rest) for key in CLASS_KEYS}
+
+
+class ModelVersionFactory(DjangoModelFactory):
+    class Meta:
+        model = ModelVersion
+
+    name = factory.Sequence(lambda n: f"model-v{n}")
+    architecture = "hybrid"
+    file_sha256 = factory.Sequence(lambda n: f"{n:064x}")
+
+
+class BatchFactory(DjangoModelFactory):
+    """A batch; pass `owner=` (one of the shared actors)."""
+
+    class Meta:
+        model = Batch
+
+    name = factory.Sequence(lambda n: f"Batch {n}")
+
+
+class JobFactory(DjangoModelFactory):
+    """A queued job with a small stored PNG; pass `batch=`."""
+
+    class Meta:
+        model = Job
+
+    image = factory.django.ImageField(width=64, height=48, format="PNG", filename="upload.png", color="white")
+    width = 64
+    height = 48
+    original_name = factory.Sequence(lambda n: f"ecg-{n}.png")
+    sha256 = factory.Sequence(lambda n: f"{n:064x}")
+    task_id = factory.LazyFunction(lambda: uuid.uuid4().hex)
+
+
+class PredictionFactory(DjangoModelFactory):
+    """A prediction; pass `job=` and `model_version=`."""
+
+    class Meta:
+        model = Prediction
+
+    label = "normal"
+    probabilities = factory.LazyAttribute(lambda prediction: probabilities_for(prediction.label))
+    inference_ms = 10.0

@@ -1,0 +1,108 @@
+"""classifier.images: names from clients are cleaned, images are decoded with limits and re-encoded."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from PIL import Image
+
+from classifier.images import MAX_NAME_LENGTH, InvalidUpload, clean_file_name, clean_image, megabytes
+from tests.classifier.conftest import tiny_image_bytes
+
+
+@pytest.mark.parametrize(
+    ("raw", "cleaned"),
+    [
+        ("../../etc/passwd.png", "passwd.png"),
+        ("/var/www/ecg.jpg", "ecg.jpg"),
+        ("..\\..\\Windows\\ecg.png", "ecg.png"),
+        ("C:\\Users\\ana\\Desktop\\ecg.jpg", "ecg.jpg"),
+    ],
+    ids=["posix traversal", "posix absolute", "windows traversal", "windows absolute"],
+)
+def test_a_name_with_a_path_keeps_only_its_last_component(raw, cleaned):
+    assert clean_file_name(raw) == cleaned
+
+
+def test_control_characters_are_removed_from_a_name():
+    assert clean_file_name("e\x1bc\x00g\r\n\u200b\u202e.png") == "ecg.png"
+
+
+def test_a_300_character_name_is_cut_to_255_keeping_its_extension():
+    cleaned = clean_file_name("a" * 296 + ".png")
+
+    assert len(cleaned) == MAX_NAME_LENGTH
+    assert cleaned == "a" * (MAX_NAME_LENGTH - 4) + ".png"
+
+
+def test_a_300_character_name_without_extension_is_cut_to_255():
+    assert clean_file_name("b" * 300) == "b" * MAX_NAME_LENGTH
+
+
+@pytest.mark.parametrize("raw", ["", "\x00\x01", "   "])
+def test_a_name_with_nothing_left_becomes_unnamed(raw):
+    assert clean_file_name(raw) == "unnamed"
+
+
+def test_clean_image_names_the_file_by_its_cleaned_name_when_it_refuses_it():
+    with pytest.raises(InvalidUpload) as caught:
+        clean_image(io.BytesIO(b""), name="../secret/\x07empty.png")
+
+    assert str(caught.value) == "empty.png: is empty."
+    assert (caught.value.name, caught.value.reason) == ("empty.png", "is empty.")
+
+
+def test_clean_image_refuses_by_declared_size_before_reading(settings):
+    settings.ECGSITE_MAX_UPLOAD_BYTES = 2 * 1024 * 1024
+
+    class Unreadable(io.BytesIO):
+        def read(self, *args):
+            raise AssertionError("read although the declared size is over the limit")
+
+    with pytest.raises(InvalidUpload, match="larger than the 2 MB limit"):
+        clean_image(Unreadable(), name="big.png", size=3 * 1024 * 1024)
+
+
+def test_clean_image_refuses_an_animated_png():
+    frames = [Image.new("RGB", (40, 30), color) for color in ("white", "black")]
+    out = io.BytesIO()
+    frames[0].save(out, format="PNG", save_all=True, append_images=frames[1:])
+
+    with pytest.raises(InvalidUpload, match="is an animation"):
+        clean_image(io.BytesIO(out.getvalue()), name="anim.png")
+
+
+def test_clean_image_keeps_png_as_png_and_everything_else_as_jpeg():
+    png = clean_image(io.BytesIO(tiny_image_bytes("PNG")), name="a.png")
+    jpeg = clean_image(io.BytesIO(tiny_image_bytes("JPEG")), name="b.png")  # the name does not decide
+
+    assert (png.extension, Image.open(io.BytesIO(png.content)).format) == (".png", "PNG")
+    assert (jpeg.extension, Image.open(io.BytesIO(jpeg.content)).format) == (".jpg", "JPEG")
+
+
+def test_clean_image_converts_to_rgb():
+    grey_with_alpha = io.BytesIO()
+    Image.new("LA", (40, 30)).save(grey_with_alpha, format="PNG")
+
+    cleaned = clean_image(io.BytesIO(grey_with_alpha.getvalue()), name="la.png")
+
+    assert Image.open(io.BytesIO(cleaned.content)).mode == "RGB"
+
+
+@pytest.mark.parametrize(
+    ("size", "shown"),
+    [
+        (20 * 1024 * 1024, "20 MB"),
+        (512 * 1024, "0.5 MB"),
+        (1536 * 1024, "1.5 MB"),
+        (60 * 1024 * 1024, "60 MB"),
+    ],
+)
+def test_size_limits_read_as_people_write_them(size, shown):
+    assert megabytes(size) == shown
+
+
+@pytest.mark.parametrize("raw", ["..", "../", "..\\\\", "..."])
+def test_a_name_of_only_dots_becomes_unnamed(raw):
+    assert clean_file_name(raw) == "unnamed"

@@ -1,0 +1,323 @@
+"""Uploading a batch: POST /upload/ → services.batch_create → images.clean_image.
+
+A batch is all or nothing: one bad file rejects it with a message naming the file, and then no
+row and no file is left behind. Jobs reach the queue only after their transaction commits.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import re
+from unittest import mock
+
+import numpy as np
+import pytest
+from django.db import IntegrityError, transaction
+from django.urls import reverse
+from PIL import Image
+
+from classifier import services
+from classifier.models import Batch, Job
+from tests.classifier.conftest import stored_files, tiny_image_bytes
+
+pytestmark = pytest.mark.django_db
+
+UPLOAD_URL = "/upload/"
+JSON = {"accept": "application/json"}
+
+
+@pytest.fixture
+def enqueue(monkeypatch):
+    """Records what would be handed to the queue instead of running it."""
+    recorder = mock.Mock()
+    monkeypatch.setattr("worker.queue.enqueue_classify", recorder)
+    return recorder
+
+
+def _post_json(client, files, **data):
+    return client.post(UPLOAD_URL, {"images": files, **data}, headers=JSON)
+
+
+def _noise_png(side: int) -> bytes:
+    """A PNG that does not compress: about 3 bytes per pixel."""
+    pixels = np.random.default_rng(0).integers(0, 256, (side, side, 3), dtype=np.uint8)
+    out = io.BytesIO()
+    Image.fromarray(pixels).save(out, format="PNG")
+    return out.getvalue()
+
+
+def _assert_nothing_stored(media_root):
+    assert Batch.objects.count() == 0
+    assert Job.objects.count() == 0
+    assert stored_files(media_root) == []
+
+
+# Accepted uploads
+
+
+def test_several_files_in_one_post_create_one_batch_with_one_job_per_image(
+    owner, owner_client, make_upload, ecg_jpeg, media_root, enqueue
+):
+    files = [make_upload("a.png"), make_upload("b.png"), make_upload("c.jpg", ecg_jpeg, "image/jpeg")]
+
+    response = _post_json(owner_client, files, name="Ward 3")
+
+    assert response.status_code == 201
+    batch = Batch.objects.get()
+    assert (batch.owner, batch.name) == (owner, "Ward 3")
+    assert sorted(batch.jobs.values_list("original_name", flat=True)) == ["a.png", "b.png", "c.jpg"]
+    assert len(stored_files(media_root)) == 3
+
+
+def test_json_upload_answers_201_with_the_batch_url(owner_client, make_upload, enqueue):
+    response = _post_json(owner_client, [make_upload()])
+
+    batch = Batch.objects.get()
+    assert response.status_code == 201
+    assert response.json() == {"batch": batch.pk, "url": reverse("classifier:batch-detail", args=[batch.pk])}
+
+
+def test_form_upload_redirects_to_the_batch_page(owner_client, make_upload, enqueue):
+    response = owner_client.post(UPLOAD_URL, {"images": [make_upload()]})
+
+    batch = Batch.objects.get()
+    assert response.status_code == 302
+    assert response["Location"] == reverse("classifier:batch-detail", args=[batch.pk])
+
+
+def test_upload_without_a_name_gets_a_dated_batch_name(owner_client, make_upload, enqueue):
+    _post_json(owner_client, [make_upload()])
+
+    assert re.fullmatch(r"Batch of \d{4}-\d\d-\d\d \d\d:\d\d UTC", Batch.objects.get().name)
+
+
+def test_jobs_are_queued_and_not_enqueued_until_the_transaction_commits(
+    owner_client, make_upload, enqueue, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        _post_json(owner_client, [make_upload("a.png"), make_upload("b.png")])
+
+    assert list(Job.objects.values_list("status", flat=True)) == [Job.Status.QUEUED, Job.Status.QUEUED]
+    assert len(callbacks) == 1
+    enqueue.assert_not_called()
+
+
+def test_each_job_is_enqueued_with_its_task_id_after_commit(
+    owner, make_upload, enqueue, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        batch = services.batch_create(owner=owner, files=[make_upload("a.png"), make_upload("b.png")])
+
+    expected = [mock.call(job_id=job.pk, task_id=job.task_id) for job in batch.jobs.all()]
+    assert enqueue.call_args_list == expected
+    assert all(job.task_id for job in batch.jobs.all())
+
+
+def test_nothing_is_enqueued_when_the_surrounding_transaction_rolls_back(
+    owner, make_upload, enqueue, django_capture_on_commit_callbacks
+):
+    class Abort(Exception):
+        pass
+
+    with (
+        django_capture_on_commit_callbacks(execute=True) as callbacks,
+        pytest.raises(Abort),
+        transaction.atomic(),
+    ):
+        services.batch_create(owner=owner, files=[make_upload()])
+        raise Abort
+
+    assert callbacks == []
+    enqueue.assert_not_called()
+    assert Job.objects.count() == 0
+
+
+def test_a_failure_while_writing_the_batch_removes_the_files_already_stored(
+    owner, make_upload, media_root, enqueue, monkeypatch
+):
+    real_save = Job.save
+    saves = []
+
+    def fail_on_second_job(job, *args, **kwargs):
+        saves.append(job)
+        if len(saves) == 2:
+            raise IntegrityError("simulated")
+        real_save(job, *args, **kwargs)
+
+    monkeypatch.setattr(Job, "save", fail_on_second_job)
+
+    with pytest.raises(IntegrityError):
+        services.batch_create(owner=owner, files=[make_upload("a.png"), make_upload("b.png")])
+
+    _assert_nothing_stored(media_root)
+    enqueue.assert_not_called()
+
+
+# Rejected uploads: 400, a message naming the file, nothing stored
+
+
+def _truncated(data: bytes) -> bytes:
+    return data[: len(data) // 2]
+
+
+def _gif() -> bytes:
+    out = io.BytesIO()
+    Image.new("P", (40, 30)).save(out, format="GIF")
+    return out.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "reason"),
+    [
+        ("empty.png", lambda png, jpeg: b"", "is empty."),
+        (
+            "notes.jpg",
+            lambda png, jpeg: b"Patient notes, not an image.\n" * 20,
+            "is not a JPEG or PNG image.",
+        ),
+        ("half.png", lambda png, jpeg: _truncated(png), "is damaged or truncated and cannot be read."),
+        ("half.jpg", lambda png, jpeg: _truncated(jpeg), "is damaged or truncated and cannot be read."),
+        ("anim.gif", lambda png, jpeg: _gif(), "is not a JPEG or PNG image."),
+    ],
+    ids=["empty file", "text renamed .jpg", "truncated PNG", "truncated JPEG", "GIF"],
+)
+def test_an_unusable_file_is_refused_with_a_message_naming_it_and_nothing_is_stored(
+    owner_client, make_upload, ecg_png, ecg_jpeg, media_root, enqueue, name, content, reason
+):
+    response = _post_json(owner_client, [make_upload(name, content(ecg_png, ecg_jpeg))])
+
+    assert response.status_code == 400
+    assert response.json() == {"errors": [f"{name}: {reason}"]}
+    _assert_nothing_stored(media_root)
+    enqueue.assert_not_called()
+
+
+def test_a_file_over_the_byte_limit_is_refused(owner_client, make_upload, media_root, settings, enqueue):
+    settings.ECGSITE_MAX_UPLOAD_BYTES = 1024 * 1024
+    big = _noise_png(700)
+    assert len(big) > settings.ECGSITE_MAX_UPLOAD_BYTES
+
+    response = _post_json(owner_client, [make_upload("big.png", big)])
+
+    assert response.status_code == 400
+    assert response.json() == {"errors": ["big.png: is larger than the 1 MB limit."]}
+    _assert_nothing_stored(media_root)
+
+
+def test_an_image_over_the_pixel_limit_is_refused(owner_client, make_upload, media_root, settings, enqueue):
+    settings.ECGSITE_MAX_IMAGE_PIXELS = 100_000  # the synthetic ECG is 1200x852
+
+    response = _post_json(owner_client, [make_upload("huge.png")])
+
+    assert response.status_code == 400
+    assert response.json() == {"errors": ["huge.png: is 1200x852 pixels; the limit is 100,000 pixels."]}
+    _assert_nothing_stored(media_root)
+
+
+def test_a_batch_over_the_file_count_limit_is_refused_with_our_message(
+    owner_client, make_upload, media_root, settings, enqueue
+):
+    settings.ECGSITE_MAX_FILES_PER_BATCH = 2
+
+    response = _post_json(owner_client, [make_upload(f"{n}.png") for n in range(3)])
+
+    assert response.status_code == 400
+    assert response.json() == {"errors": ["3 files were sent; a batch holds at most 2."]}
+    _assert_nothing_stored(media_root)
+
+
+def test_a_post_without_files_is_refused(owner_client, media_root, enqueue):
+    response = owner_client.post(UPLOAD_URL, {"name": "nothing"}, headers=JSON)
+
+    assert response.status_code == 400
+    assert response.json() == {"errors": ["Choose at least one JPEG or PNG image."]}
+    assert Batch.objects.count() == 0
+
+
+def test_a_batch_with_one_bad_file_is_refused_whole(owner_client, make_upload, media_root, enqueue):
+    response = _post_json(owner_client, [make_upload("good.png"), make_upload("bad.png", b"")])
+
+    assert response.status_code == 400
+    assert response.json() == {"errors": ["bad.png: is empty."]}
+    _assert_nothing_stored(media_root)
+
+
+def test_every_bad_file_of_a_batch_is_named(owner_client, make_upload, media_root, enqueue):
+    response = _post_json(owner_client, [make_upload("one.png", b""), make_upload("two.jpg", b"text")])
+
+    assert response.json()["errors"] == ["one.png: is empty.", "two.jpg: is not a JPEG or PNG image."]
+
+
+def test_a_refused_form_upload_shows_the_messages_on_the_upload_page(owner_client, make_upload, media_root):
+    response = owner_client.post(UPLOAD_URL, {"images": [make_upload("bad.png", b"")]})
+
+    assert response.status_code == 400
+    assert "classifier/upload.html" in [template.name for template in response.templates]
+    assert "<li>bad.png: is empty.</li>" in response.content.decode()
+
+
+# What is stored
+
+
+def test_stored_files_get_random_names_not_the_uploaded_name(owner_client, make_upload, enqueue):
+    _post_json(owner_client, [make_upload("patient-john-doe.png")])
+
+    job = Job.objects.get()
+    assert job.original_name == "patient-john-doe.png"
+    assert re.fullmatch(r"jobs/\d{4}/\d\d/[0-9a-f]{32}\.png", job.image.name)
+
+
+def test_stored_bytes_are_re_encoded_not_the_uploaded_bytes(owner_client, make_upload, ecg_jpeg, enqueue):
+    _post_json(owner_client, [make_upload("ecg.jpg", ecg_jpeg, "image/jpeg")])
+
+    job = Job.objects.get()
+    with job.image.open("rb") as stored:
+        data = stored.read()
+    assert data != ecg_jpeg
+    assert Image.open(io.BytesIO(data)).format == "JPEG"
+
+
+def test_the_sha256_is_of_the_uploaded_bytes(owner_client, make_upload, ecg_png, enqueue):
+    _post_json(owner_client, [make_upload("ecg.png")])
+
+    assert Job.objects.get().sha256 == hashlib.sha256(ecg_png).hexdigest()
+
+
+def test_exif_metadata_is_not_stored(owner_client, make_upload, enqueue):
+    exif = Image.Exif()
+    exif[0x010F] = "Scanner Maker"  # Make
+    exif[0x0131] = "Hospital PACS 1.0"  # Software
+    upload = tiny_image_bytes("JPEG", exif=exif.tobytes())
+    assert Image.open(io.BytesIO(upload)).getexif()
+
+    _post_json(owner_client, [make_upload("scan.jpg", upload, "image/jpeg")])
+
+    with Job.objects.get().image.open("rb") as stored:
+        kept = Image.open(io.BytesIO(stored.read()))
+        assert dict(kept.getexif()) == {}
+        assert "exif" not in kept.info
+
+
+def test_an_image_with_exif_orientation_6_is_stored_upright(owner_client, make_upload, enqueue):
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotated 90°: the camera's 200x100 is 100x200 upright
+    upload = tiny_image_bytes("JPEG", size=(200, 100), exif=exif.tobytes())
+
+    _post_json(owner_client, [make_upload("phone.jpg", upload, "image/jpeg")])
+
+    job = Job.objects.get()
+    assert (job.width, job.height) == (100, 200)
+    with job.image.open("rb") as stored:
+        kept = Image.open(io.BytesIO(stored.read()))
+        assert kept.size == (100, 200)
+        assert kept.getexif().get(0x0112) is None
+
+
+def test_a_file_name_with_a_path_is_stored_as_its_last_component(owner, make_upload, enqueue):
+    upload = make_upload()
+    upload._name = "../../etc/ecg.png"  # bypass UploadedFile's own clean-up: test ours
+
+    batch = services.batch_create(owner=owner, files=[upload])
+
+    assert batch.jobs.get().original_name == "ecg.png"

@@ -1,0 +1,115 @@
+"""worker.embedded: the default's worker thread runs the same task, and picks up what a crash left.
+
+These tests need committed rows (the worker thread has its own connection), hence transaction=True.
+pytest-django's SQLite test database is in memory with a shared cache, which every thread's
+connection opens by name, so the worker thread sees the same database.
+"""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import Future
+
+import pytest
+from django.test import Client
+
+from classifier.models import Batch, Job, Prediction
+from tests.classifier.factories import BatchFactory, JobFactory
+from worker.embedded import EmbeddedRunner
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+WAIT_SECONDS = 30
+
+
+@pytest.fixture
+def runner():
+    embedded = EmbeddedRunner()
+    yield embedded
+    embedded._executor.shutdown(wait=True)
+
+
+@pytest.fixture
+def batch(owner) -> Batch:
+    return BatchFactory(owner=owner)
+
+
+def test_submit_runs_the_job_on_the_worker_thread(runner, batch, fake_classifier, monkeypatch):
+    job = JobFactory(batch=batch)
+    threads: list[str] = []
+    real_predict = fake_classifier.predict
+    monkeypatch.setattr(
+        fake_classifier,
+        "predict",
+        lambda images: threads.append(threading.current_thread().name) or real_predict(images),
+    )
+
+    future = runner.submit(job_id=job.pk, task_id=job.task_id)
+
+    assert isinstance(future, Future)
+    assert future.result(timeout=WAIT_SECONDS) is None
+    job.refresh_from_db()
+    assert job.status == Job.Status.SUCCEEDED
+    assert Prediction.objects.filter(job=job).count() == 1
+    assert len(threads) == 1 and threads[0].startswith("embedded-worker")
+
+
+def test_a_job_that_raises_on_the_worker_thread_does_not_stop_the_next(
+    runner, batch, fake_classifier, monkeypatch
+):
+    broken, fine = JobFactory(batch=batch), JobFactory(batch=batch)
+    real_predict = fake_classifier.predict
+    calls = []
+
+    def predict_failing_once(images):
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("GPU fell over")
+        return real_predict(images)
+
+    monkeypatch.setattr(fake_classifier, "predict", predict_failing_once)
+
+    runner.submit(job_id=broken.pk, task_id=broken.task_id).result(timeout=WAIT_SECONDS)
+    runner.submit(job_id=fine.pk, task_id=fine.task_id).result(timeout=WAIT_SECONDS)
+
+    fine.refresh_from_db()
+    assert fine.status == Job.Status.SUCCEEDED
+
+
+def test_recover_unfinished_requeues_and_runs_a_job_left_running(runner, batch, fake_classifier):
+    orphan = JobFactory(batch=batch, status=Job.Status.RUNNING, task_id="dead-process", attempts=1)
+    waiting = JobFactory(batch=batch)
+
+    runner.recover_unfinished().result(timeout=WAIT_SECONDS)
+    # Recovery submits the jobs to the same single thread: an empty task queued after them
+    # finishes only once they have run.
+    runner._executor.submit(lambda: None).result(timeout=WAIT_SECONDS)
+
+    orphan.refresh_from_db()
+    waiting.refresh_from_db()
+    assert (orphan.status, orphan.attempts) == (Job.Status.SUCCEEDED, 2)
+    assert orphan.task_id != "dead-process"
+    assert waiting.status == Job.Status.SUCCEEDED
+    batch.refresh_from_db()
+    assert batch.completed is not None
+
+
+def test_the_embedded_queue_hands_uploads_to_the_worker_thread(
+    runner, owner, make_upload, fake_classifier, settings, monkeypatch
+):
+    settings.ECGSITE_TASK_RUNNER = "embedded"
+    monkeypatch.setattr("worker.embedded.runner", runner)
+    submitted: list[Future] = []
+    real_submit = runner.submit
+    monkeypatch.setattr(
+        runner, "submit", lambda **kwargs: submitted.append(real_submit(**kwargs)) or submitted[-1]
+    )
+    client = Client()
+    client.force_login(owner)
+
+    response = client.post("/upload/", {"images": [make_upload()]}, headers={"accept": "application/json"})
+
+    assert response.status_code == 201
+    assert len(submitted) == 1
+    submitted[0].result(timeout=WAIT_SECONDS)
+    assert Job.objects.get().status == Job.Status.SUCCEEDED

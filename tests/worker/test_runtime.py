@@ -1,0 +1,148 @@
+"""worker.runtime: which model a worker runs, loaded once per process on first use."""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from django.test import Client
+
+import worker.runtime as runtime
+from classifier.models import CLASS_KEYS, Batch, Job, Prediction
+from ml.inference import Classifier
+from ml.models import MODELS_DIR, default_model_path
+
+
+@pytest.fixture
+def unloaded(monkeypatch):
+    """This process has not loaded a model yet (the previous one is restored afterwards)."""
+    monkeypatch.setattr(runtime, "_classifier", None)
+
+
+def test_no_configured_model_means_the_shipped_default(settings):
+    settings.ECGSITE_MODEL = ""
+
+    assert runtime.model_path() is None
+
+
+def test_a_model_name_means_that_shipped_model(settings):
+    settings.ECGSITE_MODEL = "cnn-v1"
+
+    assert runtime.model_path() == MODELS_DIR / "cnn-v1.keras"
+
+
+def test_a_keras_path_is_used_as_given(settings):
+    settings.ECGSITE_MODEL = "/srv/models/retrained.keras"
+
+    assert runtime.model_path() == Path("/srv/models/retrained.keras")
+
+
+def test_concurrent_first_calls_load_the_model_once(unloaded, monkeypatch):
+    loads = []
+
+    def slow_load(path):
+        loads.append(path)
+        time.sleep(0.05)  # long enough for every thread to arrive while the first loads
+        return SimpleNamespace(name="stub", architecture="stub", device="CPU")
+
+    monkeypatch.setattr(Classifier, "load", staticmethod(slow_load))
+    results: list[object] = []
+    threads = [threading.Thread(target=lambda: results.append(runtime.get_classifier())) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert len(loads) == 1
+    assert len(results) == 8 and all(result is results[0] for result in results)
+
+
+def test_the_configured_model_path_is_what_gets_loaded(unloaded, monkeypatch, settings):
+    settings.ECGSITE_MODEL = "cnn-v1"
+    loads = []
+    monkeypatch.setattr(
+        Classifier,
+        "load",
+        staticmethod(
+            lambda path: loads.append(path) or SimpleNamespace(name="s", architecture="s", device="CPU")
+        ),
+    )
+
+    runtime.get_classifier()
+
+    assert loads == [MODELS_DIR / "cnn-v1.keras"]
+
+
+def test_model_identity_carries_what_the_database_records(fake_classifier):
+    identity = runtime.model_identity(fake_classifier)
+
+    assert (identity.name, identity.architecture, identity.file_sha256) == ("fake-v1", "fake", "0" * 64)
+    assert identity.card == {"metrics": {"macro_f1": 0.5}}
+
+
+# The shipped model itself (TensorFlow): slow.
+
+
+@pytest.fixture(scope="session")
+def shipped_model():
+    """The shipped default model, loaded once per test run through get_classifier()."""
+    saved = runtime._classifier
+    runtime._classifier = None
+    try:
+        return runtime.get_classifier()
+    finally:
+        runtime._classifier = saved  # other tests keep whatever they had
+
+
+@pytest.fixture
+def real_classifier(shipped_model, monkeypatch):
+    """This process has loaded the shipped model, as a worker has after its first job."""
+    monkeypatch.setattr(runtime, "_classifier", shipped_model)
+    return shipped_model
+
+
+@pytest.mark.slow
+def test_get_classifier_loads_the_shipped_default_model(real_classifier):
+    import hashlib
+
+    assert real_classifier.file_sha256 == hashlib.sha256(default_model_path().read_bytes()).hexdigest()
+    assert real_classifier.device
+
+
+@pytest.mark.slow
+def test_get_classifier_returns_the_loaded_model_without_loading_again(real_classifier, monkeypatch):
+    def no_second_load(path):
+        raise AssertionError("the model was loaded a second time")
+
+    monkeypatch.setattr(Classifier, "load", staticmethod(no_second_load))
+
+    assert runtime.get_classifier() is real_classifier
+    assert runtime.get_classifier() is real_classifier
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_a_synthetic_ecg_upload_is_classified_by_the_shipped_model(
+    real_classifier, owner, make_upload, ecg_jpeg
+):
+    client = Client()
+    client.force_login(owner)
+
+    response = client.post(
+        "/upload/", {"images": [make_upload("ecg.png"), make_upload("ecg.jpg", ecg_jpeg, "image/jpeg")]}
+    )
+
+    assert response.status_code == 302
+    batch = Batch.objects.get()
+    assert list(batch.jobs.values_list("status", flat=True)) == [Job.Status.SUCCEEDED] * 2
+    for prediction in Prediction.objects.filter(job__batch=batch):
+        assert set(prediction.probabilities) == set(CLASS_KEYS)
+        assert math.isclose(sum(prediction.probabilities.values()), 1.0, abs_tol=1e-3)
+        assert prediction.label == max(prediction.probabilities, key=prediction.probabilities.get)
+        assert prediction.model_version.name == real_classifier.name
+        assert prediction.inference_ms > 0
+    assert batch.completed is not None
