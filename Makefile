@@ -54,5 +54,9 @@ format: venv ## Format the code with ruff
 train: venv ## Train the hybrid model on the dev images (DATA=../shared/data/khan-ecg)
 	$(PY) -m ml.train --data $(or $(DATA),../shared/data/khan-ecg) --out ml/models
 
+bench: venv ## Measure upload-to-result latency, throughput and worker memory on the real stack
+	bash .ci/run --services-only
+	$(PY) -m bench.service
+
 clean: ## Remove local run state (database, media) but keep .venv
 	rm -rf var

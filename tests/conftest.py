@@ -100,3 +100,14 @@ def fake_classifier(monkeypatch: pytest.MonkeyPatch) -> FakeClassifier:
     fake = FakeClassifier()
     monkeypatch.setattr(worker.runtime, "_classifier", fake)
     return fake
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Remove the throwaway media folder that tests/settings.py made for this run."""
+    import shutil
+
+    from django.conf import settings
+
+    media_root = str(getattr(settings, "MEDIA_ROOT", ""))
+    if "ecgsite-test-media-" in media_root:
+        shutil.rmtree(media_root, ignore_errors=True)

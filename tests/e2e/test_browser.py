@@ -1,0 +1,136 @@
+"""A user's whole visit in headless Chromium against the real server (embedded default).
+
+Sign up through the allauth form, upload three synthetic ECG pages through the upload page's
+script, land on the batch page and watch the three results arrive over the websocket, with
+no reload, then the completion toast.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from pathlib import Path
+
+import pytest
+
+from classifier.models import Label
+from tests.e2e.client import PASSWORD, render_ecg_png
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+# The first classification imports TensorFlow and loads the model on CPU inside daphne.
+RESULTS_TIMEOUT_MS = 180_000
+PAGE_TIMEOUT_MS = 30_000
+IMAGES = [("normal", 11), ("mi", 12), ("abnormal", 13)]
+LABEL_NAMES = {label.label for label in Label}
+
+# Run on the batch page as soon as it has loaded: a marker on this document (a reload or a
+# navigation would lose it), and a record of every toast, which fades away after 8 s.
+MARK_DOCUMENT = """() => {
+  window.__e2eDocument = "batch page, before any live result";
+  window.__e2eToasts = [];
+  new MutationObserver(() => {
+    document.querySelectorAll("#toasts .toast").forEach((toast) => {
+      if (!window.__e2eToasts.includes(toast.textContent)) window.__e2eToasts.push(toast.textContent);
+    });
+  }).observe(document.getElementById("toasts"), { childList: true, subtree: true });
+  return Number(document.getElementById("batch-progress").dataset.done);
+}"""
+
+READ_CARDS = """() => Array.from(document.querySelectorAll("#jobs article.job")).map((card) => ({
+  status: card.dataset.status,
+  name: card.querySelector(".job-name").textContent,
+  label: card.querySelector(".job-label") ? card.querySelector(".job-label").textContent : null,
+  bars: Array.from(card.querySelectorAll(".prob-row")).map((row) => ({
+    cls: row.dataset.class,
+    value: parseFloat(row.querySelector(".prob-value").textContent),
+    width: parseFloat(row.querySelector(".prob-fill").style.width),
+  })),
+}))"""
+
+
+def test_a_new_user_signs_up_uploads_three_images_and_sees_the_results_arrive_live(
+    live_site: str, browser: object, tmp_path: Path
+) -> None:
+    from playwright.sync_api import Browser, expect
+
+    assert isinstance(browser, Browser)
+    context = browser.new_context(base_url=live_site, viewport={"width": 1280, "height": 1100})
+    page = context.new_page()
+    page.set_default_timeout(PAGE_TIMEOUT_MS)
+    page_errors: list[str] = []
+    page.on("pageerror", lambda error: page_errors.append(str(error)))
+    try:
+        # 1. Sign up through the allauth form; it signs the new user in and opens /upload/.
+        email = f"e2e-{uuid.uuid4().hex[:10]}@example.com"
+        page.goto("/accounts/signup/")
+        page.fill("#id_email", email)
+        page.fill("#id_password1", PASSWORD)
+        page.fill("#id_password2", PASSWORD)
+        page.click("form[action='/accounts/signup/'] button[type=submit]")
+        page.wait_for_url("**/upload/")
+        expect(page.locator(".topbar .who")).to_have_text(email)
+
+        # 2. Choose three synthetic pages and submit; the script posts them and opens the batch.
+        page.set_input_files(
+            "#images",
+            files=[
+                {
+                    "name": f"{label}-{seed}.png",
+                    "mimeType": "image/png",
+                    "buffer": render_ecg_png(label, seed),
+                }
+                for label, seed in IMAGES
+            ],
+        )
+        expect(page.locator("#chosen")).to_have_text("3 files chosen")
+        page.click("#upload-button")
+        page.wait_for_url(re.compile(r"/batches/\d+/$"))
+
+        # 3. Mark this document and count navigations from here on.
+        navigations: list[str] = []
+        page.on(
+            "framenavigated",
+            lambda frame: navigations.append(frame.url) if frame == page.main_frame else None,
+        )
+        done_on_arrival = page.evaluate(MARK_DOCUMENT)
+        assert done_on_arrival < 3, (
+            "all three results were already on the page when it loaded, so this run cannot show "
+            "that they arrive live"
+        )
+        expect(page.locator("#jobs article.job")).to_have_count(3)
+
+        # 4. The results arrive over the websocket.
+        progress = page.locator("#batch-progress")
+        expect(progress).to_have_attribute("data-done", "3", timeout=RESULTS_TIMEOUT_MS)
+        expect(progress.locator(".progress-label")).to_have_text("3 of 3 done")
+        assert progress.locator(".bar").evaluate("bar => bar.style.width") == "100%"
+        expect(page.locator("#batch-status")).to_have_text("Complete.")
+
+        cards = page.evaluate(READ_CARDS)
+        assert sorted(card["name"] for card in cards) == sorted(
+            f"{label}-{seed}.png" for label, seed in IMAGES
+        )
+        for card in cards:
+            assert card["status"] == "succeeded", card
+            assert card["label"] in LABEL_NAMES, card
+            assert [bar["cls"] for bar in card["bars"]] == ["normal", "mi", "history_mi", "abnormal"], card
+            # Each bar shows its percentage (one decimal) and is drawn that wide.
+            assert sum(bar["value"] for bar in card["bars"]) == pytest.approx(100, abs=0.3), card
+            assert all(bar["width"] == pytest.approx(bar["value"], abs=0.05) for bar in card["bars"]), card
+
+        # 5. The completion toast, and still the same document: nothing was reloaded.
+        page.wait_for_function("() => window.__e2eToasts.length > 0", timeout=PAGE_TIMEOUT_MS)
+        toasts = page.evaluate("window.__e2eToasts")
+        assert len(toasts) == 1 and "is complete: 3 classified." in toasts[0], toasts
+        assert page.evaluate("window.__e2eDocument") == "batch page, before any live result"
+        assert navigations == [], f"the page navigated while results arrived: {navigations}"
+        assert page_errors == [], f"the page raised script errors: {page_errors}"
+        page.screenshot(path=tmp_path / "batch-page.png", full_page=True)
+        print(f"screenshot of the finished batch page: {tmp_path / 'batch-page.png'}")
+    except Exception:
+        page.screenshot(path=tmp_path / "failure.png", full_page=True)
+        print(f"screenshot at the failure: {tmp_path / 'failure.png'}")
+        raise
+    finally:
+        context.close()
