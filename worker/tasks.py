@@ -6,6 +6,7 @@ import logging
 
 from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
+from celery.signals import worker_process_init
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
@@ -63,6 +64,15 @@ def classify(self, job_id: int) -> None:
             inference_ms=result.inference_ms,
         )
     _report(job_id)
+
+
+@worker_process_init.connect
+def load_model_after_fork(**_kwargs: object) -> None:
+    """Load the model in each prefork child as it starts, so no task waits for it."""
+    try:
+        get_classifier()
+    except Exception:  # the first task retries the load and fails its job with a clear error
+        logger.exception("could not load the model at worker start")
 
 
 def _report(job_id: int) -> None:

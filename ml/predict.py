@@ -1,0 +1,69 @@
+"""Classify ECG page images from the command line and print JSON.
+
+Usage::
+
+    python -m ml.predict IMAGE... [--model PATH]
+
+Prints a JSON list with one object per image, in argument order: ``{"image", "label",
+"probabilities", "inference_ms"}``, or ``{"image", "error"}`` for a file that cannot be
+read or is not a usable image. The exit code is 1 when any image failed, else 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ml.preprocess import InvalidImageError, preprocess_bytes
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``python -m ml.predict``; returns the exit code."""
+    parser = argparse.ArgumentParser(prog="python -m ml.predict", description=__doc__.split("\n")[0])
+    parser.add_argument("images", nargs="+", type=Path, help="JPEG or PNG pages")
+    parser.add_argument("--model", type=Path, default=None, help="model file (.keras)")
+    args = parser.parse_args(argv)
+
+    results: list[dict[str, Any]] = [{"image": str(path)} for path in args.images]
+    arrays, preprocess_ms, good = [], [], []
+    for index, path in enumerate(args.images):
+        try:
+            data = path.read_bytes()
+        except OSError as error:
+            results[index]["error"] = f"Cannot read the file: {error.strerror or error}."
+            continue
+        start = time.perf_counter()
+        try:
+            arrays.append(preprocess_bytes(data))
+        except InvalidImageError as error:
+            results[index]["error"] = str(error)
+            continue
+        preprocess_ms.append((time.perf_counter() - start) * 1000)
+        good.append(index)
+
+    if good:
+        # Import here so argument errors and bad files answer without loading TensorFlow.
+        from ml.inference import Classifier
+
+        classifier = Classifier.load(args.model)
+        predictions = classifier.predict_preprocessed(np.stack(arrays), preprocess_ms)
+        for index, prediction in zip(good, predictions, strict=True):
+            results[index].update(
+                label=prediction.label,
+                probabilities=prediction.probabilities,
+                inference_ms=prediction.inference_ms,
+            )
+    json.dump(results, sys.stdout, indent=2)
+    print()
+    return 0 if len(good) == len(results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

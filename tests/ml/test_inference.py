@@ -1,0 +1,113 @@
+"""The shipped default model, through the library and the command line."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ml.inference import Classifier, ModelLoadError
+from ml.labels import CLASSES
+from ml.models import DEFAULT_MODEL_NAME, default_model_path, list_model_cards
+from ml.preprocess import InvalidImageError
+from ml.synthetic import render_ecg
+from tests.ml.helpers import encode
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+# Loading TensorFlow and the model takes seconds.
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def classifier() -> Classifier:
+    """The default shipped model, loaded once for this module."""
+    return Classifier.load()
+
+
+def test_the_default_model_and_its_card_are_shipped() -> None:
+    assert default_model_path().is_file()
+    cards = {card["name"]: card for card in list_model_cards()}
+    card = cards[DEFAULT_MODEL_NAME]
+    assert card["classes"] == list(CLASSES)
+    assert card["credit"].startswith("Khan & Hussain 2021")
+    assert default_model_path().stat().st_size < 30_000_000
+    required = {
+        "name", "architecture", "parameters", "file_sha256", "input", "classes", "training_data",
+        "command", "seed", "metrics", "created", "runtime", "ms_per_image", "credit",
+    }  # fmt: skip
+    assert required <= set(card)
+    assert card["input"]["size"] == 224
+    assert card["command"].split()[1:3] == ["-m", "ml.train"]
+    assert 0.0 <= card["metrics"]["validation"]["macro_f1"] <= 1.0
+    assert isinstance(card["ms_per_image"], float)
+
+
+def test_classifier_loads_default_model_with_its_card(classifier: Classifier) -> None:
+    assert classifier.name == DEFAULT_MODEL_NAME
+    assert classifier.architecture == "hybrid"
+    assert classifier.file_sha256 == classifier.card["file_sha256"]
+    assert classifier.device == "CPU" or classifier.device.startswith("GPU:")
+
+
+def test_predict_returns_four_probabilities_summing_to_one(
+    classifier: Classifier, synthetic_jpeg: bytes
+) -> None:
+    (prediction,) = classifier.predict([synthetic_jpeg])
+    assert list(prediction.probabilities) == list(CLASSES)
+    assert math.isclose(sum(prediction.probabilities.values()), 1.0, abs_tol=1e-9)
+    assert all(0.0 <= p <= 1.0 for p in prediction.probabilities.values())
+    assert prediction.label == max(prediction.probabilities, key=prediction.probabilities.get)
+    assert prediction.inference_ms > 0
+
+
+def test_predict_of_a_batch_matches_predicting_one_by_one(
+    classifier: Classifier, synthetic_jpeg: bytes
+) -> None:
+    other = encode(render_ecg("normal", seed=2), "PNG")
+    batch = classifier.predict([synthetic_jpeg, other])
+    single = classifier.predict([other])
+    assert len(batch) == 2
+    for label in CLASSES:
+        assert batch[1].probabilities[label] == pytest.approx(single[0].probabilities[label], abs=1e-5)
+
+
+def test_predict_rejects_a_bad_image(classifier: Classifier) -> None:
+    with pytest.raises(InvalidImageError):
+        classifier.predict([b"garbage"])
+
+
+def test_predict_arrays_validates_shape(classifier: Classifier) -> None:
+    with pytest.raises(ValueError, match=r"shape \(n, 224, 224, 3\)"):
+        classifier.predict_arrays(np.zeros((1, 100, 100, 3), np.float32))
+    assert classifier.predict_arrays(np.zeros((0, 224, 224, 3), np.float32)) == []
+
+
+def test_load_refuses_a_missing_model(tmp_path: Path) -> None:
+    with pytest.raises(ModelLoadError, match="No model file"):
+        Classifier.load(tmp_path / "absent.keras")
+
+
+def test_predict_command_prints_json_and_flags_bad_images(tmp_path: Path, synthetic_jpeg: bytes) -> None:
+    good = tmp_path / "page.jpg"
+    good.write_bytes(synthetic_jpeg)
+    bad = tmp_path / "notes.txt.jpg"
+    bad.write_text("this is not an ECG")
+    result = subprocess.run(
+        [sys.executable, "-m", "ml.predict", str(good), str(bad)],
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+        timeout=120,
+    )
+    assert result.returncode == 1  # one image failed
+    output = json.loads(result.stdout)
+    assert [entry["image"] for entry in output] == [str(good), str(bad)]
+    assert output[0]["label"] in CLASSES
+    assert sorted(output[0]["probabilities"]) == sorted(CLASSES)
+    assert math.isclose(sum(output[0]["probabilities"].values()), 1.0, abs_tol=1e-6)
+    assert "not a JPEG or PNG" in output[1]["error"]

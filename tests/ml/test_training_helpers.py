@@ -1,0 +1,45 @@
+"""Pure helpers of training: metrics, the stratified split and class weights."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ml.labels import CLASSES, class_index
+from ml.metrics import classification_metrics
+from ml.train import class_weights, stratified_split
+
+
+def test_metrics_count_per_class_recall_and_macro_f1() -> None:
+    y_true = np.array([0, 0, 1, 2, 3, 3])
+    y_pred = np.array([0, 3, 1, 0, 3, 3])
+    metrics = classification_metrics(y_true, y_pred, CLASSES)
+    assert metrics["accuracy"] == pytest.approx(4 / 6, abs=1e-4)
+    assert metrics["per_class_recall"] == {"normal": 0.5, "mi": 1.0, "history_mi": 0.0, "abnormal": 1.0}
+    # F1: normal 0.5, mi 1, history_mi 0, abnormal 0.8 -> mean 0.575
+    assert metrics["macro_f1"] == pytest.approx(0.575, abs=1e-4)
+    assert metrics["confusion_matrix"]["counts"][0] == [1, 0, 0, 1]
+
+
+def test_split_is_stratified_disjoint_and_seeded() -> None:
+    labels = np.repeat(np.arange(4), [106, 22, 64, 175])
+    train, val = stratified_split(labels, 0.2, seed=42)
+    assert set(train).isdisjoint(val) and len(train) + len(val) == len(labels)
+    assert np.bincount(labels[val]).tolist() == [21, 4, 13, 35]
+    again_train, again_val = stratified_split(labels, 0.2, seed=42)
+    assert np.array_equal(val, again_val) and np.array_equal(train, again_train)
+    assert not np.array_equal(val, stratified_split(labels, 0.2, seed=1)[1])
+
+
+def test_class_weights_favour_the_rare_class() -> None:
+    labels = np.repeat(np.arange(4), [80, 20, 50, 140])
+    weights = class_weights(labels)
+    assert weights[class_index("mi")] > weights[class_index("normal")] > weights[class_index("abnormal")]
+    # Each class contributes the same total weight.
+    totals = [weights[i] * count for i, count in enumerate([80, 20, 50, 140])]
+    assert max(totals) == pytest.approx(min(totals))
+
+
+def test_unknown_label_error_lists_the_classes() -> None:
+    with pytest.raises(ValueError, match="expected one of normal, mi, history_mi, abnormal"):
+        class_index("stemi")
