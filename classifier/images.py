@@ -98,7 +98,7 @@ def clean_image(stream: IO[bytes], *, name: str, size: int | None = None) -> Cle
 
     out = io.BytesIO()
     if source_format == "PNG":
-        image.save(out, format="PNG", optimize=False)
+        image.save(out, format="PNG", compress_level=3)  # level 6 costs 40% more time for 25% less disk
         extension = ".png"
     else:
         image.save(out, format="JPEG", quality=92)
