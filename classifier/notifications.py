@@ -15,11 +15,11 @@ logger = logging.getLogger(__name__)
 
 def batch_completed_email(batch: Batch) -> None:
     """Tell the owner their batch is done, with a count of results and failures."""
-    jobs = list(batch.jobs.all().prefetch_related("predictions"))
+    statuses = list(batch.jobs.values_list("status", flat=True))
     context = {
         "batch": batch,
-        "succeeded": sum(job.status == Job.Status.SUCCEEDED for job in jobs),
-        "failed": sum(job.status == Job.Status.FAILED for job in jobs),
+        "succeeded": statuses.count(Job.Status.SUCCEEDED),
+        "failed": statuses.count(Job.Status.FAILED),
         "site_url": settings.ECGSITE_SITE_URL.rstrip("/"),
     }
     try:
