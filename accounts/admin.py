@@ -1,7 +1,13 @@
-from django.contrib import admin
-from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
+from typing import Any
 
-from accounts.models import User
+from django.contrib import admin, messages
+from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.utils import timezone
+
+from accounts.models import ApiToken, User, WebhookSecret
+from accounts.tokens import api_token_create
 
 
 @admin.register(User)
@@ -16,3 +22,49 @@ class UserAdmin(BaseUserAdmin):
         ("Important dates", {"fields": ("last_login", "date_joined")}),
     )
     add_fieldsets = ((None, {"classes": ("wide",), "fields": ("email", "password1", "password2")}),)
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):
+    """Tokens are made here (the key is shown once, in a message) and revoked, never edited."""
+
+    list_display = ("prefix", "name", "user", "created", "last_used", "revoked")
+    list_filter = ("revoked", "created")
+    search_fields = ("user__email", "name", "prefix")
+    list_select_related = ("user",)
+    actions = ("revoke",)
+    autocomplete_fields = ("user",)
+
+    def get_fields(self, request: HttpRequest, obj: ApiToken | None = None) -> tuple[str, ...]:
+        if obj is None:
+            return ("user", "name")
+        return ("user", "name", "prefix", "created", "last_used", "revoked")
+
+    def get_readonly_fields(self, request: HttpRequest, obj: ApiToken | None = None) -> tuple[str, ...]:
+        if obj is None:
+            return ()
+        return ("user", "name", "prefix", "created", "last_used", "revoked")
+
+    def save_model(self, request: HttpRequest, obj: ApiToken, form: Any, change: bool) -> None:
+        if change:
+            return
+        token, key = api_token_create(user=obj.user, name=obj.name)
+        obj.pk = token.pk
+        obj.refresh_from_db()
+        messages.warning(request, f"The new token's key (shown only this once): {key}")
+
+    @admin.action(description="Revoke the selected tokens")
+    def revoke(self, request: HttpRequest, queryset: QuerySet[ApiToken]) -> None:
+        count = queryset.filter(revoked__isnull=True).update(revoked=timezone.now())
+        messages.success(request, f"Revoked {count} token(s).")
+
+
+@admin.register(WebhookSecret)
+class WebhookSecretAdmin(admin.ModelAdmin):
+    list_display = ("user", "created")
+    search_fields = ("user__email",)
+    fields = ("user", "created")
+    readonly_fields = ("user", "created")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False

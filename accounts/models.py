@@ -43,3 +43,41 @@ class User(AbstractUser):
 
     def __str__(self) -> str:
         return self.email
+
+
+class ApiToken(models.Model):
+    """A key a script sends as `Authorization: Token <key>`. Only its sha256 is kept.
+
+    The key is shown once, when it is made (accounts.tokens.api_token_create); `prefix` (its
+    first characters) lets a person tell their tokens apart on the account page.
+    """
+
+    user = models.ForeignKey("accounts.User", on_delete=models.CASCADE, related_name="api_tokens")
+    name = models.CharField(max_length=100, blank=True)
+    prefix = models.CharField(max_length=12)
+    key_hash = models.CharField(max_length=64, unique=True)
+    created = models.DateTimeField(auto_now_add=True)
+    last_used = models.DateTimeField(null=True, blank=True)
+    revoked = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ("-created", "-id")
+        verbose_name = "API token"
+
+    def __str__(self) -> str:
+        return f"{self.prefix}… ({self.name or 'unnamed'}, {self.user})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked is None
+
+
+class WebhookSecret(models.Model):
+    """The key that signs a user's webhook calls. Kept in the clear: signing needs it."""
+
+    user = models.OneToOneField("accounts.User", on_delete=models.CASCADE, related_name="webhook_secret")
+    secret = models.CharField(max_length=100)
+    created = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"webhook secret of {self.user}"

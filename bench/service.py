@@ -3,6 +3,7 @@
 Usage::
 
     python -m bench.service [--single-runs 5] [--batch-size 100] [--out bench-results]
+    python -m bench.service --api [--batch-size 100]     # through the REST API instead
 
 Needs MariaDB and Redis answering on 127.0.0.1 (``bash .ci/run --services-only`` starts them;
 ``make bench`` does both). Starts daphne and ONE Celery worker (solo pool) on their own
@@ -18,6 +19,12 @@ up over HTTP, opens a real websocket, and measures:
    and the kernel's high-water mark (VmHWM) at the end.
 
 Prints a table and writes the figures as JSON to ``<out>/service-<UTC time>.json``.
+
+With ``--api`` it measures the REST API instead (``service-api-<UTC time>.json``): a token from
+``manage.py create_api_token``, one image through ``POST /api/v1/jobs/`` to warm the worker, then
+one ``POST /api/v1/batches/`` of ``--batch-size`` images with a ``callback_url`` on a local
+receiver, polling ``GET /api/v1/batches/{id}/`` until every result is in; it reports the upload
+request, the time to the last result by polling, and the time to the signed webhook.
 """
 
 from __future__ import annotations
@@ -206,6 +213,150 @@ async def measure(stack: LiveStack, single_runs: int, batch_size: int) -> dict[s
     }
 
 
+API_POLL_EVERY_S = 0.25
+
+
+class _WebhookReceiver:
+    """Records when the first POST arrives on 127.0.0.1 (the batch.completed webhook)."""
+
+    def __init__(self) -> None:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.arrived = threading.Event()
+        self.arrived_at = 0.0
+        self.body = b""
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                receiver.body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                receiver.arrived_at = time.monotonic()
+                receiver.arrived.set()
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/bench-hook"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def _api_wait(session: Any, url: str, done: Any, timeout: float) -> tuple[float, dict[str, Any]]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        body = session.get(url, timeout=60).json()
+        if done(body):
+            return time.monotonic(), body
+        time.sleep(API_POLL_EVERY_S)
+    raise AssertionError(f"no result from {url} within {timeout:.0f} s")
+
+
+def measure_api(stack: LiveStack, batch_size: int) -> dict[str, Any]:
+    """Seconds to submit ``batch_size`` images through the REST API and have every result."""
+    import requests
+
+    key = (
+        stack.manage("create_api_token", unique_email("bench-api"), "--create-user").strip().splitlines()[-1]
+    )
+    session = requests.Session()
+    session.headers["Authorization"] = f"Token {key}"
+    api = f"{stack.base_url}/api/v1"
+    print("rendering synthetic images…", flush=True)
+    cold_image, *_ = synthetic_images(1, first_seed=5000)
+    batch_images = synthetic_images(batch_size, first_seed=6000)
+
+    print("cold start: one image through POST /api/v1/jobs/…", flush=True)
+    start = time.monotonic()
+    job = session.post(
+        f"{api}/jobs/", files={"image": (cold_image[0], cold_image[1], "image/png")}, timeout=600
+    )
+    job.raise_for_status()
+    arrived, body = _api_wait(
+        session,
+        f"{api}/jobs/{job.json()['id']}/",
+        lambda b: b["status"] in ("succeeded", "failed"),
+        COLD_TIMEOUT_S,
+    )
+    if body["status"] != "succeeded":
+        raise AssertionError(f"the warm-up image failed: {body['error']}")
+    cold_seconds = arrived - start
+
+    receiver = _WebhookReceiver()
+    try:
+        print(f"batch of {batch_size} through POST /api/v1/batches/…", flush=True)
+        files = [("images", (name, content, "image/png")) for name, content in batch_images]
+        start = time.monotonic()
+        answer = session.post(
+            f"{api}/batches/",
+            files=files,
+            data={"name": f"bench api: {batch_size} images", "callback_url": receiver.url},
+            headers={"Idempotency-Key": f"bench-{time.time_ns()}"},
+            timeout=600,
+        )
+        uploaded = time.monotonic()
+        if answer.status_code != 201:
+            raise AssertionError(f"POST /api/v1/batches/ answered {answer.status_code}: {answer.text[:500]}")
+        batch_id = answer.json()["id"]
+        arrived, body = _api_wait(
+            session, f"{api}/batches/{batch_id}/", lambda b: b["status"] == "completed", BATCH_TIMEOUT_S
+        )
+        receiver.arrived.wait(timeout=60)
+    finally:
+        receiver.close()
+        session.close()
+    if body["counts"]["succeeded"] != batch_size:
+        raise AssertionError(f"batch {batch_id} finished with {body['counts']}")
+    total = arrived - start
+    return {
+        "model_version": body["jobs"][0]["model_version"],
+        "cold_first_result_seconds": cold_seconds,
+        "batch": {
+            "images": batch_size,
+            "seconds": total,
+            "upload_seconds": uploaded - start,
+            "images_per_second": batch_size / total,
+            "webhook_seconds": (receiver.arrived_at - start) if receiver.arrived.is_set() else None,
+            "poll_interval_seconds": API_POLL_EVERY_S,
+        },
+    }
+
+
+def print_api_table(results: dict[str, Any]) -> None:
+    batch = results["batch"]
+    webhook = batch["webhook_seconds"]
+    rows = [
+        (
+            "cold: one image via POST /api/v1/jobs/ on a fresh worker",
+            f"{results['cold_first_result_seconds']:.2f} s",
+        ),
+        (f"{batch['images']} images: POST /api/v1/batches/ request", f"{batch['upload_seconds']:.2f} s"),
+        (
+            f"{batch['images']} images: POST → all results (poll {batch['poll_interval_seconds']} s)",
+            f"{batch['seconds']:.1f} s ({batch['images_per_second']:.2f} images/s)",
+        ),
+        (
+            "  POST → signed batch.completed webhook received",
+            f"{webhook:.1f} s" if webhook else "not received",
+        ),
+    ]
+    width = max(len(name) for name, _ in rows)
+    info = results["machine"]
+    print(
+        f"\necgsite API bench, {results['when']}: model {results['model_version']}, one worker "
+        f"(solo pool), {info['logical_cpus']} CPUs ({info['cpu']})"
+    )
+    print("-" * (width + 30))
+    for name, value in rows:
+        print(f"{name:<{width}}  {value}")
+    print("-" * (width + 30))
+
+
 def machine() -> dict[str, Any]:
     cpu = platform.processor() or platform.machine()
     try:
@@ -265,6 +416,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--single-runs", type=int, default=5, help="warm one-image runs (median)")
     parser.add_argument("--batch-size", type=int, default=100, help="images in the throughput batch")
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "bench-results", help="folder for the JSON")
+    parser.add_argument("--api", action="store_true", help="measure the REST API (see the module docstring)")
     args = parser.parse_args(argv)
     if args.single_runs < 1 or args.batch_size < 1:
         parser.error("--single-runs and --batch-size must be at least 1")
@@ -289,12 +441,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     stack = LiveStack(
         label="ecgsite-bench",
         with_worker=True,
-        extra_env={"DATABASE_URL": DATABASE_URL, "REDIS_URL": REDIS_URL, "SECRET_KEY": os.urandom(32).hex()},
+        extra_env={
+            "DATABASE_URL": DATABASE_URL,
+            "REDIS_URL": REDIS_URL,
+            "SECRET_KEY": os.urandom(32).hex(),
+            # The bench's webhook receiver listens on 127.0.0.1.
+            "ECGSITE_WEBHOOK_ALLOW_PRIVATE": "1",
+        },
     )
     try:
         print("starting MariaDB-backed daphne and one Celery worker…", flush=True)
         stack.start()
-        results = asyncio.run(measure(stack, args.single_runs, args.batch_size))
+        if args.api:
+            results = measure_api(stack, args.batch_size)
+        else:
+            results = asyncio.run(measure(stack, args.single_runs, args.batch_size))
     except (StackError, AssertionError) as error:
         print(f"bench failed: {error}", file=sys.stderr)
         for name, log in stack.logs(6000).items():
@@ -304,9 +465,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         stack.stop()
 
     results = {"when": when.isoformat(timespec="seconds"), "machine": machine(), **results}
-    print_table(results)
+    (print_api_table if args.api else print_table)(results)
     args.out.mkdir(parents=True, exist_ok=True)
-    out_file = args.out / f"service-{when:%Y%m%dT%H%M%SZ}.json"
+    out_file = args.out / f"service{'-api' if args.api else ''}-{when:%Y%m%dT%H%M%SZ}.json"
     out_file.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     print(f"wrote {out_file}")
     return 0

@@ -10,7 +10,15 @@ from django.shortcuts import get_object_or_404
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html, format_html_join
 
-from classifier.models import CLASS_KEYS, Batch, Job, ModelVersion, Prediction
+from classifier.models import (
+    CLASS_KEYS,
+    Batch,
+    Job,
+    ModelVersion,
+    Prediction,
+    WebhookAttempt,
+    WebhookDelivery,
+)
 from classifier.views import image_response
 
 
@@ -48,13 +56,25 @@ class JobInline(admin.TabularInline):
         return False
 
 
+class WebhookDeliveryInline(admin.TabularInline):
+    model = WebhookDelivery
+    fields = ("event", "url", "status", "attempts", "next_attempt_at", "delivered")
+    readonly_fields = fields
+    extra = 0
+    show_change_link = True
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
 @admin.register(Batch)
 class BatchAdmin(ReadOnlyAdmin):
     list_display = ("name", "owner", "created", "completed", "job_total")
     list_filter = ("created", "completed", ("owner", admin.RelatedOnlyFieldListFilter))
     search_fields = ("name", "owner__email")
     date_hierarchy = "created"
-    inlines = (JobInline,)
+    inlines = (JobInline, WebhookDeliveryInline)
     list_select_related = ("owner",)
 
     @admin.display(description="Images")
@@ -181,3 +201,27 @@ class ModelVersionAdmin(ReadOnlyAdmin):
     @admin.display(description="File sha256")
     def short_sha(self, version: ModelVersion) -> str:
         return version.file_sha256[:12]
+
+
+class WebhookAttemptInline(admin.TabularInline):
+    model = WebhookAttempt
+    fields = ("number", "started", "status_code", "error", "duration_ms")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(ReadOnlyAdmin):
+    """Each webhook call and every attempt at it: status code or error, and when."""
+
+    list_display = ("event_id", "event", "batch", "url", "status", "attempts", "next_attempt_at", "delivered")
+    list_filter = ("status", "event", "created")
+    search_fields = ("url", "event_id", "batch__name", "batch__owner__email")
+    date_hierarchy = "created"
+    list_select_related = ("batch",)
+    inlines = (WebhookAttemptInline,)
+    readonly_fields = ("event_id",)

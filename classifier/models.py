@@ -46,10 +46,20 @@ class Batch(models.Model):
     name = models.CharField(max_length=200)
     created = models.DateTimeField(auto_now_add=True, db_index=True)
     completed = models.DateTimeField(null=True, blank=True)
+    # Where the API client wants the completed batch POSTed (empty: nowhere).
+    callback_url = models.URLField(max_length=2000, blank=True)
+    # The API client's Idempotency-Key: a retried request finds this batch instead of making one.
+    # NULL, not "", when absent: the unique constraint must let every unkeyed batch through.
+    idempotency_key = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001
 
     class Meta:
         ordering = ("-created", "-id")
         verbose_name_plural = "batches"
+        constraints = [
+            models.UniqueConstraint(
+                fields=("owner", "idempotency_key"), name="one_batch_per_idempotency_key"
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.name} ({self.owner})"
@@ -124,3 +134,52 @@ class Prediction(models.Model):
 
     def __str__(self) -> str:
         return f"{self.label} for job {self.job_id} by {self.model_version}"
+
+
+class WebhookDelivery(models.Model):
+    """One event to POST to a batch's callback URL, retried with backoff until it lands or gives up.
+
+    The row is the record: `next_attempt_at` says when it is due, so a lost queue message only
+    delays it (the sweep in classifier.webhooks finds due rows again).
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        DELIVERED = "delivered", "Delivered"
+        FAILED = "failed", "Failed"
+
+    # The receiver's idempotency key (the `webhook-id` header): the same for every attempt.
+    event_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    batch = models.ForeignKey(Batch, on_delete=models.CASCADE, related_name="webhook_deliveries")
+    event = models.CharField(max_length=50, default="batch.completed")
+    url = models.URLField(max_length=2000)
+    payload = models.TextField()  # the exact JSON body, the same on every attempt
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING, db_index=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(default=timezone.now, db_index=True)
+    created = models.DateTimeField(auto_now_add=True)
+    delivered = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ("-created", "-id")
+        verbose_name_plural = "webhook deliveries"
+
+    def __str__(self) -> str:
+        return f"{self.event} of batch {self.batch_id} to {self.url}"
+
+
+class WebhookAttempt(models.Model):
+    """One try at sending a WebhookDelivery: when, what came back, or what went wrong."""
+
+    delivery = models.ForeignKey(WebhookDelivery, on_delete=models.CASCADE, related_name="attempt_log")
+    number = models.PositiveSmallIntegerField()
+    started = models.DateTimeField()
+    duration_ms = models.FloatField()
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ("delivery", "number")
+
+    def __str__(self) -> str:
+        return f"attempt {self.number} of {self.delivery_id}: {self.status_code or self.error}"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from django.db.models import Count, Prefetch, Q, QuerySet
 from django.http import Http404
 
@@ -69,3 +71,24 @@ def batches_in_progress_for_user(*, user: User, limit: int = 20) -> list[Batch]:
         .prefetch_related(Prefetch("jobs", queryset=_jobs_with_predictions()))
         .order_by("-created")[:limit]
     )
+
+
+def batch_search_for_user(
+    *,
+    user: User,
+    status: str | None = None,
+    created_after: datetime | None = None,
+    created_before: datetime | None = None,
+) -> QuerySet[Batch]:
+    """The user's batches, newest first, filtered by status ("processing" or "completed") and
+    creation time, with their jobs and predictions prefetched (a fixed number of queries)."""
+    batches = Batch.objects.filter(owner=user).order_by("-created", "-id")
+    if status == "completed":
+        batches = batches.filter(completed__isnull=False)
+    elif status == "processing":
+        batches = batches.filter(completed__isnull=True)
+    if created_after is not None:
+        batches = batches.filter(created__gte=created_after)
+    if created_before is not None:
+        batches = batches.filter(created__lt=created_before)
+    return batches.prefetch_related(Prefetch("jobs", queryset=_jobs_with_predictions()))

@@ -31,8 +31,18 @@ class UploadRejected(ValueError):
         self.errors = errors
 
 
-def batch_create(*, owner: User, files: Sequence[UploadedFile], name: str = "") -> Batch:
+def batch_create(
+    *,
+    owner: User,
+    files: Sequence[UploadedFile],
+    name: str = "",
+    callback_url: str = "",
+    idempotency_key: str | None = None,
+) -> Batch:
     """Create one Batch with one queued Job per image, and enqueue the jobs after commit.
+
+    `callback_url` (checked by the caller) receives the completed batch; `idempotency_key` is
+    unique per owner, so a second batch with the same key raises IntegrityError and stores nothing.
 
     1. Check the count, then decode and re-encode every file; any bad file rejects the batch,
        before anything is written.
@@ -59,7 +69,9 @@ def batch_create(*, owner: User, files: Sequence[UploadedFile], name: str = "") 
     stored: list[Job] = []
     try:
         with transaction.atomic():
-            batch = Batch.objects.create(owner=owner, name=batch_name)
+            batch = Batch.objects.create(
+                owner=owner, name=batch_name, callback_url=callback_url, idempotency_key=idempotency_key
+            )
             for image in cleaned:
                 job = Job(
                     batch=batch,
@@ -78,6 +90,62 @@ def batch_create(*, owner: User, files: Sequence[UploadedFile], name: str = "") 
             job.image.delete(save=False)
         raise
     return batch
+
+
+def batch_create_once(
+    *,
+    owner: User,
+    files: Sequence[UploadedFile],
+    idempotency_key: str,
+    name: str = "",
+    callback_url: str = "",
+) -> tuple[Batch, bool]:
+    """The owner's batch for this idempotency key, created from `files` only the first time.
+
+    Returns (batch, created). A concurrent request with the same key loses the unique
+    constraint's race and gets the winner's batch; its own files are removed again.
+    """
+    existing = Batch.objects.filter(owner=owner, idempotency_key=idempotency_key).first()
+    if existing is not None:
+        return existing, False
+    try:
+        batch = batch_create(
+            owner=owner, files=files, name=name, callback_url=callback_url, idempotency_key=idempotency_key
+        )
+    except IntegrityError:
+        return Batch.objects.get(owner=owner, idempotency_key=idempotency_key), False
+    return batch, True
+
+
+class BatchBusy(ValueError):
+    """The batch still has queued or running jobs."""
+
+
+def batch_delete(*, batch: Batch) -> None:
+    """Delete a finished batch, its jobs, predictions and stored images.
+
+    A batch still being classified is refused (BatchBusy): a worker may hold one of its jobs.
+    The rows go in one transaction; the image files after it commits.
+    """
+    with transaction.atomic():
+        locked = Batch.objects.select_for_update().filter(pk=batch.pk).first()
+        if locked is None:
+            return
+        if Job.objects.filter(batch=locked).exclude(status__in=Job.FINISHED).exists():
+            raise BatchBusy("The batch is still being classified; delete it once it has finished.")
+        names = [name for name in Job.objects.filter(batch=locked).values_list("image", flat=True) if name]
+        locked.delete()
+        transaction.on_commit(lambda: _delete_files(names))
+
+
+def _delete_files(names: Sequence[str]) -> None:
+    from django.core.files.storage import default_storage
+
+    for name in names:
+        try:
+            default_storage.delete(name)
+        except OSError:
+            logger.warning("could not delete stored image %s", name)
 
 
 def _enqueue_all(jobs: Sequence[Job]) -> None:

@@ -5,6 +5,7 @@ set -e
 case "${1:-web}" in
   web) exec daphne -b 0.0.0.0 -p 8000 --proxy-headers ecgsite.asgi:application ;;
   worker) exec celery -A ecgsite worker -Q classify --concurrency "${WORKER_CONCURRENCY:-1}" --loglevel INFO ;;
+  beat) exec celery -A ecgsite beat --loglevel INFO --schedule /var/lib/ecgsite/celerybeat-schedule ;;
   migrate) exec python manage.py migrate --noinput ;;
   *) exec "$@" ;;
 esac

@@ -54,6 +54,8 @@ INSTALLED_APPS = [
     "django.contrib.humanize",
     "channels",
     "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "allauth",
     "allauth.account",
     "accounts",
@@ -214,8 +216,54 @@ DATA_UPLOAD_MAX_NUMBER_FILES = 5 * ECGSITE_MAX_FILES_PER_BATCH
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],
+    # Token first: DRF answers 401 (not 403) with the first class's WWW-Authenticate challenge.
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "classifier.api.authentication.ApiTokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "classifier.api.problems.problem_exception_handler",
+}
+# Per token (or per signed-in user) request rates of the API, by scope; DRF's "N/period" form.
+# For fairness, not security: the counters live in the cache of each web process.
+ECGSITE_API_THROTTLE_RATES = {
+    "api": env_str("ECGSITE_API_RATE", "600/min"),
+    "api-upload": env_str("ECGSITE_API_UPLOAD_RATE", "60/min"),
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "ecgsite API",
+    "DESCRIPTION": "Submit images of printed 12-lead ECGs and collect per-class probabilities. "
+    "See docs/API.md. Errors are RFC 9457 problem details (application/problem+json).",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SCHEMA_PATH_PREFIX": r"/api/v[0-9]+",
+    "COMPONENT_SPLIT_REQUEST": True,
+    # Interactive docs from files we serve ourselves: no CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "PATH_CONVERTER_OVERRIDES": {"id": {"type": "integer", "minimum": 0, "maximum": 999_999_999_999_999_999}},
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "classifier.api.problems.schema_content_types_hook",
+    ],
+}
+
+# Webhooks (batch.completed POSTed to a batch's callback_url).
+# Private, loopback and link-local callback addresses are refused unless this is set.
+ECGSITE_WEBHOOK_ALLOW_PRIVATE = env_bool("ECGSITE_WEBHOOK_ALLOW_PRIVATE", False)
+ECGSITE_WEBHOOK_MAX_ATTEMPTS = env_int("ECGSITE_WEBHOOK_MAX_ATTEMPTS", 8)
+ECGSITE_WEBHOOK_TIMEOUT_S = env_int("ECGSITE_WEBHOOK_TIMEOUT_S", 10)
+# Waits between attempts: base * 2^(n-1) (±20 %), capped: 30 s, 1, 2, 4, 8, 10, 10 min.
+ECGSITE_WEBHOOK_BACKOFF_S = env_int("ECGSITE_WEBHOOK_BACKOFF_S", 30)
+ECGSITE_WEBHOOK_BACKOFF_MAX_S = env_int("ECGSITE_WEBHOOK_BACKOFF_MAX_S", 600)
+# Longest wait handed to the broker as a countdown (far below its visibility timeout); longer
+# waits are left to the periodic sweep, which finds due deliveries in the database.
+ECGSITE_WEBHOOK_MAX_COUNTDOWN_S = env_int("ECGSITE_WEBHOOK_MAX_COUNTDOWN_S", 900)
+CELERY_BEAT_SCHEDULE = {
+    "sweep-webhooks": {"task": "worker.sweep_webhooks", "schedule": 60.0},
 }
 
 if PRODUCTION:

@@ -1,14 +1,24 @@
 from django.contrib import admin
 from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from accounts import views as account_views
 from classifier import views as classifier_views
 
 admin.site.site_header = "ecgsite administration"
 admin.site.site_title = "ecgsite admin"
 
+# Unknown /api/ addresses answer problem JSON like the API's own 404s.
+handler404 = "classifier.api.problems.not_found"
+
 urlpatterns = [
     path("", classifier_views.home, name="home"),
+    path("accounts/tokens/", account_views.api_tokens, name="api-tokens"),
+    path("accounts/tokens/<int:token_id>/revoke/", account_views.api_token_revoke, name="api-token-revoke"),
     path("accounts/", include("allauth.urls")),
     path("admin/", admin.site.urls),
+    path("api/v1/", include("classifier.api.urls")),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("", include("classifier.urls")),
 ]

@@ -7,6 +7,7 @@ the real stack share every line of the classification path; only the transport d
 from __future__ import annotations
 
 import logging
+import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from django.db import close_old_connections, connection
@@ -19,9 +20,21 @@ class EmbeddedRunner:
 
     def __init__(self) -> None:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embedded-worker")
+        # Webhooks wait on other people's servers: their own thread, so classification never does.
+        self._webhook_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embedded-webhooks")
 
     def submit(self, *, job_id: int, task_id: str) -> Future[None]:
         return self._executor.submit(self._run, job_id, task_id)
+
+    def submit_webhook(self, *, delivery_id: int, countdown: float = 0.0) -> None:
+        """Attempt a webhook delivery on the webhook thread, after `countdown` seconds."""
+        if countdown <= 0:
+            self._webhook_executor.submit(self._run_webhook, delivery_id)
+            return
+        submit = self._webhook_executor.submit
+        timer = threading.Timer(countdown, submit, args=(self._run_webhook, delivery_id))
+        timer.daemon = True
+        timer.start()
 
     def recover_unfinished(self) -> Future[None]:
         """Re-queue jobs a previous run of this process left queued or running."""
@@ -38,12 +51,27 @@ class EmbeddedRunner:
         finally:
             connection.close()
 
+    def _run_webhook(self, delivery_id: int) -> None:
+        from worker.tasks import deliver_webhook
+
+        close_old_connections()
+        try:
+            deliver_webhook.apply(args=[delivery_id])
+        except Exception:
+            logger.exception("embedded worker: webhook delivery %s raised", delivery_id)
+        finally:
+            connection.close()
+
     def _recover(self) -> None:
         from classifier.services import jobs_requeue_orphaned
 
         try:
             for job_id, task_id in jobs_requeue_orphaned():
                 self.submit(job_id=job_id, task_id=task_id)
+            from classifier.webhooks import webhook_deliveries_due
+
+            for delivery_id in webhook_deliveries_due(limit=1000):
+                self.submit_webhook(delivery_id=delivery_id)
         except Exception:
             logger.exception("embedded worker: could not re-queue unfinished jobs")
         finally:

@@ -18,3 +18,25 @@ def enqueue_classify(*, job_id: int, task_id: str) -> None:
         embedded_runner.submit(job_id=job_id, task_id=task_id)
     else:  # "inline": tests run the task in the calling thread
         classify.apply(args=[job_id], task_id=task_id)
+
+
+def enqueue_webhook(*, delivery_id: int, countdown: float = 0.0) -> None:
+    """Queue one webhook attempt, `countdown` seconds from now. Call after commit.
+
+    The delivery row's `next_attempt_at` is the record; this only saves the sweep
+    (worker.tasks.sweep_webhooks) the wait. Long waits are left to the sweep instead of a
+    broker countdown, which must stay well below the broker's visibility timeout.
+    """
+    from worker.tasks import deliver_webhook
+
+    if countdown > settings.ECGSITE_WEBHOOK_MAX_COUNTDOWN_S:
+        return
+    runner = settings.ECGSITE_TASK_RUNNER
+    if runner == "celery":
+        deliver_webhook.apply_async(args=[delivery_id], countdown=countdown or None)
+    elif runner == "embedded":
+        from worker.embedded import runner as embedded_runner
+
+        embedded_runner.submit_webhook(delivery_id=delivery_id, countdown=countdown)
+    elif countdown <= 0:  # "inline" (tests): run now; a later attempt is left to the sweep
+        deliver_webhook.apply(args=[delivery_id])

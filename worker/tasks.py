@@ -10,7 +10,7 @@ from celery.signals import worker_process_init
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
-from classifier import events, notifications, services
+from classifier import events, notifications, services, webhooks
 from classifier.selectors import job_get_with_prediction
 from worker.runtime import get_classifier, model_identity
 
@@ -83,3 +83,28 @@ def _report(job_id: int) -> None:
         job.batch.refresh_from_db()
         events.batch_completed(job.batch)
         notifications.batch_completed_email(job.batch)
+        webhooks.webhook_delivery_create_for_batch(batch_id=job.batch_id)
+
+
+@shared_task(name="worker.deliver_webhook", acks_late=True, ignore_result=True)
+def deliver_webhook(delivery_id: int) -> None:
+    """Make one attempt at a webhook delivery; queue the next one if it is due soon."""
+    delivery = webhooks.webhook_delivery_attempt(delivery_id=delivery_id)
+    if delivery is not None and delivery.status == delivery.Status.PENDING:
+        from django.utils import timezone
+
+        from worker.queue import enqueue_webhook
+
+        wait = max((delivery.next_attempt_at - timezone.now()).total_seconds(), 0.0)
+        enqueue_webhook(delivery_id=delivery_id, countdown=wait)
+
+
+@shared_task(name="worker.sweep_webhooks", ignore_result=True)
+def sweep_webhooks() -> int:
+    """Queue every webhook delivery that is due (run by beat): lost messages only delay them."""
+    from worker.queue import enqueue_webhook
+
+    due = webhooks.webhook_deliveries_due()
+    for delivery_id in due:
+        enqueue_webhook(delivery_id=delivery_id)
+    return len(due)

@@ -1,0 +1,28 @@
+from django.urls import path, register_converter
+
+from classifier.api import views
+
+
+class IdConverter:
+    """A database id: 1 to 18 digits, so no id overflows a 64-bit column (others are 404)."""
+
+    regex = "[0-9]{1,18}"
+
+    def to_python(self, value: str) -> int:
+        return int(value)
+
+    def to_url(self, value: int) -> str:
+        return str(value)
+
+
+register_converter(IdConverter, "id")
+
+app_name = "api"
+
+urlpatterns = [
+    path("batches/", views.BatchListCreateApi.as_view(), name="batch-list"),
+    path("batches/<id:batch_id>/", views.BatchDetailApi.as_view(), name="batch-detail"),
+    path("jobs/", views.JobCreateApi.as_view(), name="job-create"),
+    path("jobs/<id:job_id>/", views.JobDetailApi.as_view(), name="job-detail"),
+    path("jobs/<id:job_id>/image/", views.JobImageApi.as_view(), name="job-image"),
+]

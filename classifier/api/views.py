@@ -1,0 +1,317 @@
+"""API views: validate, call one service or selector, answer the presenter's JSON.
+
+Ownership is the selectors' job (another user's id is a 404); errors are problem details
+(classifier.api.problems).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from django.conf import settings
+from django.core.files.uploadedfile import UploadedFile
+from django.http import FileResponse
+from django.urls import reverse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import serializers, status
+from rest_framework.pagination import PageNumberPagination
+from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.renderers import JSONRenderer
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from classifier import selectors, services, webhooks
+from classifier.api import problems
+from classifier.api.presenters import api_batch_as_dict, api_job_as_dict
+from classifier.api.throttling import TokenRateThrottle, UploadRateThrottle
+from classifier.images import clean_file_name, megabytes
+from classifier.views import image_response
+
+IMAGE_SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n")
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+
+
+# --- Output shapes (for the schema; the presenters build the dicts) ---------------------------
+
+
+class ProbabilitiesOutput(serializers.Serializer):
+    normal = serializers.FloatField()
+    mi = serializers.FloatField()
+    history_mi = serializers.FloatField()
+    abnormal = serializers.FloatField()
+
+
+class JobOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    batch = serializers.IntegerField()
+    status = serializers.ChoiceField(choices=["queued", "running", "succeeded", "failed"])
+    image_name = serializers.CharField()
+    sha256 = serializers.CharField(help_text="sha256 of the bytes as uploaded.")
+    label = serializers.ChoiceField(choices=["normal", "mi", "history_mi", "abnormal"], allow_null=True)
+    probabilities = ProbabilitiesOutput(allow_null=True, help_text="Sum to 1; null until the job succeeds.")
+    model_version = serializers.CharField(allow_null=True)
+    error = serializers.CharField(allow_blank=True, help_text="Why the job failed; empty otherwise.")
+    created = serializers.DateTimeField()
+    started = serializers.DateTimeField(allow_null=True)
+    finished = serializers.DateTimeField(allow_null=True)
+    image_url = serializers.CharField(help_text="Extra: the path of GET /api/v1/jobs/{id}/image/.")
+
+
+class CountsOutput(serializers.Serializer):
+    queued = serializers.IntegerField()
+    running = serializers.IntegerField()
+    succeeded = serializers.IntegerField()
+    failed = serializers.IntegerField()
+
+
+class BatchOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    status = serializers.ChoiceField(choices=["processing", "completed"])
+    created = serializers.DateTimeField()
+    finished = serializers.DateTimeField(allow_null=True)
+    counts = CountsOutput()
+    callback_url = serializers.CharField(allow_null=True, help_text="Extra: where the webhook goes.")
+    jobs = JobOutput(many=True)
+
+
+class BatchPageOutput(serializers.Serializer):
+    count = serializers.IntegerField()
+    next = serializers.URLField(allow_null=True)
+    previous = serializers.URLField(allow_null=True)
+    results = BatchOutput(many=True)
+
+
+def _problem(description: str) -> OpenApiResponse:
+    return OpenApiResponse(problems.ProblemSerializer, description=description)
+
+
+AUTH_ERRORS = {401: _problem("No or bad credentials."), 429: _problem("Rate limited.")}
+NOT_FOUND = {404: _problem("No such object among yours.")}
+UPLOAD_ERRORS = {
+    400: _problem("Invalid request, invalid or damaged image, or refused callback URL."),
+    413: _problem("An image is larger than the limit."),
+    415: _problem("A file is not a JPEG or PNG image, or the body is not multipart."),
+}
+IDEMPOTENCY_PARAMETER = OpenApiParameter(
+    IDEMPOTENCY_HEADER,
+    OpenApiTypes.STR,
+    OpenApiParameter.HEADER,
+    description="Retry-safe key (at most 255 characters): the same key returns the same batch.",
+)
+
+
+class ApiView(APIView):
+    # JSON only (problem JSON for errors), token or session auth, per-token rates.
+
+    renderer_classes = (JSONRenderer, problems.ProblemJSONRenderer)
+    throttle_classes = (TokenRateThrottle, UploadRateThrottle)
+
+
+def _idempotency_key(request: Request) -> str | None:
+    key = request.headers.get(IDEMPOTENCY_HEADER)
+    if key is None:
+        return None
+    key = key.strip()
+    if not key or len(key) > 255 or not key.isprintable():
+        raise problems.FieldProblem(
+            "The Idempotency-Key header must hold 1 to 255 printable characters.", field=IDEMPOTENCY_HEADER
+        )
+    return key
+
+
+def _check_files(files: Sequence[UploadedFile], field: str) -> None:
+    """413 for an oversized file and 415 for one that is not JPEG or PNG, before decoding any."""
+    limit = settings.ECGSITE_MAX_UPLOAD_BYTES
+    for upload in files:
+        name = clean_file_name(upload.name or "")
+        if upload.size is not None and upload.size > limit:
+            raise problems.ImageTooLarge(f"{name}: is larger than the {megabytes(limit)} limit.", field=field)
+        head = upload.read(8)
+        upload.seek(0)
+        if head and not head.startswith(IMAGE_SIGNATURES):
+            raise problems.UnsupportedImageType(f"{name}: is not a JPEG or PNG image.", field=field)
+
+
+def _check_callback(url: str) -> None:
+    if not url:
+        return
+    try:
+        webhooks.callback_url_check(url)
+    except webhooks.UnsafeCallbackUrl as exc:
+        raise problems.UnsafeCallback(str(exc), field="callback_url") from None
+
+
+def _create_batch(
+    request: Request, *, files: list[UploadedFile], field: str, name: str, callback_url: str
+) -> tuple[Any, bool]:
+    """(batch, created) through the services; image problems become problem details."""
+    key = _idempotency_key(request)
+    _check_files(files, field)
+    _check_callback(callback_url)
+    try:
+        if key is None:
+            owner = request.user
+            return services.batch_create(owner=owner, files=files, name=name, callback_url=callback_url), True
+        return services.batch_create_once(
+            owner=request.user, files=files, name=name, callback_url=callback_url, idempotency_key=key
+        )
+    except services.UploadRejected as exc:
+        raise problems.InvalidImage(str(exc), field=field, errors=exc.errors) from None
+
+
+def _created(data: dict[str, Any], location: str, created: bool) -> Response:
+    if created:
+        return Response(data, status=status.HTTP_201_CREATED, headers={"Location": location})
+    headers = {"Location": location, "Idempotent-Replayed": "true"}
+    return Response(data, status=status.HTTP_200_OK, headers=headers)
+
+
+class BatchPagination(PageNumberPagination):
+    page_size = 20
+    page_size_query_param = "page_size"
+    max_page_size = 100
+
+
+class BatchListCreateApi(ApiView):
+    parser_classes = (MultiPartParser, FormParser)
+
+    class BatchFilterSerializer(serializers.Serializer):
+        status = serializers.ChoiceField(choices=["processing", "completed"], required=False)
+        created_after = serializers.DateTimeField(required=False, help_text="ISO 8601; inclusive.")
+        created_before = serializers.DateTimeField(required=False, help_text="ISO 8601; exclusive.")
+
+    class BatchCreateInputSerializer(serializers.Serializer):
+        images = serializers.ListField(child=serializers.FileField(), allow_empty=False)
+        name = serializers.CharField(max_length=200, required=False, allow_blank=True)
+        callback_url = serializers.URLField(max_length=2000, required=False, allow_blank=True)
+
+    @extend_schema(
+        operation_id="batches_list",
+        parameters=[BatchFilterSerializer],
+        responses={200: BatchPageOutput, 400: _problem("Bad filter."), **AUTH_ERRORS, **NOT_FOUND},
+    )
+    def get(self, request: Request) -> Response:
+        """Your batches, newest first, a page at a time, optionally filtered."""
+        filters = self.BatchFilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        batches = selectors.batch_search_for_user(user=request.user, **filters.validated_data)
+        paginator = BatchPagination()
+        page = paginator.paginate_queryset(batches, request, view=self)
+        return paginator.get_paginated_response([api_batch_as_dict(batch) for batch in page])
+
+    @extend_schema(
+        operation_id="batches_create",
+        request={"multipart/form-data": BatchCreateInputSerializer},
+        parameters=[IDEMPOTENCY_PARAMETER],
+        responses={
+            201: BatchOutput,
+            200: OpenApiResponse(BatchOutput, description="Replay of an earlier request with the same key."),
+            **UPLOAD_ERRORS,
+            **AUTH_ERRORS,
+        },
+    )
+    def post(self, request: Request) -> Response:
+        """One batch from one or more images; classification starts at once."""
+        serializer = self.BatchCreateInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        batch, created = _create_batch(
+            request,
+            files=data["images"],
+            field="images",
+            name=data.get("name", ""),
+            callback_url=data.get("callback_url", ""),
+        )
+        batch = selectors.batch_get_for_user(user=request.user, batch_id=batch.pk)
+        return _created(api_batch_as_dict(batch), reverse("api:batch-detail", args=[batch.pk]), created)
+
+
+class BatchDetailApi(ApiView):
+    @extend_schema(operation_id="batches_retrieve", responses={200: BatchOutput, **AUTH_ERRORS, **NOT_FOUND})
+    def get(self, request: Request, batch_id: int) -> Response:
+        """One of your batches with its jobs."""
+        batch = selectors.batch_get_for_user(user=request.user, batch_id=batch_id)
+        return Response(api_batch_as_dict(batch))
+
+    @extend_schema(
+        operation_id="batches_destroy",
+        responses={
+            204: OpenApiResponse(description="Deleted, with its jobs and images."),
+            409: _problem("The batch is still being classified."),
+            **AUTH_ERRORS,
+            **NOT_FOUND,
+        },
+    )
+    def delete(self, request: Request, batch_id: int) -> Response:
+        """Delete a finished batch with its jobs, results and stored images."""
+        batch = selectors.batch_get_for_user(user=request.user, batch_id=batch_id)
+        try:
+            services.batch_delete(batch=batch)
+        except services.BatchBusy as exc:
+            raise problems.BatchBusy(str(exc)) from None
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class JobCreateApi(ApiView):
+    parser_classes = (MultiPartParser, FormParser)
+
+    class JobCreateInputSerializer(serializers.Serializer):
+        image = serializers.FileField()
+        callback_url = serializers.URLField(max_length=2000, required=False, allow_blank=True)
+
+    @extend_schema(
+        operation_id="jobs_create",
+        request={"multipart/form-data": JobCreateInputSerializer},
+        parameters=[IDEMPOTENCY_PARAMETER],
+        responses={
+            201: JobOutput,
+            200: OpenApiResponse(JobOutput, description="Replay of an earlier request with the same key."),
+            **UPLOAD_ERRORS,
+            **AUTH_ERRORS,
+        },
+    )
+    def post(self, request: Request) -> Response:
+        """One image: a batch of one, named after the file; answers the job."""
+        serializer = self.JobCreateInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        image = serializer.validated_data["image"]
+        batch, created = _create_batch(
+            request,
+            files=[image],
+            field="image",
+            name=clean_file_name(image.name or ""),
+            callback_url=serializer.validated_data.get("callback_url", ""),
+        )
+        batch = selectors.batch_get_for_user(user=request.user, batch_id=batch.pk)
+        job = batch.jobs.all()[0]
+        return _created(api_job_as_dict(job), reverse("api:job-detail", args=[job.pk]), created)
+
+
+class JobDetailApi(ApiView):
+    @extend_schema(operation_id="jobs_retrieve", responses={200: JobOutput, **AUTH_ERRORS, **NOT_FOUND})
+    def get(self, request: Request, job_id: int) -> Response:
+        """One of your jobs: status, label and probabilities."""
+        return Response(api_job_as_dict(selectors.job_get_for_user(user=request.user, job_id=job_id)))
+
+
+class JobImageApi(ApiView):
+    def perform_content_negotiation(self, request: Request, force: bool = False) -> Any:
+        # The image answers any Accept header; errors still come back as problem JSON.
+        return super().perform_content_negotiation(request, force=True)
+
+    @extend_schema(
+        operation_id="jobs_image",
+        responses={
+            (200, "image/png"): OpenApiResponse(OpenApiTypes.BINARY, description="The stored image."),
+            (200, "image/jpeg"): OpenApiResponse(OpenApiTypes.BINARY),
+            **AUTH_ERRORS,
+            **NOT_FOUND,
+        },
+    )
+    def get(self, request: Request, job_id: int) -> FileResponse:
+        """The stored, re-encoded image (never the uploaded bytes)."""
+        return image_response(selectors.job_get_for_user(user=request.user, job_id=job_id))
