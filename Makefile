@@ -64,6 +64,7 @@ synthetic: venv ## Write synthetic ECG printouts to var/synthetic (for demos)
 bench: venv ## Measure upload-to-result latency, throughput and worker memory on the real stack
 	bash .ci/run --services-only
 	$(PY) -m bench.service
+	$(PY) -m bench.service --api --batch-size 100
 
 clean: ## Remove local run state (database, media) but keep .venv
 	rm -rf var
