@@ -1,14 +1,25 @@
 """Network architectures, built by name through ``build_model``.
 
-``hybrid`` is MobileNetV2 (spatial features) followed by an LSTM that reads the feature
-map's columns left to right, because the ECG's time axis runs along the page width.
+- ``hybrid``: MobileNetV2 (spatial features) followed by an LSTM that reads the feature
+  map's columns left to right, because the ECG's time axis runs along the page width.
+- ``cnn``: a small plain CNN baseline.
+- ``mobilenet``: MobileNetV2 with global pooling and a softmax head.
+- ``densenet``: a compact DenseNet-BC (default) or Keras' DenseNet121 (``variant="121"``).
+
+Every builder takes ``input_size``, ``num_classes``, ``dropout`` and ``seed``; the
+MobileNet-based ones and DenseNet121 also take ``weights`` (``None`` or ``"imagenet"``).
+ImageNet weights come from Keras' cache (``~/.keras/models``) or a download; offline and
+uncached, ``PretrainedWeightsUnavailableError`` is raised at once instead of hanging.
 New architectures are added by writing a ``build_<name>`` function and registering it in
 ``ARCHITECTURES``.
 """
 
 from __future__ import annotations
 
+import os
+import socket
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import keras
@@ -19,6 +30,18 @@ from ml.preprocess import INPUT_SIZE
 
 # MobileNetV2 halves the resolution five times; smaller inputs leave no feature map.
 MIN_INPUT_SIZE = 32
+
+
+# Keras downloads application weights from here (keras.applications.*.BASE_WEIGHTS_PATH).
+WEIGHTS_HOST = "storage.googleapis.com"
+WEIGHTS_PROBE_TIMEOUT_S = 3.0
+WEIGHT_OPTIONS: tuple[str | None, ...] = (None, "imagenet")
+# Input sizes with ImageNet weights for MobileNetV2 (Keras refuses others).
+MOBILENET_IMAGENET_SIZES: tuple[int, ...] = (96, 128, 160, 192, 224)
+
+
+class PretrainedWeightsUnavailableError(RuntimeError):
+    """ImageNet weights were asked for but are neither cached nor downloadable here."""
 
 
 def _check_int(name: str, value: object, minimum: int) -> int:
@@ -39,6 +62,62 @@ def _check_common(input_size: object, num_classes: object, dropout: object) -> N
     _check_fraction("dropout", dropout)
 
 
+def _check_weights(weights: object, arch: str, supported: bool = True) -> str | None:
+    if weights not in WEIGHT_OPTIONS:
+        raise ValueError(f"'weights' must be None or 'imagenet'. Received: weights={weights!r}")
+    if weights is not None and not supported:
+        raise ValueError(f"{arch} has no pretrained weights; use weights=None. Received: weights={weights!r}")
+    return weights  # type: ignore[return-value]
+
+
+def _weights_cached(file_prefix: str) -> bool:
+    cache = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "models"
+    return cache.is_dir() and any(cache.glob(f"{file_prefix}*"))
+
+
+def ensure_imagenet_weights_reachable(file_prefix: str, *, host: str = WEIGHTS_HOST) -> None:
+    """Raise ``PretrainedWeightsUnavailableError`` unless weights named ``file_prefix*`` are
+    in Keras' cache or ``host`` accepts a connection within a few seconds (Keras' own download
+    has no timeout and would hang on a machine without network)."""
+    if _weights_cached(file_prefix):
+        return
+    try:
+        with socket.create_connection((host, 443), timeout=WEIGHTS_PROBE_TIMEOUT_S):
+            return
+    except OSError as error:
+        raise PretrainedWeightsUnavailableError(
+            f"ImageNet weights ({file_prefix}*) are not in the Keras cache (~/.keras/models) and "
+            f"{host} cannot be reached ({error}). Train from scratch with weights=None "
+            "(--weights none), or copy the weights file into ~/.keras/models first."
+        ) from None
+
+
+def _mobilenet_backbone(input_size: int, width: float, weights: str | None) -> keras.Model:
+    if weights == "imagenet":
+        if input_size not in MOBILENET_IMAGENET_SIZES or width not in (0.35, 0.5, 0.75, 1.0, 1.3, 1.4):
+            raise ValueError(
+                "ImageNet weights of MobileNetV2 exist for input_size in "
+                f"{MOBILENET_IMAGENET_SIZES} and width in (0.35, 0.5, 0.75, 1.0, 1.3, 1.4). "
+                f"Received: input_size={input_size}, width={width}"
+            )
+        ensure_imagenet_weights_reachable(f"mobilenet_v2_weights_tf_dim_ordering_tf_kernels_{float(width)}")
+    return keras.applications.MobileNetV2(
+        input_shape=(input_size, input_size, 3), alpha=float(width), include_top=False, weights=weights
+    )
+
+
+def _check_width(width: object) -> float:
+    if isinstance(width, bool) or not isinstance(width, int | float) or not 0 < width <= 1.4:
+        raise ValueError(f"'width' must be a number in (0, 1.4]. Received: width={width!r}")
+    return float(width)
+
+
+def _set_batchnorm_momentum(model: keras.Model, momentum: float) -> None:
+    for layer in model.layers:
+        if isinstance(layer, layers.BatchNormalization):
+            layer.momentum = momentum
+
+
 def build_hybrid(
     *,
     input_size: int = INPUT_SIZE,
@@ -49,8 +128,9 @@ def build_hybrid(
     dropout: float = 0.3,
     batchnorm_momentum: float = 0.9,
     seed: int | None = None,
+    weights: str | None = None,
 ) -> keras.Model:
-    """Build the MobileNetV2 + LSTM classifier (untrained, no downloaded weights).
+    """Build the MobileNetV2 + LSTM classifier (untrained unless ``weights="imagenet"``).
 
     1. MobileNetV2 (``alpha=width``, ``weights=None``) maps the (S, S, 3) input to an
        (h, w, 1280) feature map (h = w = S / 32).
@@ -68,8 +148,8 @@ def build_hybrid(
     ``seed``, when given, seeds Keras globally before building, so weights are reproducible.
     """
     _check_common(input_size, num_classes, dropout)
-    if isinstance(width, bool) or not isinstance(width, int | float) or not 0 < width <= 1.4:
-        raise ValueError(f"'width' must be a number in (0, 1.4]. Received: width={width!r}")
+    _check_width(width)
+    _check_weights(weights, "hybrid")
     _check_int("lstm_units", lstm_units, 1)
     _check_int("column_features", column_features, 1)
     _check_fraction("batchnorm_momentum", batchnorm_momentum)
@@ -77,15 +157,8 @@ def build_hybrid(
         keras.utils.set_random_seed(_check_int("seed", seed, 0))
 
     inputs = keras.Input(shape=(input_size, input_size, 3), name="image")
-    backbone = keras.applications.MobileNetV2(
-        input_shape=(input_size, input_size, 3),
-        alpha=float(width),
-        include_top=False,
-        weights=None,
-    )
-    for layer in backbone.layers:
-        if isinstance(layer, layers.BatchNormalization):
-            layer.momentum = float(batchnorm_momentum)
+    backbone = _mobilenet_backbone(input_size, float(width), weights)
+    _set_batchnorm_momentum(backbone, float(batchnorm_momentum))
     features = backbone(inputs)
     features = layers.Conv2D(column_features, 1, activation="relu", name="column_projection")(features)
     height, columns, channels = features.shape[1], features.shape[2], features.shape[3]
@@ -105,9 +178,14 @@ def build_cnn(
     filters: int = 16,
     dropout: float = 0.3,
     seed: int | None = None,
+    weights: str | None = None,
 ) -> keras.Model:
-    """Build a small plain CNN baseline: four conv/pool blocks, global pooling, softmax."""
+    """Build a small plain CNN baseline: four conv/pool blocks, global pooling, softmax.
+
+    ``weights`` exists so every architecture takes it; only ``None`` is valid here.
+    """
     _check_common(input_size, num_classes, dropout)
+    _check_weights(weights, "cnn", supported=False)
     _check_int("filters", filters, 1)
     if seed is not None:
         keras.utils.set_random_seed(_check_int("seed", seed, 0))
@@ -124,9 +202,119 @@ def build_cnn(
     return keras.Model(inputs, outputs, name="cnn")
 
 
+def build_mobilenet(
+    *,
+    input_size: int = INPUT_SIZE,
+    num_classes: int = len(CLASSES),
+    width: float = 0.35,
+    dropout: float = 0.3,
+    batchnorm_momentum: float = 0.9,
+    seed: int | None = None,
+    weights: str | None = None,
+) -> keras.Model:
+    """Build MobileNetV2 (``alpha=width``) -> global average pooling -> dropout -> softmax.
+
+    The same backbone as ``hybrid`` without the LSTM, so the pair isolates what reading
+    the columns in time order adds. ``batchnorm_momentum`` as in ``build_hybrid``.
+    """
+    _check_common(input_size, num_classes, dropout)
+    _check_width(width)
+    _check_weights(weights, "mobilenet")
+    _check_fraction("batchnorm_momentum", batchnorm_momentum)
+    if seed is not None:
+        keras.utils.set_random_seed(_check_int("seed", seed, 0))
+    inputs = keras.Input(shape=(input_size, input_size, 3), name="image")
+    backbone = _mobilenet_backbone(input_size, float(width), weights)
+    _set_batchnorm_momentum(backbone, float(batchnorm_momentum))
+    x = layers.GlobalAveragePooling2D(name="pool")(backbone(inputs))
+    x = layers.Dropout(dropout, name="dropout")(x)
+    outputs = layers.Dense(num_classes, activation="softmax", name="probabilities")(x)
+    return keras.Model(inputs, outputs, name="mobilenetv2")
+
+
+DENSENET_VARIANTS: tuple[str, ...] = ("small", "121")
+
+
+def build_densenet(
+    *,
+    input_size: int = INPUT_SIZE,
+    num_classes: int = len(CLASSES),
+    variant: str = "small",
+    growth_rate: int = 12,
+    block_layers: tuple[int, ...] = (4, 8, 12, 8),
+    dropout: float = 0.3,
+    seed: int | None = None,
+    weights: str | None = None,
+) -> keras.Model:
+    """Build a DenseNet classifier: ``variant="small"`` (default) or ``"121"``.
+
+    ``small`` is a compact DenseNet-BC (about 0.3 M parameters at the defaults):
+    1. a 3x3 stride-2 stem with ``2 * growth_rate`` filters and 2x2 max pooling;
+    2. dense blocks of ``block_layers`` bottleneck layers (BN-ReLU-1x1 conv to
+       ``4 * growth_rate``, BN-ReLU-3x3 conv to ``growth_rate``, concatenated onto the input);
+    3. between blocks a transition halving channels (compression 0.5) and resolution;
+    4. BN-ReLU, global average pooling, dropout, softmax.
+    ``121`` is ``keras.applications.DenseNet121`` (7 M parameters, about 28 MB as float32:
+    near the 30 MB limit), the only variant with ``weights="imagenet"``; note that its
+    ImageNet weights expect torch-style input normalisation, not our ``x / 127.5 - 1``.
+    """
+    _check_common(input_size, num_classes, dropout)
+    if variant not in DENSENET_VARIANTS:
+        raise ValueError(f"'variant' must be one of {', '.join(DENSENET_VARIANTS)}. Received: {variant!r}")
+    _check_weights(weights, "densenet (variant 'small')", supported=variant == "121")
+    _check_int("growth_rate", growth_rate, 1)
+    if not block_layers or any(isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in block_layers):
+        raise ValueError(
+            "'block_layers' must be a non-empty tuple of integers >= 1. "
+            f"Received: block_layers={block_layers!r}"
+        )
+    # Each transition halves the resolution after the stem's 4x: keep at least 1x1.
+    if input_size // 4 // 2 ** (len(block_layers) - 1) < 1:
+        raise ValueError(f"'input_size' {input_size} is too small for {len(block_layers)} dense blocks.")
+    if seed is not None:
+        keras.utils.set_random_seed(_check_int("seed", seed, 0))
+    inputs = keras.Input(shape=(input_size, input_size, 3), name="image")
+    if variant == "121":
+        if weights == "imagenet":
+            ensure_imagenet_weights_reachable("densenet121_weights_tf_dim_ordering_tf_kernels_notop")
+        backbone = keras.applications.DenseNet121(
+            input_shape=(input_size, input_size, 3), include_top=False, weights=weights
+        )
+        x = layers.GlobalAveragePooling2D(name="pool")(backbone(inputs))
+        name = "densenet121"
+    else:
+        x = layers.Conv2D(2 * growth_rate, 3, strides=2, padding="same", use_bias=False, name="stem")(inputs)
+        x = layers.MaxPooling2D(2, name="stem_pool")(x)
+        for block, count in enumerate(block_layers):
+            for number in range(count):
+                prefix = f"block{block + 1}_layer{number + 1}"
+                y = layers.BatchNormalization(name=f"{prefix}_bn1")(x)
+                y = layers.ReLU(name=f"{prefix}_relu1")(y)
+                y = layers.Conv2D(4 * growth_rate, 1, use_bias=False, name=f"{prefix}_conv1")(y)
+                y = layers.BatchNormalization(name=f"{prefix}_bn2")(y)
+                y = layers.ReLU(name=f"{prefix}_relu2")(y)
+                y = layers.Conv2D(growth_rate, 3, padding="same", use_bias=False, name=f"{prefix}_conv2")(y)
+                x = layers.Concatenate(name=f"{prefix}_concat")([x, y])
+            if block < len(block_layers) - 1:
+                prefix = f"transition{block + 1}"
+                x = layers.BatchNormalization(name=f"{prefix}_bn")(x)
+                x = layers.ReLU(name=f"{prefix}_relu")(x)
+                x = layers.Conv2D(x.shape[-1] // 2, 1, use_bias=False, name=f"{prefix}_conv")(x)
+                x = layers.AveragePooling2D(2, name=f"{prefix}_pool")(x)
+        x = layers.BatchNormalization(name="final_bn")(x)
+        x = layers.ReLU(name="final_relu")(x)
+        x = layers.GlobalAveragePooling2D(name="pool")(x)
+        name = "densenet_small"
+    x = layers.Dropout(dropout, name="dropout")(x)
+    outputs = layers.Dense(num_classes, activation="softmax", name="probabilities")(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
 ARCHITECTURES: dict[str, Callable[..., keras.Model]] = {
-    "hybrid": build_hybrid,
     "cnn": build_cnn,
+    "densenet": build_densenet,
+    "hybrid": build_hybrid,
+    "mobilenet": build_mobilenet,
 }
 
 

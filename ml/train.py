@@ -2,9 +2,12 @@
 
 Usage::
 
-    python -m ml.train --data DIR --out DIR [--arch hybrid] [--epochs N] [--seed S]
-                       [--name NAME] [--val-fraction F] [--batch-size B]
-                       [--learning-rate LR]
+    python -m ml.train --data DIR --out DIR [--arch {cnn,densenet,hybrid,mobilenet}]
+                       [--epochs N] [--seed S] [--name NAME] [--val-fraction F]
+                       [--batch-size B] [--learning-rate LR] [--weights {none,imagenet}]
+                       [--synthetic-per-class N] [--synthetic-epochs E]
+
+The fit loop is ``fit_model`` (shared with ``ml.crossval``).
 
 ``DIR`` holds one sub-folder per class key of ``ml.labels.CLASSES`` with JPEG/PNG pages.
 Writes ``<out>/<name>.keras`` and ``<out>/<name>.json`` (the model card).
@@ -21,7 +24,7 @@ import random
 import shlex
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +36,10 @@ from ml.metrics import classification_metrics
 from ml.preprocess import INPUT_SIZE, preprocess_bytes
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+# The names ``ml.network.ARCHITECTURES`` registers (a test keeps them equal); here so that
+# parsing arguments does not import TensorFlow.
+ARCHITECTURE_NAMES: tuple[str, ...] = ("cnn", "densenet", "hybrid", "mobilenet")
+AUGMENTATION_DESCRIPTION = "translate 3%, zoom 5%, brightness 0.1, contrast 0.2; no flips"
 CREDIT = (
     "Khan & Hussain 2021, ECG Images dataset of Cardiac Patients, Mendeley Data V2, "
     "doi:10.17632/gwbz3fsgp8.2, CC BY 4.0"
@@ -51,6 +58,7 @@ class Dataset:
     arrays: np.ndarray  # float32 (n, INPUT_SIZE, INPUT_SIZE, 3)
     labels: np.ndarray  # int64 (n,), indexes into CLASSES
     files: tuple[Path, ...]
+    file_sha256: tuple[str, ...]  # per file, in ``files`` order
     sha256: str  # over the sorted per-file sha256 digests, one per line
     counts: dict[str, int]
 
@@ -86,6 +94,7 @@ def load_dataset(data_dir: Path) -> Dataset:
         arrays=np.stack(arrays).astype(np.float32),
         labels=label_array,
         files=tuple(files),
+        file_sha256=tuple(digests),
         sha256=dataset_hash,
         counts={c: int((label_array == i).sum()) for i, c in enumerate(CLASSES)},
     )
@@ -151,7 +160,7 @@ def measure_ms_per_image(model: Any, samples: Sequence[bytes], repeats: int = 20
     result = {"preprocess": round(float(np.median(preprocess_ms)), 2)}
     forward = tf.function(lambda x: model(x, training=False))
     for batch_size in (1, 32):
-        batch = tf.zeros((batch_size, INPUT_SIZE, INPUT_SIZE, 3), tf.float32)
+        batch = tf.zeros((batch_size, *model.input_shape[1:]), tf.float32)
         forward(batch)  # trace and warm up
         timings = []
         for _ in range(repeats):
@@ -162,11 +171,175 @@ def measure_ms_per_image(model: Any, samples: Sequence[bytes], repeats: int = 20
     return result
 
 
+@dataclass(frozen=True)
+class TrainingConfig:
+    """How ``fit_model`` trains: architecture, schedule and optional synthetic pretraining."""
+
+    arch: str
+    epochs: int
+    seed: int
+    batch_size: int = 16
+    learning_rate: float = 1e-3
+    synthetic_per_class: int = 0
+    synthetic_epochs: int = 4
+    weights: str | None = None  # None or "imagenet" (backbone initialisation)
+
+
+@dataclass(frozen=True)
+class FittedModel:
+    """A trained Keras model, the class weights it was trained with, and a batched predictor."""
+
+    model: Any
+    class_weights: dict[int, float]
+    predict_probabilities: Callable[[np.ndarray], np.ndarray]
+
+
+def build_augmentation(seed: int) -> Any:
+    """Augmentation that keeps the ECG's meaning: small shifts and zooms (page placement),
+    brightness and contrast (scanner); no flips or rotations (time runs left to right)."""
+    import keras
+
+    return keras.Sequential(
+        [
+            keras.layers.RandomTranslation(0.03, 0.03, fill_mode="constant", fill_value=1.0, seed=seed),
+            keras.layers.RandomZoom((-0.05, 0.05), fill_mode="constant", fill_value=1.0, seed=seed + 1),
+            keras.layers.RandomBrightness(0.1, value_range=(-1.0, 1.0), seed=seed + 2),
+            keras.layers.RandomContrast(0.2, value_range=(-1.0, 1.0), seed=seed + 3),
+        ],
+        name="augment",
+    )
+
+
+def fit_model(
+    config: TrainingConfig,
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    *,
+    x_val: np.ndarray | None = None,
+    y_val: np.ndarray | None = None,
+    synthetic: tuple[np.ndarray, np.ndarray] | None = None,
+    started: float | None = None,
+    log: Callable[[str], None] | None = None,
+) -> FittedModel:
+    """Build ``config.arch`` for the input size of ``x_train`` and train it; the fit loop of
+    ``python -m ml.train`` and ``python -m ml.crossval``. The caller seeds (``seed_everything``).
+
+    1. Class weights by inverse frequency of ``y_train``; augmented, shuffled batches.
+    2. With ``config.synthetic_per_class`` (or ready ``synthetic`` arrays), pretrain for
+       ``config.synthetic_epochs`` on synthetic pages at the constant learning rate.
+    3. Train ``config.epochs`` on the real images with a fresh Adam and cosine decay to 0.
+    4. One progress line per epoch (to ``log``), with validation macro-F1 and MI recall
+       when ``x_val``/``y_val`` are given. The weights of the last epoch are returned.
+    """
+    import keras
+    import tensorflow as tf
+
+    from ml.network import build_model
+
+    started = time.perf_counter() if started is None else started
+    emit = log or (lambda line: print(line, flush=True))
+    x_val = x_val if x_val is not None else np.zeros((0, *x_train.shape[1:]), np.float32)
+    y_val = y_val if y_val is not None else np.zeros(0, np.int64)
+    weights = class_weights(y_train)
+    augment = build_augmentation(config.seed)
+    sample_weight = np.asarray([weights[int(label)] for label in y_train], dtype=np.float32)
+    train_data = (
+        tf.data.Dataset.from_tensor_slices((x_train, y_train, sample_weight))
+        .shuffle(len(y_train), seed=config.seed, reshuffle_each_iteration=True)
+        .batch(config.batch_size)
+        .map(lambda x, y, w: (augment(x, training=True), y, w))
+        .prefetch(2)
+    )
+
+    model = build_model(
+        config.arch, seed=config.seed, input_size=int(x_train.shape[1]), weights=config.weights
+    )
+    forward = tf.function(lambda x: model(x, training=False))
+
+    def predict_probabilities(x: np.ndarray) -> np.ndarray:
+        if len(x) == 0:
+            return np.zeros((0, len(CLASSES)), np.float32)
+        return np.concatenate([forward(x[i : i + 64]).numpy() for i in range(0, len(x), 64)])
+
+    class Progress(keras.callbacks.Callback):
+        """One line per epoch, with validation macro-F1 and MI recall on the real split."""
+
+        def __init__(self, phase: str, epochs: int) -> None:
+            super().__init__()
+            self.phase, self.epochs = phase, epochs
+
+        def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
+            logs = logs or {}
+            line = (
+                f"{self.phase} {epoch + 1}/{self.epochs} loss {logs.get('loss', 0):.4f} "
+                f"acc {logs.get('accuracy', 0):.3f}"
+            )
+            if len(y_val):
+                val = classification_metrics(y_val, predict_probabilities(x_val).argmax(axis=1), CLASSES)
+                recall = val["per_class_recall"]
+                assert isinstance(recall, dict)
+                line += (
+                    f" | val acc {val['accuracy']:.3f} macro-F1 {val['macro_f1']:.3f} "
+                    f"MI recall {recall['mi']:.2f}"
+                )
+            emit(f"{line} ({time.perf_counter() - started:.0f}s)")
+
+    if synthetic is None and config.synthetic_per_class:
+        synthetic = synthetic_dataset(config.synthetic_per_class, config.seed)
+    if synthetic is not None:
+        # Pretraining on the project's synthetic pages teaches the network what traces,
+        # ST shifts, Q waves and irregular rhythms look like before it sees 294 real pages.
+        x_synthetic, y_synthetic = synthetic
+        emit(f"pretraining on {len(y_synthetic)} synthetic pages")
+        synthetic_data = (
+            tf.data.Dataset.from_tensor_slices((x_synthetic, y_synthetic))
+            .shuffle(len(y_synthetic), seed=config.seed)
+            .batch(config.batch_size)
+            .map(lambda x, y: (augment(x, training=True), y))
+            .prefetch(2)
+        )
+        model.compile(
+            optimizer=keras.optimizers.Adam(config.learning_rate),
+            loss="sparse_categorical_crossentropy",
+            metrics=["accuracy"],
+        )
+        model.fit(
+            synthetic_data,
+            epochs=config.synthetic_epochs,
+            verbose=0,
+            callbacks=[Progress("synthetic epoch", config.synthetic_epochs)],
+        )
+        del synthetic_data
+
+    steps = config.epochs * int(np.ceil(len(y_train) / config.batch_size))
+    schedule = keras.optimizers.schedules.CosineDecay(config.learning_rate, decay_steps=steps)
+    model.compile(
+        optimizer=keras.optimizers.Adam(schedule),
+        loss="sparse_categorical_crossentropy",
+        weighted_metrics=["accuracy"],
+    )
+    model.fit(train_data, epochs=config.epochs, verbose=0, callbacks=[Progress("epoch", config.epochs)])
+    return FittedModel(model=model, class_weights=weights, predict_probabilities=predict_probabilities)
+
+
+def add_weights_argument(parser: argparse.ArgumentParser) -> None:
+    """``--weights {none,imagenet}``, parsed to None or "imagenet"."""
+    parser.add_argument(
+        "--weights",
+        choices=("none", "imagenet"),
+        default="none",
+        help="backbone initialisation: none (from scratch) or imagenet (needs the weights "
+        "cached in ~/.keras/models or a network)",
+    )
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m ml.train", description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path, required=True, help="folder of <label>/ folders")
     parser.add_argument("--out", type=Path, required=True, help="folder for .keras and .json")
-    parser.add_argument("--arch", default="hybrid", help="architecture name (ml.network)")
+    parser.add_argument(
+        "--arch", default="hybrid", choices=ARCHITECTURE_NAMES, help="architecture (ml.network)"
+    )
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--name", default=None, help="model name (default: <arch>-<date>)")
@@ -180,6 +353,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="pretrain on this many synthetic pages per class first (0: none)",
     )
     parser.add_argument("--synthetic-epochs", type=int, default=4, help="epochs of pretraining")
+    add_weights_argument(parser)
     args = parser.parse_args(argv)
     if args.epochs < 1:
         parser.error("--epochs must be >= 1")
@@ -189,6 +363,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         parser.error("--synthetic-per-class must be >= 0 and --synthetic-epochs >= 1")
     if args.batch_size < 1:
         parser.error("--batch-size must be >= 1")
+    args.weights = None if args.weights == "none" else args.weights
     return args
 
 
@@ -205,14 +380,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     import keras
     import tensorflow as tf
 
-    from ml.network import build_model
-
     print(f"device: {device}; reading {args.data}", flush=True)
     dataset = load_dataset(args.data)
     train_index, val_index = stratified_split(dataset.labels, args.val_fraction, args.seed)
     x_train, y_train = dataset.arrays[train_index], dataset.labels[train_index]
     x_val, y_val = dataset.arrays[val_index], dataset.labels[val_index]
-    weights = class_weights(y_train)
+    weights = class_weights(y_train)  # fit_model weighs the same way; printed and carded here
     print(
         f"{len(dataset.labels)} images {dataset.counts}; train {len(y_train)}, "
         f"validation {len(y_val)}; class weights "
@@ -220,90 +393,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         flush=True,
     )
 
-    # Augmentation that keeps the ECG's meaning: small shifts and zooms (page placement),
-    # brightness and contrast (scanner); no flips or rotations (time runs left to right).
-    augment = keras.Sequential(
-        [
-            keras.layers.RandomTranslation(0.03, 0.03, fill_mode="constant", fill_value=1.0, seed=args.seed),
-            keras.layers.RandomZoom((-0.05, 0.05), fill_mode="constant", fill_value=1.0, seed=args.seed + 1),
-            keras.layers.RandomBrightness(0.1, value_range=(-1.0, 1.0), seed=args.seed + 2),
-            keras.layers.RandomContrast(0.2, value_range=(-1.0, 1.0), seed=args.seed + 3),
-        ],
-        name="augment",
+    config = TrainingConfig(
+        arch=args.arch,
+        epochs=args.epochs,
+        seed=args.seed,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        synthetic_per_class=args.synthetic_per_class,
+        synthetic_epochs=args.synthetic_epochs,
+        weights=args.weights,
     )
-    sample_weight = np.asarray([weights[int(label)] for label in y_train], dtype=np.float32)
-    train_data = (
-        tf.data.Dataset.from_tensor_slices((x_train, y_train, sample_weight))
-        .shuffle(len(y_train), seed=args.seed, reshuffle_each_iteration=True)
-        .batch(args.batch_size)
-        .map(lambda x, y, w: (augment(x, training=True), y, w))
-        .prefetch(2)
-    )
-
-    model = build_model(args.arch, seed=args.seed)
-    forward = tf.function(lambda x: model(x, training=False))
+    fitted = fit_model(config, x_train, y_train, x_val=x_val, y_val=y_val, started=started)
+    model = fitted.model
 
     def predict_labels(x: np.ndarray) -> np.ndarray:
-        outputs = [forward(x[i : i + 64]).numpy() for i in range(0, len(x), 64)]
-        return np.concatenate(outputs).argmax(axis=1)
-
-    class Progress(keras.callbacks.Callback):
-        """One line per epoch, with validation macro-F1 and MI recall on the real split."""
-
-        def __init__(self, phase: str, epochs: int) -> None:
-            super().__init__()
-            self.phase, self.epochs = phase, epochs
-
-        def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
-            logs = logs or {}
-            line = (
-                f"{self.phase} {epoch + 1}/{self.epochs} loss {logs.get('loss', 0):.4f} "
-                f"acc {logs.get('accuracy', 0):.3f}"
-            )
-            if len(y_val):
-                val = classification_metrics(y_val, predict_labels(x_val), CLASSES)
-                recall = val["per_class_recall"]
-                assert isinstance(recall, dict)
-                line += (
-                    f" | val acc {val['accuracy']:.3f} macro-F1 {val['macro_f1']:.3f} "
-                    f"MI recall {recall['mi']:.2f}"
-                )
-            print(f"{line} ({time.perf_counter() - started:.0f}s)", flush=True)
-
-    if args.synthetic_per_class:
-        # Pretraining on the project's synthetic pages teaches the network what traces,
-        # ST shifts, Q waves and irregular rhythms look like before it sees 294 real pages.
-        x_synthetic, y_synthetic = synthetic_dataset(args.synthetic_per_class, args.seed)
-        print(f"pretraining on {len(y_synthetic)} synthetic pages", flush=True)
-        synthetic_data = (
-            tf.data.Dataset.from_tensor_slices((x_synthetic, y_synthetic))
-            .shuffle(len(y_synthetic), seed=args.seed)
-            .batch(args.batch_size)
-            .map(lambda x, y: (augment(x, training=True), y))
-            .prefetch(2)
-        )
-        model.compile(
-            optimizer=keras.optimizers.Adam(args.learning_rate),
-            loss="sparse_categorical_crossentropy",
-            metrics=["accuracy"],
-        )
-        model.fit(
-            synthetic_data,
-            epochs=args.synthetic_epochs,
-            verbose=0,
-            callbacks=[Progress("synthetic epoch", args.synthetic_epochs)],
-        )
-        del x_synthetic, synthetic_data
-
-    steps = args.epochs * int(np.ceil(len(y_train) / args.batch_size))
-    schedule = keras.optimizers.schedules.CosineDecay(args.learning_rate, decay_steps=steps)
-    model.compile(
-        optimizer=keras.optimizers.Adam(schedule),
-        loss="sparse_categorical_crossentropy",
-        weighted_metrics=["accuracy"],
-    )
-
-    model.fit(train_data, epochs=args.epochs, verbose=0, callbacks=[Progress("epoch", args.epochs)])
+        return fitted.predict_probabilities(x).argmax(axis=1)
 
     metrics: dict[str, Any] = {
         "split": (
@@ -362,7 +466,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "schedule": "cosine decay to 0",
             "optimizer": "Adam",
             "class_weights": {CLASSES[i]: round(w, 4) for i, w in weights.items()},
-            "augmentation": "translate 3%, zoom 5%, brightness 0.1, contrast 0.2; no flips",
+            "augmentation": AUGMENTATION_DESCRIPTION,
+            **({"pretrained_weights": args.weights} if args.weights else {}),
         },
         "metrics": metrics,
         "created": dt.date.today().isoformat(),

@@ -23,6 +23,10 @@ MODULES = (
     "ml.network",
     "ml.device",
     "ml.train",
+    "ml.crossval",
+    "ml.evaluate",
+    "ml.guard",
+    "ml.calibration",
 )
 
 
@@ -57,6 +61,7 @@ def test_light_modules_do_not_import_tensorflow() -> None:
     # Web processes validate uploads with these; TF must load only in workers, after fork.
     code = (
         "import sys, ml, ml.labels, ml.preprocess, ml.synthetic, ml.models, ml.inference\n"
+        "import ml.guard, ml.metrics, ml.calibration, ml.evaluate, ml.crossval\n"
         "print('tensorflow' in sys.modules, 'keras' in sys.modules)\n"
     )
     result = subprocess.run(

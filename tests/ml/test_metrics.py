@@ -1,0 +1,135 @@
+"""Metric maths on tiny hand-computed examples, including the degenerate cases."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ml.labels import CLASSES
+from ml.metrics import (
+    accuracy,
+    bootstrap_macro_f1,
+    calibration_bins,
+    confusion_matrix,
+    evaluation_report,
+    expected_calibration_error,
+    macro_f1,
+    scores_from_confusion,
+)
+
+Y_TRUE = np.array([0, 0, 1, 2, 3, 3])
+Y_PRED = np.array([0, 3, 1, 0, 3, 3])
+
+
+def test_confusion_matrix_counts_rows_true_columns_predicted() -> None:
+    counts = confusion_matrix(Y_TRUE, Y_PRED, 4)
+    assert counts.tolist() == [[1, 0, 0, 1], [0, 1, 0, 0], [1, 0, 0, 0], [0, 0, 0, 2]]
+
+
+def test_accuracy_is_the_fraction_of_equal_labels() -> None:
+    assert accuracy(Y_TRUE, Y_PRED) == pytest.approx(4 / 6)
+    assert accuracy(np.array([], dtype=int), np.array([], dtype=int)) == 0.0
+
+
+def test_per_class_scores_match_hand_computation() -> None:
+    scores = scores_from_confusion(confusion_matrix(Y_TRUE, Y_PRED, 4))
+    # normal: 1 of 2 found, 1 of 2 predicted right; abnormal: 2 of 2 found, 2 of 3 right.
+    np.testing.assert_allclose(scores["precision"], [0.5, 1.0, 0.0, 2 / 3])
+    np.testing.assert_allclose(scores["recall"], [0.5, 1.0, 0.0, 1.0])
+    np.testing.assert_allclose(scores["f1"], [0.5, 1.0, 0.0, 0.8])
+    assert scores["support"].tolist() == [2, 1, 1, 2]
+    assert macro_f1(Y_TRUE, Y_PRED, 4) == pytest.approx(0.575)
+
+
+def test_a_class_never_predicted_gets_precision_and_f1_zero() -> None:
+    scores = scores_from_confusion(confusion_matrix(np.array([0, 1, 1]), np.array([0, 0, 0]), 2))
+    np.testing.assert_allclose(scores["precision"], [1 / 3, 0.0])
+    np.testing.assert_allclose(scores["f1"], [0.5, 0.0])
+    assert macro_f1(np.array([0, 1, 1]), np.array([0, 0, 0]), 2) == pytest.approx(0.25)
+
+
+def test_a_class_absent_from_y_true_counts_against_macro_f1() -> None:
+    scores = scores_from_confusion(confusion_matrix(np.array([0, 0]), np.array([0, 1]), 2))
+    np.testing.assert_allclose(scores["recall"], [0.5, 0.0])
+    np.testing.assert_allclose(scores["f1"], [2 / 3, 0.0])
+    # A class neither present nor predicted also scores 0: a missing class is not flattering.
+    assert macro_f1(np.array([0, 0]), np.array([0, 0]), 2) == pytest.approx(0.5)
+
+
+def test_labels_outside_the_classes_are_rejected() -> None:
+    with pytest.raises(ValueError, match="num_classes=2"):
+        confusion_matrix(np.array([0, 2]), np.array([0, 1]), 2)
+    with pytest.raises(ValueError, match="differ in length"):
+        confusion_matrix(np.array([0, 1]), np.array([0]), 2)
+
+
+def test_bootstrap_of_perfect_predictions_is_a_point_interval() -> None:
+    labels = np.repeat(np.arange(4), 5)
+    result = bootstrap_macro_f1(labels, labels, 4, n_resamples=50, seed=0)
+    assert (result["value"], result["low"], result["high"]) == (1.0, 1.0, 1.0)
+
+
+def test_bootstrap_is_seeded_and_brackets_the_estimate() -> None:
+    rng = np.random.default_rng(3)
+    y_true = np.repeat(np.arange(4), [20, 6, 12, 30])
+    y_pred = np.where(rng.random(len(y_true)) < 0.7, y_true, rng.integers(0, 4, len(y_true)))
+    first = bootstrap_macro_f1(y_true, y_pred, 4, n_resamples=300, seed=5)
+    assert first == bootstrap_macro_f1(y_true, y_pred, 4, n_resamples=300, seed=5)
+    assert first != bootstrap_macro_f1(y_true, y_pred, 4, n_resamples=300, seed=6)
+    assert first["low"] < first["value"] < first["high"]
+    assert first["n_resamples"] == 300
+
+
+def test_bootstrap_matches_a_naive_loop_over_the_same_resamples() -> None:
+    y_true = np.array([0, 0, 0, 1, 1, 2, 2, 2, 2])
+    y_pred = np.array([0, 1, 0, 1, 2, 2, 0, 2, 2])
+    result = bootstrap_macro_f1(y_true, y_pred, 3, n_resamples=40, confidence=0.9, seed=11)
+    rng = np.random.default_rng(11)
+    draws = [rng.choice(np.flatnonzero(y_true == c), size=(40, (y_true == c).sum())) for c in range(3)]
+    resamples = np.concatenate(draws, axis=1)
+    naive = [macro_f1(y_true[row], y_pred[row], 3) for row in resamples]
+    assert result["low"] == pytest.approx(np.quantile(naive, 0.05))
+    assert result["high"] == pytest.approx(np.quantile(naive, 0.95))
+
+
+def test_bootstrap_validates_the_resample_count() -> None:
+    with pytest.raises(ValueError, match="'n_resamples' must be an integer >= 1"):
+        bootstrap_macro_f1(Y_TRUE, Y_PRED, 4, n_resamples=0)
+
+
+PROBABILITIES = np.array([[0.9, 0.1], [0.6, 0.4], [0.3, 0.7], [0.55, 0.45]])
+CALIBRATION_TRUE = np.array([0, 1, 1, 0])  # right, wrong, right, right
+
+
+def test_ece_with_ten_bins_matches_hand_computation() -> None:
+    # Each sample alone in its bin: (|1-0.9| + |0-0.6| + |1-0.7| + |1-0.55|) / 4.
+    assert expected_calibration_error(CALIBRATION_TRUE, PROBABILITIES, 10) == pytest.approx(0.3625)
+
+
+def test_ece_with_two_bins_pools_confidences() -> None:
+    # All confidences in [0.5, 1]: accuracy 3/4, mean confidence 0.6875.
+    assert expected_calibration_error(CALIBRATION_TRUE, PROBABILITIES, 2) == pytest.approx(0.0625)
+
+
+def test_calibration_bins_put_full_confidence_in_the_last_bin() -> None:
+    bins = calibration_bins(np.array([0, 1]), np.array([[1.0, 0.0], [0.5, 0.5]]), n_bins=4)
+    assert [row["count"] for row in bins] == [0, 0, 1, 1]
+    assert bins[3]["accuracy"] == 1.0 and bins[2]["accuracy"] == 0.0  # argmax ties pick class 0
+
+
+def test_a_perfectly_calibrated_model_has_zero_ece() -> None:
+    probabilities = np.array([[0.75, 0.25]] * 4)
+    assert expected_calibration_error(np.array([0, 0, 0, 1]), probabilities) == pytest.approx(0.0)
+
+
+def test_evaluation_report_has_the_documented_keys_and_values() -> None:
+    probabilities = np.eye(4)[Y_PRED] * 0.7 + 0.075
+    report = evaluation_report(Y_TRUE, probabilities, CLASSES, n_resamples=100, seed=0)
+    assert set(report) == {"n", "accuracy", "macro_f1", "per_class", "confusion_matrix", "ece"}
+    assert report["n"] == 6
+    assert report["accuracy"] == pytest.approx(0.6667)
+    assert report["macro_f1"]["value"] == pytest.approx(0.575)
+    assert report["per_class"]["abnormal"] == {"precision": 0.6667, "recall": 1.0, "f1": 0.8, "support": 2}
+    assert report["confusion_matrix"]["counts"][2] == [1, 0, 0, 0]
+    # Confidence 0.775 everywhere, accuracy 4/6.
+    assert report["ece"]["value"] == pytest.approx(abs(0.775 - 4 / 6), abs=1e-4)
