@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from accounts.models import ApiToken, User, WebhookSecret
 from accounts.tokens import api_token_create
+from classifier.audit import Action, audit_record
 
 
 @admin.register(User)
@@ -49,13 +50,29 @@ class ApiTokenAdmin(admin.ModelAdmin):
         if change:
             return
         token, key = api_token_create(user=obj.user, name=obj.name)
+        audit_record(
+            action=Action.TOKEN_CREATE,
+            request=request,
+            target_type="token",
+            target_id=token.pk,
+            detail={"via": "admin", "for": obj.user.email},
+        )
         obj.pk = token.pk
         obj.refresh_from_db()
         messages.warning(request, f"The new token's key (shown only this once): {key}")
 
     @admin.action(description="Revoke the selected tokens")
     def revoke(self, request: HttpRequest, queryset: QuerySet[ApiToken]) -> None:
-        count = queryset.filter(revoked__isnull=True).update(revoked=timezone.now())
+        active = list(queryset.filter(revoked__isnull=True).values_list("pk", flat=True))
+        count = ApiToken.objects.filter(pk__in=active, revoked__isnull=True).update(revoked=timezone.now())
+        for token_id in active:
+            audit_record(
+                action=Action.TOKEN_REVOKE,
+                request=request,
+                target_type="token",
+                target_id=token_id,
+                detail={"via": "admin"},
+            )
         messages.success(request, f"Revoked {count} token(s).")
 
 

@@ -9,6 +9,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts import tokens
+from classifier.audit import Action, Outcome, audit_record
 
 
 @login_required
@@ -22,7 +23,8 @@ def api_tokens(request: HttpRequest) -> HttpResponse:
             tokens.webhook_secret_rotate(user=request.user)
             messages.success(request, "A new webhook secret is in use; update your receivers.")
             return redirect("api-tokens")
-        _token, new_key = tokens.api_token_create(user=request.user, name=request.POST.get("name", ""))
+        token, new_key = tokens.api_token_create(user=request.user, name=request.POST.get("name", ""))
+        audit_record(action=Action.TOKEN_CREATE, request=request, target_type="token", target_id=token.pk)
     context = {
         "tokens": tokens.api_tokens_for_user(user=request.user),
         "new_key": new_key,
@@ -36,7 +38,15 @@ def api_tokens(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_POST
 def api_token_revoke(request: HttpRequest, token_id: int) -> HttpResponse:
-    if tokens.api_token_revoke(user=request.user, token_id=token_id):
+    revoked = tokens.api_token_revoke(user=request.user, token_id=token_id)
+    audit_record(
+        action=Action.TOKEN_REVOKE,
+        request=request,
+        target_type="token",
+        target_id=token_id,
+        outcome=Outcome.SUCCESS if revoked else Outcome.NOT_FOUND,
+    )
+    if revoked:
         messages.success(request, "The token was revoked.")
     else:
         messages.error(request, "No such active token.")

@@ -5,13 +5,15 @@ from __future__ import annotations
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
-from django.http import FileResponse, HttpRequest
+from django.http import FileResponse, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html, format_html_join
 
+from classifier.audit import Action, audit_record
 from classifier.models import (
     CLASS_KEYS,
+    AuditEvent,
     Batch,
     Job,
     ModelVersion,
@@ -38,6 +40,27 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False
+
+
+class AuditedReadAdmin(ReadOnlyAdmin):
+    """Opening one object's page is a read of its results: recorded in the audit log."""
+
+    audit_action: str = ""
+    audit_target: str = ""
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict | None = None
+    ) -> HttpResponse:
+        response = super().change_view(request, object_id, form_url, extra_context)
+        if response.status_code == 200 and object_id.isdigit():
+            audit_record(
+                action=self.audit_action,
+                request=request,
+                target_type=self.audit_target,
+                target_id=int(object_id),
+                detail={"via": "admin"},
+            )
+        return response
 
 
 class JobInline(admin.TabularInline):
@@ -69,7 +92,9 @@ class WebhookDeliveryInline(admin.TabularInline):
 
 
 @admin.register(Batch)
-class BatchAdmin(ReadOnlyAdmin):
+class BatchAdmin(AuditedReadAdmin):
+    audit_action = Action.BATCH_VIEW
+    audit_target = "batch"
     list_display = ("name", "owner", "created", "completed", "job_total")
     list_filter = ("created", "completed", ("owner", admin.RelatedOnlyFieldListFilter))
     search_fields = ("name", "owner__email")
@@ -116,7 +141,9 @@ class JobLabelFilter(admin.SimpleListFilter):
 
 
 @admin.register(Job)
-class JobAdmin(ReadOnlyAdmin):
+class JobAdmin(AuditedReadAdmin):
+    audit_action = Action.JOB_VIEW
+    audit_target = "job"
     list_display = (
         "id",
         "thumbnail",
@@ -155,7 +182,15 @@ class JobAdmin(ReadOnlyAdmin):
     def image_view(self, request: HttpRequest, job_id: int) -> FileResponse:
         if not self.has_view_permission(request):
             raise PermissionDenied
-        return image_response(get_object_or_404(Job, pk=job_id))
+        job = get_object_or_404(Job, pk=job_id)
+        audit_record(
+            action=Action.IMAGE_VIEW,
+            request=request,
+            target_type="job",
+            target_id=job.pk,
+            detail={"via": "admin"},
+        )
+        return image_response(job)
 
     @admin.display(description="Image")
     def thumbnail(self, job: Job) -> str:
@@ -225,3 +260,52 @@ class WebhookDeliveryAdmin(ReadOnlyAdmin):
     list_select_related = ("batch",)
     inlines = (WebhookAttemptInline,)
     readonly_fields = ("event_id",)
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(admin.ModelAdmin):
+    """The audit log, readable by staff with the view permission; nobody adds, edits or deletes."""
+
+    list_display = (
+        "created",
+        "actor_label",
+        "api_token_id",
+        "action",
+        "target_type",
+        "target_id",
+        "outcome",
+        "ip",
+    )
+    list_filter = (
+        "action",
+        "outcome",
+        ("actor", admin.RelatedOnlyFieldListFilter),
+        "created",
+    )
+    search_fields = ("actor_label", "request_id", "ip")
+    date_hierarchy = "created"
+    list_select_related = ("actor",)
+    readonly_fields = (
+        "created",
+        "actor",
+        "actor_label",
+        "api_token_id",
+        "ip",
+        "request_id",
+        "action",
+        "target_type",
+        "target_id",
+        "outcome",
+        "detail",
+    )
+    fields = readonly_fields
+    actions = None
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False

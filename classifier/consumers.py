@@ -7,6 +7,7 @@ from typing import Any
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
+from classifier.audit import Action, Outcome, audit_record, new_request_id
 from classifier.presenters import batch_as_dict
 from classifier.selectors import batch_get_for_user, batches_in_progress_for_user, user_group_name
 
@@ -46,7 +47,7 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
         except (TypeError, ValueError):
             await self.send_json({"type": "error", "message": "batch must be an id."})
             return
-        batch = await database_sync_to_async(_one_batch)(self.scope["user"], batch_id)
+        batch = await database_sync_to_async(_one_batch)(self.scope["user"], batch_id, _client_ip(self.scope))
         if batch is None:
             await self.send_json({"type": "error", "message": "No such batch."})
             return
@@ -63,10 +64,25 @@ def _in_progress(user: Any) -> list[dict[str, Any]]:
     return [batch_as_dict(batch) for batch in batches_in_progress_for_user(user=user)]
 
 
-def _one_batch(user: Any, batch_id: int) -> dict[str, Any] | None:
+def _one_batch(user: Any, batch_id: int, ip: str | None) -> dict[str, Any] | None:
     from django.http import Http404
 
+    seen = {
+        "actor": user,
+        "ip": ip,
+        "request_id": new_request_id(),
+        "target_type": "batch",
+        "target_id": batch_id,
+    }
     try:
-        return batch_as_dict(batch_get_for_user(user=user, batch_id=batch_id))
+        batch = batch_get_for_user(user=user, batch_id=batch_id)
     except Http404:
+        audit_record(action=Action.BATCH_VIEW, outcome=Outcome.NOT_FOUND, detail={"via": "websocket"}, **seen)
         return None
+    audit_record(action=Action.BATCH_VIEW, detail={"via": "websocket"}, **seen)
+    return batch_as_dict(batch)
+
+
+def _client_ip(scope: dict[str, Any]) -> str | None:
+    client = scope.get("client")
+    return client[0] if client else None

@@ -183,3 +183,82 @@ class WebhookAttempt(models.Model):
 
     def __str__(self) -> str:
         return f"attempt {self.number} of {self.delivery_id}: {self.status_code or self.error}"
+
+
+class AuditQuerySet(models.QuerySet["AuditEvent"]):
+    """Append-only: bulk updates and deletes through the ORM are refused."""
+
+    def update(self, **kwargs: object) -> int:
+        raise PermissionError("Audit events are append-only: they cannot be updated.")
+
+    def delete(self) -> tuple[int, dict[str, int]]:
+        raise PermissionError("Audit events are append-only: they cannot be deleted.")
+
+
+class AuditEvent(models.Model):
+    """Who did what to which object, from where, when, and how it ended. Written once, never changed.
+
+    Holds ids and names, never image data. `actor` is kept as a snapshot (`actor_label`) too,
+    so an entry still says who it was after the account is gone.
+    """
+
+    class Action(models.TextChoices):
+        BATCH_CREATE = "batch.create", "Batch uploaded"
+        BATCH_LIST = "batch.list", "Batches listed"
+        BATCH_VIEW = "batch.view", "Batch viewed"
+        BATCH_DELETE = "batch.delete", "Batch deleted"
+        JOB_VIEW = "job.view", "Job viewed"
+        JOB_RERUN = "job.rerun", "Job re-run"
+        IMAGE_VIEW = "image.view", "Image viewed"
+        TOKEN_CREATE = "token.create", "API token created"
+        TOKEN_REVOKE = "token.revoke", "API token revoked"
+        LOGIN = "login", "Logged in"
+        LOGIN_FAILED = "login.failed", "Login failed"
+        LOGOUT = "logout", "Logged out"
+
+    class Outcome(models.TextChoices):
+        SUCCESS = "success", "Success"
+        REFUSED = "refused", "Refused"  # bad input, or the object's state did not allow it
+        NOT_FOUND = "not_found", "Not found"  # no such object among the actor's own
+        FAILED = "failed", "Failed"  # wrong credentials
+
+    created = models.DateTimeField(default=timezone.now, db_index=True, editable=False)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="audit_events",
+        editable=False,
+    )
+    actor_label = models.CharField(max_length=254, editable=False)  # email, "system" or "anonymous"
+    api_token_id = models.PositiveBigIntegerField(null=True, blank=True, editable=False)
+    ip = models.GenericIPAddressField(null=True, blank=True, editable=False)
+    request_id = models.CharField(max_length=64, blank=True, db_index=True, editable=False)
+    action = models.CharField(max_length=20, choices=Action.choices, db_index=True, editable=False)
+    target_type = models.CharField(max_length=20, blank=True, editable=False)
+    target_id = models.BigIntegerField(null=True, blank=True, db_index=True, editable=False)
+    outcome = models.CharField(
+        max_length=10, choices=Outcome.choices, default=Outcome.SUCCESS, db_index=True, editable=False
+    )
+    detail = models.JSONField(default=dict, blank=True, editable=False)
+
+    objects = AuditQuerySet.as_manager()
+
+    class Meta:
+        ordering = ("-created", "-id")
+        indexes = [models.Index(fields=("target_type", "target_id"), name="audit_target")]
+
+    def __str__(self) -> str:
+        target = f" {self.target_type} {self.target_id}" if self.target_type else ""
+        return f"{self.created:%Y-%m-%d %H:%M:%S} {self.actor_label} {self.action}{target}: {self.outcome}"
+
+    def save(self, *args: object, **kwargs: object) -> None:
+        if not self._state.adding:
+            raise PermissionError("Audit events are append-only: they cannot be updated.")
+        # An insert even when a pk is given: a new object must never overwrite an old entry.
+        kwargs["force_insert"] = True
+        super().save(*args, **kwargs)  # type: ignore[arg-type]
+
+    def delete(self, *args: object, **kwargs: object) -> tuple[int, dict[str, int]]:
+        raise PermissionError("Audit events are append-only: they cannot be deleted.")

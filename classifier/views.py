@@ -1,14 +1,21 @@
-"""Pages: upload, batch history, one batch's live results, and owner-only image downloads."""
+"""Pages: upload, batch history, one batch's live results, and owner-only image downloads.
+
+Each answer is recorded in the audit log (classifier.audit), refusals and other users' ids too.
+"""
 
 from __future__ import annotations
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
-from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse
+from django.core.exceptions import TooManyFieldsSent, TooManyFilesSent
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods
+from django.views.defaults import bad_request as django_bad_request
 
 from classifier import selectors, services
+from classifier.audit import Action, Outcome, audit_record
 from classifier.images import megabytes
 from classifier.models import CLASS_KEYS, Job, Label
 from classifier.presenters import batch_as_dict
@@ -28,21 +35,39 @@ def upload(request: HttpRequest) -> HttpResponse:
     """GET: the drop zone. POST: one batch from the files; JSON for the page's script."""
     if request.method == "GET":
         return render(request, "classifier/upload.html", _limits())
-    wants_json = "application/json" in request.headers.get("Accept", "")
+    files = request.FILES.getlist("images")
     try:
-        batch = services.batch_create(
-            owner=request.user,
-            files=request.FILES.getlist("images"),
-            name=request.POST.get("name", ""),
-        )
+        batch = services.batch_create(owner=request.user, files=files, name=request.POST.get("name", ""))
     except services.UploadRejected as exc:
-        if wants_json:
-            return JsonResponse({"errors": exc.errors}, status=400)
-        return render(request, "classifier/upload.html", {**_limits(), "errors": exc.errors}, status=400)
+        audit_record(
+            action=Action.BATCH_CREATE,
+            request=request,
+            outcome=Outcome.REFUSED,
+            detail={"files": len(files), "errors": exc.errors[:50]},
+        )
+        return upload_refused(request, exc.errors)
+    audit_record(
+        action=Action.BATCH_CREATE,
+        request=request,
+        target_type="batch",
+        target_id=batch.pk,
+        detail={"jobs": list(batch.jobs.values_list("pk", flat=True))},
+    )
     url = batch_as_dict(batch, with_jobs=False)["url"]
-    if wants_json:
+    if _wants_json(request):
         return JsonResponse({"batch": batch.pk, "url": url}, status=201)
     return redirect(url)
+
+
+def upload_refused(request: HttpRequest, errors: list[str]) -> HttpResponse:
+    """The 400 answer to a refused upload: JSON for the page's script, else the page with messages."""
+    if _wants_json(request):
+        return JsonResponse({"errors": errors}, status=400)
+    return render(request, "classifier/upload.html", {**_limits(), "errors": errors}, status=400)
+
+
+def _wants_json(request: HttpRequest) -> bool:
+    return "application/json" in request.headers.get("Accept", "")
 
 
 def _limits() -> dict[str, int | str]:
@@ -55,14 +80,26 @@ def _limits() -> dict[str, int | str]:
 @login_required
 @require_GET
 def batch_list(request: HttpRequest) -> HttpResponse:
-    batches = selectors.batch_list_for_user(user=request.user)[:200]
+    batches = list(selectors.batch_list_for_user(user=request.user)[:200])
+    audit_record(action=Action.BATCH_LIST, request=request, detail={"batches": [b.pk for b in batches]})
     return render(request, "classifier/batch_list.html", {"batches": batches})
 
 
 @login_required
 @require_GET
 def batch_detail(request: HttpRequest, batch_id: int) -> HttpResponse:
-    batch = selectors.batch_get_for_user(user=request.user, batch_id=batch_id)
+    try:
+        batch = selectors.batch_get_for_user(user=request.user, batch_id=batch_id)
+    except Http404:
+        audit_record(
+            action=Action.BATCH_VIEW,
+            request=request,
+            target_type="batch",
+            target_id=batch_id,
+            outcome=Outcome.NOT_FOUND,
+        )
+        raise
+    audit_record(action=Action.BATCH_VIEW, request=request, target_type="batch", target_id=batch.pk)
     data = batch_as_dict(batch)
     return render(
         request,
@@ -75,7 +112,24 @@ def batch_detail(request: HttpRequest, batch_id: int) -> HttpResponse:
 @require_GET
 def job_image(request: HttpRequest, job_id: int) -> FileResponse:
     """The stored (re-encoded) image, to its owner only, never cached by shared caches."""
-    return image_response(selectors.job_get_for_user(user=request.user, job_id=job_id))
+    return owned_image_response(request, job_id)
+
+
+def owned_image_response(request: HttpRequest, job_id: int) -> FileResponse:
+    """The image of one of the requester's jobs (404 for anyone else's), recorded in the audit log."""
+    try:
+        job = selectors.job_get_for_user(user=request.user, job_id=job_id)
+    except Http404:
+        audit_record(
+            action=Action.IMAGE_VIEW,
+            request=request,
+            target_type="job",
+            target_id=job_id,
+            outcome=Outcome.NOT_FOUND,
+        )
+        raise
+    audit_record(action=Action.IMAGE_VIEW, request=request, target_type="job", target_id=job.pk)
+    return image_response(job)
 
 
 def image_response(job: Job) -> FileResponse:
@@ -85,4 +139,28 @@ def image_response(job: Job) -> FileResponse:
     response["X-Content-Type-Options"] = "nosniff"
     response["Cache-Control"] = "private, max-age=3600"
     response["Content-Disposition"] = "inline"
+    # Even if a browser were tricked into rendering it as a document, nothing in it may run.
+    response["Content-Security-Policy"] = "default-src 'none'; sandbox"
     return response
+
+
+def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """Django's handler400. A request Django refuses to parse (more files or fields than
+    DATA_UPLOAD_MAX_NUMBER_FILES / _FIELDS allow) gets our message instead of a bare 400:
+    problem JSON under /api/, the upload page's own refusal on /upload/."""
+    if isinstance(exception, TooManyFilesSent | TooManyFieldsSent):
+        limit = settings.ECGSITE_MAX_FILES_PER_BATCH
+        message = f"Too many files were sent in one request; a batch holds at most {limit}."
+        if request.path.startswith("/api/"):
+            from classifier.api.problems import problem_response
+
+            return problem_response(400, "too-many-files", "Too many files", message, field="images")
+        if request.path == reverse("classifier:upload") and request.user.is_authenticated:
+            audit_record(
+                action=Action.BATCH_CREATE,
+                request=request,
+                outcome=Outcome.REFUSED,
+                detail={"errors": [message]},
+            )
+            return upload_refused(request, [message])
+    return django_bad_request(request, exception)

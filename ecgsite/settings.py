@@ -64,6 +64,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "ecgsite.middleware.RequestIdMiddleware",  # first: every response, even a redirect, has an id
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -188,9 +189,26 @@ CELERY_TASK_ACKS_LATE = True
 # Safe because a job's attempts are capped in the database (ECGSITE_MAX_ATTEMPTS).
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# A prefork child loads the model (worker.tasks.load_model_after_fork) before it reports up:
+# Celery's 4 s default kills a child still loading TensorFlow, and the next, and the next.
+CELERY_WORKER_PROC_ALIVE_TIMEOUT = env_int("CELERY_WORKER_PROC_ALIVE_TIMEOUT", 120)
 CELERY_TASK_DEFAULT_QUEUE = "classify"
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+
+# The reaper (beat task worker.reap_stale_jobs, `manage.py reap_stale_jobs` from cron, or the
+# embedded runner's timer thread): the database is the record, so a job whose message was lost
+# (a Redis restart) or whose worker died is handed back to the queue, and failed after
+# ECGSITE_MAX_ATTEMPTS claims with a message its owner sees.
+# A queued job untouched this long is enqueued again under a fresh task id.
+ECGSITE_QUEUED_TIMEOUT_S = env_int("ECGSITE_QUEUED_TIMEOUT_S", 600)
+# A job running this long is presumed dead: keep it above the hard time limit (1.2 x soft).
+ECGSITE_RUNNING_TIMEOUT_S = env_int("ECGSITE_RUNNING_TIMEOUT_S", int(CLASSIFY_SOFT_TIME_LIMIT * 1.2) + 60)
+ECGSITE_REAPER_INTERVAL_S = env_int("ECGSITE_REAPER_INTERVAL_S", 60)
+ECGSITE_REAPER_BATCH_SIZE = env_int("ECGSITE_REAPER_BATCH_SIZE", 200)
+# Tests only (tests/realstack/test_faults.py): the classify task sleeps this long after the
+# first claim of a job, so a fault test can kill its worker mid-task. Never set in production.
+ECGSITE_TEST_PAUSE_AFTER_CLAIM_S = env_int("ECGSITE_TEST_PAUSE_AFTER_CLAIM_S", 0)
 
 if REDIS_URL:
     CHANNEL_LAYERS = {
@@ -264,6 +282,12 @@ ECGSITE_WEBHOOK_BACKOFF_MAX_S = env_int("ECGSITE_WEBHOOK_BACKOFF_MAX_S", 600)
 ECGSITE_WEBHOOK_MAX_COUNTDOWN_S = env_int("ECGSITE_WEBHOOK_MAX_COUNTDOWN_S", 900)
 CELERY_BEAT_SCHEDULE = {
     "sweep-webhooks": {"task": "worker.sweep_webhooks", "schedule": 60.0},
+    # A run still waiting when the next is due is dropped (expires), so none pile up in the queue.
+    "reap-stale-jobs": {
+        "task": "worker.reap_stale_jobs",
+        "schedule": float(ECGSITE_REAPER_INTERVAL_S),
+        "options": {"expires": float(ECGSITE_REAPER_INTERVAL_S)},
+    },
 }
 
 if PRODUCTION:

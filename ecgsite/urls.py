@@ -10,6 +10,8 @@ admin.site.site_title = "ecgsite admin"
 
 # Unknown /api/ addresses answer problem JSON like the API's own 404s.
 handler404 = "classifier.api.problems.not_found"
+# Requests Django will not parse (too many files) get our message, not a bare 400.
+handler400 = "classifier.views.bad_request"
 
 urlpatterns = [
     path("", classifier_views.home, name="home"),

@@ -10,18 +10,27 @@ import logging
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 
+from django.conf import settings
 from django.db import close_old_connections, connection
 
 logger = logging.getLogger(__name__)
 
 
 class EmbeddedRunner:
-    """Runs classify tasks one at a time on a daemon thread, in submission order."""
+    """Runs classify tasks one at a time on a daemon thread, in submission order.
 
-    def __init__(self) -> None:
+    With `reap_interval_s` > 0, `recover_unfinished` also starts a timer thread that runs the
+    reaper (classifier.reaper) every so often, as beat does on the real stack: it must not wait
+    behind the jobs, or it could never notice one that hangs.
+    """
+
+    def __init__(self, *, reap_interval_s: float = 0.0) -> None:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embedded-worker")
         # Webhooks wait on other people's servers: their own thread, so classification never does.
         self._webhook_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embedded-webhooks")
+        self._reap_interval_s = reap_interval_s
+        self._reaper_thread: threading.Thread | None = None
+        self._stop_reaping = threading.Event()
 
     def submit(self, *, job_id: int, task_id: str) -> Future[None]:
         return self._executor.submit(self._run, job_id, task_id)
@@ -37,8 +46,42 @@ class EmbeddedRunner:
         timer.start()
 
     def recover_unfinished(self) -> Future[None]:
-        """Re-queue jobs a previous run of this process left queued or running."""
+        """Re-queue jobs a previous run of this process left queued or running; start reaping."""
+        if self._reap_interval_s > 0:
+            self.start_reaping()
         return self._executor.submit(self._recover)
+
+    def start_reaping(self) -> None:
+        """Run the reaper every `reap_interval_s` seconds on a daemon thread (once per runner)."""
+        if self._reaper_thread is not None:
+            return
+        self._reaper_thread = threading.Thread(
+            target=self._reap_periodically, name="embedded-reaper", daemon=True
+        )
+        self._reaper_thread.start()
+
+    def stop_reaping(self) -> None:
+        self._stop_reaping.set()
+        if self._reaper_thread is not None:
+            self._reaper_thread.join(timeout=30)
+
+    def _reap_periodically(self) -> None:
+        while not self._stop_reaping.wait(self._reap_interval_s):
+            self.reap_once()
+
+    def reap_once(self) -> None:
+        """One reaper run; its re-queued jobs go to this runner's worker thread."""
+        from worker.tasks import reap_stale_jobs_now
+
+        close_old_connections()
+        try:
+            reap_stale_jobs_now(enqueue=self.submit)
+        except Exception:
+            logger.exception(
+                "embedded worker: the reaper failed; it runs again in %ss", self._reap_interval_s
+            )
+        finally:
+            connection.close()
 
     def _run(self, job_id: int, task_id: str) -> None:
         from worker.tasks import classify
@@ -78,4 +121,4 @@ class EmbeddedRunner:
             connection.close()
 
 
-runner = EmbeddedRunner()
+runner = EmbeddedRunner(reap_interval_s=settings.ECGSITE_REAPER_INTERVAL_S)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 
 from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
@@ -10,7 +12,8 @@ from celery.signals import worker_process_init
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
-from classifier import events, notifications, services, webhooks
+from classifier import events, notifications, reaper, services, webhooks
+from classifier.models import Job
 from classifier.selectors import job_get_with_prediction
 from worker.runtime import get_classifier, model_identity
 
@@ -38,6 +41,7 @@ def classify(self, job_id: int) -> None:
         _report(job_id)
         return
     _report(job_id)
+    _pause_for_fault_tests(job)
     try:
         classifier = get_classifier()
         with job.image.open("rb") as image_file:
@@ -64,6 +68,16 @@ def classify(self, job_id: int) -> None:
             inference_ms=result.inference_ms,
         )
     _report(job_id)
+
+
+def _pause_for_fault_tests(job: Job) -> None:
+    """Tests only: sleep after a job's first claim, so a fault test can kill the worker mid-task."""
+    pause_s = settings.ECGSITE_TEST_PAUSE_AFTER_CLAIM_S
+    if pause_s > 0 and job.attempts == 1:
+        logger.warning(
+            "job %s: pausing %ss after its claim (ECGSITE_TEST_PAUSE_AFTER_CLAIM_S)", job.pk, pause_s
+        )
+        time.sleep(pause_s)
 
 
 @worker_process_init.connect
@@ -108,3 +122,30 @@ def sweep_webhooks() -> int:
     for delivery_id in due:
         enqueue_webhook(delivery_id=delivery_id)
     return len(due)
+
+
+def reap_stale_jobs_now(
+    *, limit: int | None = None, enqueue: Callable[..., None] | None = None
+) -> reaper.ReapResult:
+    """Run the reaper once: enqueue the jobs it re-queued, report the ones it changed.
+
+    `enqueue` (job_id=, task_id=) defaults to worker.queue.enqueue_classify; the embedded
+    runner passes its own submit.
+    """
+    if enqueue is None:
+        from worker.queue import enqueue_classify as enqueue
+    result = reaper.jobs_reap_stale(limit=limit)
+    for job_id, task_id in result.requeued:
+        enqueue(job_id=job_id, task_id=task_id)
+    for job_id in result.changed:
+        _report(job_id)
+    if result.requeued or result.failed:
+        logger.info("reaper: re-queued %s job(s), failed %s", len(result.requeued), len(result.failed))
+    return result
+
+
+@shared_task(name="worker.reap_stale_jobs", ignore_result=True)
+def reap_stale_jobs() -> dict[str, int]:
+    """Hand stale queued or running jobs back to the queue, fail those out of attempts (beat)."""
+    result = reap_stale_jobs_now()
+    return {"requeued": len(result.requeued), "failed": len(result.failed)}

@@ -160,17 +160,23 @@ def schema_content_types_hook(result: dict[str, Any], **_kwargs: Any) -> dict[st
     return result
 
 
+def problem_response(
+    status_code: int, slug: str, title: str, detail: str, field: str | None = None
+) -> JsonResponse:
+    """A problem-details answer from outside DRF (Django's error handlers)."""
+    body = {
+        "type": problem_type(slug),
+        "title": title,
+        "status": status_code,
+        "detail": detail,
+        "field": field,
+        "errors": [{"field": field, "detail": detail}],
+    }
+    return JsonResponse(body, status=status_code, content_type=PROBLEM_CONTENT_TYPE)
+
+
 def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
     """Django's handler404: problem JSON for an unknown /api/ address, the usual page elsewhere."""
     if not request.path.startswith("/api/"):
         return page_not_found(request, exception)
-    detail = "There is nothing at this address."
-    body = {
-        "type": problem_type("not-found"),
-        "title": "Not found",
-        "status": 404,
-        "detail": detail,
-        "field": None,
-        "errors": [{"field": None, "detail": detail}],
-    }
-    return JsonResponse(body, status=404, content_type=PROBLEM_CONTENT_TYPE)
+    return problem_response(404, "not-found", "Not found", "There is nothing at this address.")

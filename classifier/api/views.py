@@ -6,16 +6,17 @@ Ownership is the selectors' job (another user's id is a 404); errors are problem
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
-from django.http import FileResponse
+from django.http import FileResponse, Http404
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
-from rest_framework import serializers, status
+from rest_framework import exceptions, serializers, status
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.renderers import JSONRenderer
@@ -27,8 +28,10 @@ from classifier import selectors, services, webhooks
 from classifier.api import problems
 from classifier.api.presenters import api_batch_as_dict, api_job_as_dict
 from classifier.api.throttling import TokenRateThrottle, UploadRateThrottle
+from classifier.audit import Action, Outcome, audit_record
 from classifier.images import clean_file_name, megabytes
-from classifier.views import image_response
+from classifier.models import Batch
+from classifier.views import owned_image_response
 
 IMAGE_SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n")
 IDEMPOTENCY_HEADER = "Idempotency-Key"
@@ -170,6 +173,42 @@ def _created(data: dict[str, Any], location: str, created: bool) -> Response:
     return Response(data, status=status.HTTP_200_OK, headers=headers)
 
 
+@contextmanager
+def _audit_refusal(request: Request) -> Iterator[None]:
+    """Record an upload the API refuses (bad image, field or callback), then let it answer."""
+    try:
+        yield
+    except exceptions.APIException as exc:
+        audit_record(
+            action=Action.BATCH_CREATE,
+            request=request,
+            outcome=Outcome.REFUSED,
+            detail={"status": exc.status_code, "detail": str(exc.detail)[:2000]},
+        )
+        raise
+
+
+def _audit_created(request: Request, batch: Batch, created: bool) -> None:
+    audit_record(
+        action=Action.BATCH_CREATE,
+        request=request,
+        target_type="batch",
+        target_id=batch.pk,
+        detail={"jobs": [job.pk for job in batch.jobs.all()], "replayed": not created},
+    )
+
+
+def _own_batch(request: Request, action: str, batch_id: int) -> Batch:
+    """The requester's batch (selectors check ownership); a miss is recorded, then a 404."""
+    try:
+        return selectors.batch_get_for_user(user=request.user, batch_id=batch_id)
+    except Http404:
+        audit_record(
+            action=action, request=request, target_type="batch", target_id=batch_id, outcome=Outcome.NOT_FOUND
+        )
+        raise
+
+
 class BatchPagination(PageNumberPagination):
     page_size = 20
     page_size_query_param = "page_size"
@@ -200,7 +239,8 @@ class BatchListCreateApi(ApiView):
         filters.is_valid(raise_exception=True)
         batches = selectors.batch_search_for_user(user=request.user, **filters.validated_data)
         paginator = BatchPagination()
-        page = paginator.paginate_queryset(batches, request, view=self)
+        page = paginator.paginate_queryset(batches, request, view=self) or []
+        audit_record(action=Action.BATCH_LIST, request=request, detail={"batches": [b.pk for b in page]})
         return paginator.get_paginated_response([api_batch_as_dict(batch) for batch in page])
 
     @extend_schema(
@@ -216,17 +256,19 @@ class BatchListCreateApi(ApiView):
     )
     def post(self, request: Request) -> Response:
         """One batch from one or more images; classification starts at once."""
-        serializer = self.BatchCreateInputSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        data = serializer.validated_data
-        batch, created = _create_batch(
-            request,
-            files=data["images"],
-            field="images",
-            name=data.get("name", ""),
-            callback_url=data.get("callback_url", ""),
-        )
+        with _audit_refusal(request):
+            serializer = self.BatchCreateInputSerializer(data=request.data)
+            serializer.is_valid(raise_exception=True)
+            data = serializer.validated_data
+            batch, created = _create_batch(
+                request,
+                files=data["images"],
+                field="images",
+                name=data.get("name", ""),
+                callback_url=data.get("callback_url", ""),
+            )
         batch = selectors.batch_get_for_user(user=request.user, batch_id=batch.pk)
+        _audit_created(request, batch, created)
         return _created(api_batch_as_dict(batch), reverse("api:batch-detail", args=[batch.pk]), created)
 
 
@@ -234,7 +276,8 @@ class BatchDetailApi(ApiView):
     @extend_schema(operation_id="batches_retrieve", responses={200: BatchOutput, **AUTH_ERRORS, **NOT_FOUND})
     def get(self, request: Request, batch_id: int) -> Response:
         """One of your batches with its jobs."""
-        batch = selectors.batch_get_for_user(user=request.user, batch_id=batch_id)
+        batch = _own_batch(request, Action.BATCH_VIEW, batch_id)
+        audit_record(action=Action.BATCH_VIEW, request=request, target_type="batch", target_id=batch.pk)
         return Response(api_batch_as_dict(batch))
 
     @extend_schema(
@@ -248,11 +291,27 @@ class BatchDetailApi(ApiView):
     )
     def delete(self, request: Request, batch_id: int) -> Response:
         """Delete a finished batch with its jobs, results and stored images."""
-        batch = selectors.batch_get_for_user(user=request.user, batch_id=batch_id)
+        batch = _own_batch(request, Action.BATCH_DELETE, batch_id)
+        jobs = [job.pk for job in batch.jobs.all()]
         try:
             services.batch_delete(batch=batch)
         except services.BatchBusy as exc:
+            audit_record(
+                action=Action.BATCH_DELETE,
+                request=request,
+                target_type="batch",
+                target_id=batch.pk,
+                outcome=Outcome.REFUSED,
+                detail={"reason": str(exc)},
+            )
             raise problems.BatchBusy(str(exc)) from None
+        audit_record(
+            action=Action.BATCH_DELETE,
+            request=request,
+            target_type="batch",
+            target_id=batch.pk,
+            detail={"jobs": jobs},
+        )
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -276,17 +335,19 @@ class JobCreateApi(ApiView):
     )
     def post(self, request: Request) -> Response:
         """One image: a batch of one, named after the file; answers the job."""
-        serializer = self.JobCreateInputSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        image = serializer.validated_data["image"]
-        batch, created = _create_batch(
-            request,
-            files=[image],
-            field="image",
-            name=clean_file_name(image.name or ""),
-            callback_url=serializer.validated_data.get("callback_url", ""),
-        )
+        with _audit_refusal(request):
+            serializer = self.JobCreateInputSerializer(data=request.data)
+            serializer.is_valid(raise_exception=True)
+            image = serializer.validated_data["image"]
+            batch, created = _create_batch(
+                request,
+                files=[image],
+                field="image",
+                name=clean_file_name(image.name or ""),
+                callback_url=serializer.validated_data.get("callback_url", ""),
+            )
         batch = selectors.batch_get_for_user(user=request.user, batch_id=batch.pk)
+        _audit_created(request, batch, created)
         job = batch.jobs.all()[0]
         return _created(api_job_as_dict(job), reverse("api:job-detail", args=[job.pk]), created)
 
@@ -295,7 +356,19 @@ class JobDetailApi(ApiView):
     @extend_schema(operation_id="jobs_retrieve", responses={200: JobOutput, **AUTH_ERRORS, **NOT_FOUND})
     def get(self, request: Request, job_id: int) -> Response:
         """One of your jobs: status, label and probabilities."""
-        return Response(api_job_as_dict(selectors.job_get_for_user(user=request.user, job_id=job_id)))
+        try:
+            job = selectors.job_get_for_user(user=request.user, job_id=job_id)
+        except Http404:
+            audit_record(
+                action=Action.JOB_VIEW,
+                request=request,
+                target_type="job",
+                target_id=job_id,
+                outcome=Outcome.NOT_FOUND,
+            )
+            raise
+        audit_record(action=Action.JOB_VIEW, request=request, target_type="job", target_id=job.pk)
+        return Response(api_job_as_dict(job))
 
 
 class JobImageApi(ApiView):
@@ -314,4 +387,4 @@ class JobImageApi(ApiView):
     )
     def get(self, request: Request, job_id: int) -> FileResponse:
         """The stored, re-encoded image (never the uploaded bytes)."""
-        return image_response(selectors.job_get_for_user(user=request.user, job_id=job_id))
+        return owned_image_response(request, job_id)

@@ -169,6 +169,20 @@ class ManagedProcess:
     def log(self, limit: int = 12_000) -> str:
         return tail(self.log_path, limit)
 
+    def children(self) -> list[int]:
+        """Pids of this process's direct children (Linux), e.g. a prefork worker's pool."""
+        pids: list[int] = []
+        for task in Path(f"/proc/{self.pid}/task").glob("*"):
+            with contextlib.suppress(OSError):
+                pids += [int(pid) for pid in (task / "children").read_text().split()]
+        return pids
+
+    def kill(self) -> None:
+        """SIGKILL the process alone, as the OOM killer would; its children are left running."""
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.popen.pid, signal.SIGKILL)
+        self.popen.wait(timeout=STOP_TIMEOUT_S)
+
     def stop(self) -> None:
         """SIGTERM to the process group, SIGKILL after STOP_TIMEOUT_S; idempotent."""
         if self.popen.poll() is None:
@@ -244,19 +258,52 @@ class LiveStack:
             self.processes.append(daphne)
             self._wait_until_answering(daphne)
             if self.with_worker:
-                hostname = f"{self.label}-{self.port}@%h"
-                worker = ManagedProcess.start(
-                    "celery worker",
-                    [PYTHON, "-m", "celery", "-A", "ecgsite", *WORKER_ARGUMENTS, "--hostname", hostname],
-                    self.env,
-                    self.var_dir / "worker.log",
-                )
-                self.processes.append(worker)
-                self._wait_until_worker_ready(worker)
+                self.start_worker()
         except BaseException:
             self.stop()
             raise
         return self
+
+    def start_worker(
+        self, *arguments: str, env: Mapping[str, str] | None = None, wait: bool = True
+    ) -> ManagedProcess:
+        """Start one more Celery worker (WORKER_ARGUMENTS unless ``arguments`` are given), with
+        ``env`` over the stack's environment, and wait until it consumes (unless ``wait`` is off).
+
+        The first is ``stack.worker``; each later one gets its own name, log and hostname.
+        """
+        assert self.var_dir is not None, "start() the stack first"
+        number = sum(process.name.startswith("celery worker") for process in self.processes) + 1
+        suffix = "" if number == 1 else f"-{number}"
+        worker = ManagedProcess.start(
+            f"celery worker{suffix}",
+            [
+                *(PYTHON, "-m", "celery", "-A", "ecgsite"),
+                *(arguments or WORKER_ARGUMENTS),
+                *("--hostname", f"{self.label}-{self.port}{suffix}@%h"),
+            ],
+            {**self.env, **(env or {})},
+            self.var_dir / f"worker{suffix}.log",
+        )
+        self.processes.append(worker)
+        if wait:
+            self._wait_until_worker_ready(worker)
+        return worker
+
+    def start_beat(self, env: Mapping[str, str] | None = None) -> ManagedProcess:
+        """Start ``celery beat`` (the periodic tasks of settings.CELERY_BEAT_SCHEDULE)."""
+        assert self.var_dir is not None, "start() the stack first"
+        beat = ManagedProcess.start(
+            "celery beat",
+            [
+                *(PYTHON, "-m", "celery", "-A", "ecgsite", "beat", "--loglevel=INFO"),
+                *("--schedule", str(self.var_dir / "celerybeat-schedule")),
+            ],
+            {**self.env, **(env or {})},
+            self.var_dir / "beat.log",
+        )
+        self.processes.append(beat)
+        return beat
 
     def manage(self, *args: str, timeout: float = 120) -> str:
         """Run ``manage.py ARGS`` with the stack's environment; its output, or StackError."""

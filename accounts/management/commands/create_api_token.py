@@ -8,6 +8,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from accounts.models import User
 from accounts.tokens import api_token_create
+from classifier.audit import Action, audit_record
 
 
 class Command(BaseCommand):
@@ -28,5 +29,11 @@ class Command(BaseCommand):
                 raise CommandError(f"No account has the email {email}; pass --create-user to create one.")
             user = User.objects.create_user(email=email, password=None)  # unusable password
             self.stderr.write(f"Created the account {email} (no password: it signs in with tokens only).")
-        _token, key = api_token_create(user=user, name=name or "command line")
+        token, key = api_token_create(user=user, name=name or "command line")
+        audit_record(
+            action=Action.TOKEN_CREATE,
+            target_type="token",
+            target_id=token.pk,
+            detail={"via": "command", "for": email},
+        )
         self.stdout.write(key)
