@@ -9,11 +9,12 @@ names, never image data, and cannot be changed once written (classifier.models.A
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
 from django.dispatch import receiver
-from django.http import HttpRequest
+from django.http import Http404, HttpRequest
 
 from classifier.models import AuditEvent
 
@@ -21,6 +22,7 @@ Action = AuditEvent.Action
 Outcome = AuditEvent.Outcome
 SYSTEM = "system"
 ANONYMOUS = "anonymous"
+Found = TypeVar("Found")
 
 
 def new_request_id() -> str:
@@ -101,3 +103,22 @@ def _login_failed(
         outcome=Outcome.FAILED,
         detail={"login": tried[:254]},
     )
+
+
+def audited_lookup(
+    lookup: Callable[[], Found], *, action: str, request: Any, target_type: str, target_id: int
+) -> Found:
+    """Run an ownership-checked read and record it; a miss is recorded as not found, then re-raised."""
+    try:
+        found = lookup()
+    except Http404:
+        audit_record(
+            action=action,
+            request=request,
+            target_type=target_type,
+            target_id=target_id,
+            outcome=Outcome.NOT_FOUND,
+        )
+        raise
+    audit_record(action=action, request=request, target_type=target_type, target_id=target_id)
+    return found

@@ -8,14 +8,14 @@ from __future__ import annotations
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import TooManyFieldsSent, TooManyFilesSent
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods
 from django.views.defaults import bad_request as django_bad_request
 
 from classifier import selectors, services
-from classifier.audit import Action, Outcome, audit_record
+from classifier.audit import Action, Outcome, audit_record, audited_lookup
 from classifier.images import megabytes
 from classifier.models import CLASS_KEYS, Job, Label
 from classifier.presenters import batch_as_dict
@@ -88,18 +88,13 @@ def batch_list(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_GET
 def batch_detail(request: HttpRequest, batch_id: int) -> HttpResponse:
-    try:
-        batch = selectors.batch_get_for_user(user=request.user, batch_id=batch_id)
-    except Http404:
-        audit_record(
-            action=Action.BATCH_VIEW,
-            request=request,
-            target_type="batch",
-            target_id=batch_id,
-            outcome=Outcome.NOT_FOUND,
-        )
-        raise
-    audit_record(action=Action.BATCH_VIEW, request=request, target_type="batch", target_id=batch.pk)
+    batch = audited_lookup(
+        lambda: selectors.batch_get_for_user(user=request.user, batch_id=batch_id),
+        action=Action.BATCH_VIEW,
+        request=request,
+        target_type="batch",
+        target_id=batch_id,
+    )
     data = batch_as_dict(batch)
     return render(
         request,
@@ -117,18 +112,13 @@ def job_image(request: HttpRequest, job_id: int) -> FileResponse:
 
 def owned_image_response(request: HttpRequest, job_id: int) -> FileResponse:
     """The image of one of the requester's jobs (404 for anyone else's), recorded in the audit log."""
-    try:
-        job = selectors.job_get_for_user(user=request.user, job_id=job_id)
-    except Http404:
-        audit_record(
-            action=Action.IMAGE_VIEW,
-            request=request,
-            target_type="job",
-            target_id=job_id,
-            outcome=Outcome.NOT_FOUND,
-        )
-        raise
-    audit_record(action=Action.IMAGE_VIEW, request=request, target_type="job", target_id=job.pk)
+    job = audited_lookup(
+        lambda: selectors.job_get_for_user(user=request.user, job_id=job_id),
+        action=Action.IMAGE_VIEW,
+        request=request,
+        target_type="job",
+        target_id=job_id,
+    )
     return image_response(job)
 
 

@@ -205,16 +205,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.synthetic_per_class:
         x_synthetic, y_synthetic = synthetic_dataset(args.synthetic_per_class, args.seed)
         synthetic = (resize_arrays(x_synthetic, args.input_size), y_synthetic)
-    config = TrainingConfig(
-        arch=args.arch,
-        epochs=args.epochs,
-        seed=args.seed,
-        batch_size=args.batch_size,
-        learning_rate=args.learning_rate,
-        synthetic_per_class=args.synthetic_per_class,
-        synthetic_epochs=args.synthetic_epochs,
-        weights=args.weights,
-    )
+    config = TrainingConfig.from_args(args)
     probabilities = np.zeros((len(dataset.labels), len(CLASSES)), dtype=np.float64)
     per_fold: list[dict[str, Any]] = []
     parameters = 0

@@ -184,6 +184,20 @@ class TrainingConfig:
     synthetic_epochs: int = 4
     weights: str | None = None  # None or "imagenet" (backbone initialisation)
 
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> TrainingConfig:
+        """The configuration named by the shared command-line options of train and crossval."""
+        return cls(
+            arch=args.arch,
+            epochs=args.epochs,
+            seed=args.seed,
+            batch_size=args.batch_size,
+            learning_rate=args.learning_rate,
+            synthetic_per_class=args.synthetic_per_class,
+            synthetic_epochs=args.synthetic_epochs,
+            weights=args.weights,
+        )
+
 
 @dataclass(frozen=True)
 class FittedModel:
@@ -393,16 +407,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         flush=True,
     )
 
-    config = TrainingConfig(
-        arch=args.arch,
-        epochs=args.epochs,
-        seed=args.seed,
-        batch_size=args.batch_size,
-        learning_rate=args.learning_rate,
-        synthetic_per_class=args.synthetic_per_class,
-        synthetic_epochs=args.synthetic_epochs,
-        weights=args.weights,
-    )
+    config = TrainingConfig.from_args(args)
     fitted = fit_model(config, x_train, y_train, x_val=x_val, y_val=y_val, started=started)
     model = fitted.model
 

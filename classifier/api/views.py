@@ -28,7 +28,7 @@ from classifier import selectors, services, webhooks
 from classifier.api import problems
 from classifier.api.presenters import api_batch_as_dict, api_job_as_dict
 from classifier.api.throttling import TokenRateThrottle, UploadRateThrottle
-from classifier.audit import Action, Outcome, audit_record
+from classifier.audit import Action, Outcome, audit_record, audited_lookup
 from classifier.images import clean_file_name, megabytes
 from classifier.models import Batch
 from classifier.views import owned_image_response
@@ -356,18 +356,13 @@ class JobDetailApi(ApiView):
     @extend_schema(operation_id="jobs_retrieve", responses={200: JobOutput, **AUTH_ERRORS, **NOT_FOUND})
     def get(self, request: Request, job_id: int) -> Response:
         """One of your jobs: status, label and probabilities."""
-        try:
-            job = selectors.job_get_for_user(user=request.user, job_id=job_id)
-        except Http404:
-            audit_record(
-                action=Action.JOB_VIEW,
-                request=request,
-                target_type="job",
-                target_id=job_id,
-                outcome=Outcome.NOT_FOUND,
-            )
-            raise
-        audit_record(action=Action.JOB_VIEW, request=request, target_type="job", target_id=job.pk)
+        job = audited_lookup(
+            lambda: selectors.job_get_for_user(user=request.user, job_id=job_id),
+            action=Action.JOB_VIEW,
+            request=request,
+            target_type="job",
+            target_id=job_id,
+        )
         return Response(api_job_as_dict(job))
 
 
