@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
-from django.contrib import admin
+from collections.abc import Callable
+
+from django import forms
+from django.conf import settings
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import FileResponse, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html, format_html_join
 
+from classifier import services
 from classifier.audit import Action, audit_record
+from classifier.model_comparison import comparison_build, crossval_comparison_build
 from classifier.models import (
     CLASS_KEYS,
     AuditEvent,
@@ -63,6 +71,57 @@ class AuditedReadAdmin(ReadOnlyAdmin):
         return response
 
 
+class RerunForm(forms.Form):
+    model_version = forms.ModelChoiceField(
+        queryset=ModelVersion.objects.order_by("name"),
+        widget=forms.RadioSelect,
+        empty_label=None,
+        label="Model version",
+    )
+
+
+class RerunActionMixin(admin.ModelAdmin):
+    """The "Re-run on another model version" action: pick a model version on a page of its own, then
+    queue the selected finished jobs again on it (classifier.services.jobs_rerun)."""
+
+    def has_rerun_permission(self, request: HttpRequest) -> bool:
+        # A re-run changes jobs, though the admin's job pages are read-only.
+        return request.user.has_perm("classifier.change_job")
+
+    def rerun_confirmation(
+        self,
+        request: HttpRequest,
+        queryset: QuerySet,
+        rerun: Callable[[ModelVersion], services.RerunResult],
+    ) -> TemplateResponse | None:
+        form = RerunForm(request.POST if "apply" in request.POST else None)
+        if form.is_bound and form.is_valid():
+            version = form.cleaned_data["model_version"]
+            result = rerun(version)
+            self.message_user(
+                request, f"Queued {len(result.rerun)} job(s) again on {version.name}.", messages.SUCCESS
+            )
+            if result.skipped:
+                self.message_user(
+                    request,
+                    f"Skipped {len(result.skipped)} job(s) still queued or running.",
+                    messages.WARNING,
+                )
+            return None
+        opts = self.model._meta
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Re-run on another model version",
+            "opts": opts,
+            "form": form,
+            "objects": list(queryset),
+            "action_name": request.POST.get("action", ""),
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+            "default_name": services.default_model_name(),
+        }
+        return TemplateResponse(request, "admin/classifier/rerun.html", context)
+
+
 class JobInline(admin.TabularInline):
     model = Job
     fields = ("thumbnail", "original_name", "status", "attempts", "error", "finished")
@@ -92,7 +151,7 @@ class WebhookDeliveryInline(admin.TabularInline):
 
 
 @admin.register(Batch)
-class BatchAdmin(AuditedReadAdmin):
+class BatchAdmin(RerunActionMixin, AuditedReadAdmin):
     audit_action = Action.BATCH_VIEW
     audit_target = "batch"
     list_display = ("name", "owner", "created", "completed", "job_total")
@@ -102,9 +161,27 @@ class BatchAdmin(AuditedReadAdmin):
     inlines = (JobInline, WebhookDeliveryInline)
     list_select_related = ("owner",)
 
+    actions = ("rerun_on_model_version",)
+
     @admin.display(description="Images")
     def job_total(self, batch: Batch) -> int:
         return batch.jobs.count()
+
+    @admin.action(description="Re-run on another model version", permissions=["rerun"])
+    def rerun_on_model_version(
+        self, request: HttpRequest, queryset: QuerySet[Batch]
+    ) -> TemplateResponse | None:
+        def rerun(version: ModelVersion) -> services.RerunResult:
+            results = [
+                services.batch_rerun(batch=batch, model_version=version, actor=request.user, request=request)
+                for batch in queryset
+            ]
+            return services.RerunResult(
+                rerun=[job_id for result in results for job_id in result.rerun],
+                skipped=[job_id for result in results for job_id in result.skipped],
+            )
+
+        return self.rerun_confirmation(request, queryset, rerun)
 
 
 class PredictionInline(admin.TabularInline):
@@ -141,7 +218,7 @@ class JobLabelFilter(admin.SimpleListFilter):
 
 
 @admin.register(Job)
-class JobAdmin(AuditedReadAdmin):
+class JobAdmin(RerunActionMixin, AuditedReadAdmin):
     audit_action = Action.JOB_VIEW
     audit_target = "job"
     list_display = (
@@ -167,6 +244,19 @@ class JobAdmin(AuditedReadAdmin):
     readonly_fields = ("large_image",)
     exclude = ("image",)
     inlines = (PredictionInline,)
+    actions = ("rerun_on_model_version",)
+
+    @admin.action(description="Re-run on another model version", permissions=["rerun"])
+    def rerun_on_model_version(
+        self, request: HttpRequest, queryset: QuerySet[Job]
+    ) -> TemplateResponse | None:
+        return self.rerun_confirmation(
+            request,
+            queryset,
+            lambda version: services.jobs_rerun(
+                jobs=queryset, model_version=version, actor=request.user, request=request
+            ),
+        )
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Job]:
         return super().get_queryset(request).prefetch_related("predictions")
@@ -232,6 +322,32 @@ class PredictionAdmin(ReadOnlyAdmin):
 class ModelVersionAdmin(ReadOnlyAdmin):
     list_display = ("name", "architecture", "short_sha", "created")
     search_fields = ("name", "architecture", "file_sha256")
+    change_list_template = "admin/classifier/modelversion/change_list.html"
+
+    def get_urls(self) -> list[URLPattern]:
+        compare_url = path(
+            "compare/",
+            self.admin_site.admin_view(self.compare_view),
+            name="classifier_modelversion_compare",
+        )
+        return [compare_url, *super().get_urls()]
+
+    def compare_view(self, request: HttpRequest) -> TemplateResponse:
+        """Every registered model version side by side: table and charts from their cards; then
+        every cross-validation report in ECGSITE_CROSSVAL_REPORTS_DIR (all architectures, same folds)."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        versions = list(ModelVersion.objects.order_by("name"))
+        comparison = comparison_build(versions=versions, default_name=services.default_model_name())
+        crossval = crossval_comparison_build(folder=settings.ECGSITE_CROSSVAL_REPORTS_DIR, versions=versions)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Compare model versions",
+            "opts": self.model._meta,
+            "comparison": comparison,
+            "crossval": crossval,
+        }
+        return TemplateResponse(request, "admin/classifier/modelversion/compare.html", context)
 
     @admin.display(description="File sha256")
     def short_sha(self, version: ModelVersion) -> str:

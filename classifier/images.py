@@ -1,7 +1,8 @@
 """Checking and re-encoding uploaded images before anything is stored.
 
 Uploaded bytes are never kept as they came: each image is decoded with a pixel ceiling, turned
-upright by its EXIF orientation, and written anew without metadata.
+upright by its EXIF orientation, and written anew without metadata. With ECGSITE_OOD_GUARD on,
+an image that does not look like a 12-lead ECG printout (ml.guard) is refused with the reason.
 """
 
 from __future__ import annotations
@@ -16,6 +17,9 @@ from typing import IO
 
 from django.conf import settings
 from PIL import Image, ImageOps, UnidentifiedImageError
+
+from ml import guard
+from ml.preprocess import InvalidImageError
 
 ACCEPTED_FORMATS = ("JPEG", "PNG")
 MAX_NAME_LENGTH = 255
@@ -101,6 +105,9 @@ def clean_image(stream: IO[bytes], *, name: str, size: int | None = None) -> Cle
     except (OSError, SyntaxError, ValueError):
         raise InvalidUpload(display_name, "is damaged or truncated and cannot be read.") from None
 
+    if settings.ECGSITE_OOD_GUARD:
+        _check_looks_like_ecg(data, display_name)
+
     # Nothing of the upload's metadata travels on: no EXIF, ICC profile, comments or text chunks.
     image.info.clear()
     out = io.BytesIO()
@@ -118,3 +125,17 @@ def clean_image(stream: IO[bytes], *, name: str, size: int | None = None) -> Cle
         width=image.width,
         height=image.height,
     )
+
+
+def _check_looks_like_ecg(data: bytes, display_name: str) -> None:
+    """Raise InvalidUpload unless ml.guard takes the bytes for a 12-lead ECG printout.
+
+    The guard decodes the bytes as the classifier will, so it judges what the classifier sees.
+    """
+    try:
+        rejection = guard.check_bytes(data)
+    except InvalidImageError as exc:  # e.g. too small for the classifier to use
+        message = str(exc)
+        raise InvalidUpload(display_name, message[:1].lower() + message[1:]) from None
+    if rejection is not None:
+        raise InvalidUpload(display_name, f"does not look like a 12-lead ECG printout: {rejection.reason}.")

@@ -101,7 +101,13 @@ class Job(models.Model):
     model_version = models.ForeignKey(
         ModelVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="jobs"
     )
+    # The model version the next run must use (an admin re-run); empty: the default model.
+    requested_model = models.ForeignKey(
+        ModelVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="requested_jobs"
+    )
     created = models.DateTimeField(auto_now_add=True, db_index=True)
+    # When the job was last handed to the broker: the reaper's clock for jobs stuck in queued.
+    enqueued_at = models.DateTimeField(null=True, blank=True)
     started = models.DateTimeField(null=True, blank=True)
     finished = models.DateTimeField(null=True, blank=True)
 

@@ -6,9 +6,10 @@ up its database retries leaves its job where it was. Run on a schedule (the beat
 worker.reap_stale_jobs, `manage.py reap_stale_jobs` from cron, or the embedded runner's timer
 thread), the reaper finds those jobs again:
 
-1. A job queued with no progress for ECGSITE_QUEUED_TIMEOUT_S, or running for longer than
-   ECGSITE_RUNNING_TIMEOUT_S, is stale. Its clock is `started` (the latest claim, or the
-   reaper's latest hand-back), else `created`.
+1. A job queued for longer than ECGSITE_QUEUED_TIMEOUT_S since it was last handed to the
+   broker (`enqueued_at`: the upload, or the reaper's latest hand-back), or running for longer
+   than ECGSITE_RUNNING_TIMEOUT_S since its latest claim (`started`), is stale. A row from
+   before `enqueued_at` existed falls back to `created`.
 2. A stale job that has used ECGSITE_MAX_ATTEMPTS claims is failed with a message its owner
    reads; any other gets a fresh task id and goes (back) to queued, for the caller to enqueue.
 3. Each change is one conditional UPDATE that names the state, task id and attempts the reaper
@@ -27,7 +28,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db.models import Q
+from django.db.models import Case, Q, When
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -70,8 +71,12 @@ def jobs_stale(*, now: datetime, limit: int) -> list[_Seen]:
     """Up to `limit` stale queued or running jobs, oldest clock first, as the reaper saw them."""
     queued_before = now - timedelta(seconds=settings.ECGSITE_QUEUED_TIMEOUT_S)
     running_before = now - timedelta(seconds=settings.ECGSITE_RUNNING_TIMEOUT_S)
+    clock = Case(
+        When(status=Job.Status.QUEUED, then=Coalesce("enqueued_at", "created")),
+        default=Coalesce("started", "created"),
+    )
     rows = (
-        Job.objects.annotate(clock=Coalesce("started", "created"))
+        Job.objects.annotate(clock=clock)
         .filter(
             Q(status=Job.Status.QUEUED, clock__lt=queued_before)
             | Q(status=Job.Status.RUNNING, clock__lt=running_before)
@@ -105,8 +110,8 @@ def jobs_reap_stale(*, now: datetime | None = None, limit: int | None = None) ->
                 logger.warning("reaper: job %s failed after %s attempts", seen.job_id, seen.attempts)
             continue
         task_id = uuid.uuid4().hex
-        # `started` restarts the job's clock, so the next run waits a full timeout again.
-        changed = as_seen.update(status=Job.Status.QUEUED, task_id=task_id, started=now)
+        # `enqueued_at` restarts the job's clock, so the next run waits a full timeout again.
+        changed = as_seen.update(status=Job.Status.QUEUED, task_id=task_id, enqueued_at=now)
         if changed:
             result.requeued.append((seen.job_id, task_id))
             if seen.status == Job.Status.RUNNING:

@@ -6,8 +6,10 @@ from __future__ import annotations
 import logging
 import math
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 from django.conf import settings
 from django.core.files.base import ContentFile
@@ -17,8 +19,11 @@ from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import User
+from classifier.audit import Action, Outcome, audit_record
 from classifier.images import CleanImage, InvalidUpload, clean_image
 from classifier.models import CLASS_KEYS, Batch, Job, ModelVersion, Prediction
+from classifier.reaper import attempts_exhausted_message
+from ml.cards import summary_from_card
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +70,8 @@ def batch_create(
     if errors:
         raise UploadRejected(errors)
 
-    batch_name = name.strip()[:200] or f"Batch of {timezone.now():%Y-%m-%d %H:%M} UTC"
+    now = timezone.now()
+    batch_name = name.strip()[:200] or f"Batch of {now:%Y-%m-%d %H:%M} UTC"
     stored: list[Job] = []
     try:
         with transaction.atomic():
@@ -80,6 +86,7 @@ def batch_create(
                     width=image.width,
                     height=image.height,
                     task_id=uuid.uuid4().hex,
+                    enqueued_at=now,  # handed to the broker when this transaction commits
                 )
                 job.image.save(f"upload{image.extension}", ContentFile(image.content), save=False)
                 stored.append(job)
@@ -171,7 +178,7 @@ def job_claim(*, job_id: int, task_id: str) -> Job | None:
             return None
         if job.attempts >= settings.ECGSITE_MAX_ATTEMPTS:
             job.status = Job.Status.FAILED
-            job.error = f"The image could not be classified after {job.attempts} attempts."
+            job.error = attempts_exhausted_message(job.attempts)
             job.finished = now
             job.save(update_fields=["status", "error", "finished"])
             logger.warning("job %s failed: attempts exhausted", job_id)
@@ -192,16 +199,26 @@ class ModelIdentity:
     card: dict
 
 
+def _version_fields(identity: ModelIdentity) -> dict[str, object]:
+    return {
+        "architecture": identity.architecture,
+        "file_sha256": identity.file_sha256,
+        "card": identity.card,
+        "metrics": summary_from_card(
+            {**identity.card, "name": identity.name, "architecture": identity.architecture}
+        ).compact(),
+    }
+
+
 def model_version_register(*, identity: ModelIdentity) -> ModelVersion:
-    """The ModelVersion row for a loaded model, created the first time it is seen."""
+    """The ModelVersion row for a loaded model, created the first time it is seen.
+
+    A worker whose file differs from the registered one is refused (ValueError): its
+    predictions would be filed under another model's name. `register_models` decides
+    which file a name stands for.
+    """
     version, created = ModelVersion.objects.get_or_create(
-        name=identity.name,
-        defaults={
-            "architecture": identity.architecture,
-            "file_sha256": identity.file_sha256,
-            "card": identity.card,
-            "metrics": identity.card.get("metrics", {}),
-        },
+        name=identity.name, defaults=_version_fields(identity)
     )
     if not created and version.file_sha256 != identity.file_sha256:
         raise ValueError(
@@ -209,6 +226,72 @@ def model_version_register(*, identity: ModelIdentity) -> ModelVersion:
             f"version has {version.file_sha256}: give a retrained model a new name."
         )
     return version
+
+
+@dataclass(frozen=True)
+class ModelRegistration:
+    version: ModelVersion
+    outcome: str  # "created", "sha256 changed", "card updated" or "unchanged"
+    previous_sha256: str = ""
+
+
+def model_version_sync(*, identity: ModelIdentity) -> ModelRegistration:
+    """Create or update the ModelVersion named like `identity` so it matches it exactly."""
+    fields = _version_fields(identity)
+    with transaction.atomic():
+        version = ModelVersion.objects.select_for_update().filter(name=identity.name).first()
+        if version is None:
+            return ModelRegistration(ModelVersion.objects.create(name=identity.name, **fields), "created")
+        previous = version.file_sha256
+        changed = [key for key, value in fields.items() if getattr(version, key) != value]
+        if not changed:
+            return ModelRegistration(version, "unchanged")
+        for key in changed:
+            setattr(version, key, fields[key])
+        version.save(update_fields=changed)
+    if previous != identity.file_sha256:
+        logger.warning(
+            "model %s: file sha256 changed from %s to %s", identity.name, previous, identity.file_sha256
+        )
+        return ModelRegistration(version, "sha256 changed", previous_sha256=previous)
+    return ModelRegistration(version, "card updated")
+
+
+def model_versions_register_shipped(*, cards: Sequence[dict] | None = None) -> list[ModelRegistration]:
+    """Register every shipped model (`ml.models.list_model_cards()`, or `cards`) as a ModelVersion.
+
+    Idempotent: a second run reports every model unchanged. A card without a name,
+    architecture or file sha256 is a broken card: ValueError, nothing registered.
+    """
+    if cards is None:
+        from ml.models import list_model_cards
+
+        cards = list_model_cards()
+    identities = []
+    for card in cards:
+        missing = [key for key in ("name", "architecture", "file_sha256") if not card.get(key)]
+        if missing:
+            raise ValueError(f"Model card {card.get('name', '?')!r} lacks {', '.join(missing)}.")
+        identities.append(
+            ModelIdentity(
+                name=card["name"],
+                architecture=card["architecture"],
+                file_sha256=card["file_sha256"],
+                card=card,
+            )
+        )
+    with transaction.atomic():
+        return [model_version_sync(identity=identity) for identity in identities]
+
+
+def default_model_name() -> str:
+    """The model new jobs run on: ECGSITE_MODEL (a name, or a .keras path's stem), else the default."""
+    from ml.models import DEFAULT_MODEL_NAME
+
+    choice = settings.ECGSITE_MODEL
+    if not choice:
+        return DEFAULT_MODEL_NAME
+    return Path(choice).stem if choice.endswith(".keras") else choice
 
 
 def prediction_record(
@@ -222,27 +305,30 @@ def prediction_record(
     """Store the prediction and mark the running job succeeded, at most once per job and model.
 
     A job that is no longer running (another delivery finished it, or it failed meanwhile)
-    keeps its state and gets no prediction.
+    keeps its state and gets no prediction. A job this model already predicted (a re-run on
+    the same model) succeeds and keeps the earlier prediction.
     """
     _check_probabilities(label, probabilities)
     now = timezone.now()
-    try:
-        with transaction.atomic():
-            finished = Job.objects.filter(pk=job.pk, status=Job.Status.RUNNING).update(
-                status=Job.Status.SUCCEEDED, model_version=model_version, finished=now, error=""
-            )
-            if finished:
-                Prediction.objects.create(
-                    job=job,
-                    model_version=model_version,
-                    label=label,
-                    probabilities={key: float(probabilities[key]) for key in CLASS_KEYS},
-                    inference_ms=inference_ms,
-                )
-            else:
-                logger.info("job %s is no longer running; its prediction was not stored", job.pk)
-    except IntegrityError:
-        logger.info("job %s already has a prediction from %s; kept the first", job.pk, model_version)
+    with transaction.atomic():
+        finished = Job.objects.filter(pk=job.pk, status=Job.Status.RUNNING).update(
+            status=Job.Status.SUCCEEDED, model_version=model_version, finished=now, error=""
+        )
+        if finished:
+            try:
+                # A savepoint: a job re-run on a model that already predicted it still succeeds.
+                with transaction.atomic():
+                    Prediction.objects.create(
+                        job=job,
+                        model_version=model_version,
+                        label=label,
+                        probabilities={key: float(probabilities[key]) for key in CLASS_KEYS},
+                        inference_ms=inference_ms,
+                    )
+            except IntegrityError:
+                logger.info("job %s already has a prediction from %s; kept the first", job.pk, model_version)
+        else:
+            logger.info("job %s is no longer running; its prediction was not stored", job.pk)
     job.refresh_from_db()
     return job
 
@@ -291,8 +377,100 @@ def jobs_requeue_orphaned() -> list[tuple[int, str]]:
         changed = (
             Job.objects.filter(pk=job_id)
             .exclude(status__in=Job.FINISHED)
-            .update(status=Job.Status.QUEUED, task_id=task_id)
+            .update(status=Job.Status.QUEUED, task_id=task_id, enqueued_at=timezone.now())
         )
         if changed:
             requeued.append((job_id, task_id))
     return requeued
+
+
+class JobNotFinished(ValueError):
+    """The job is still queued or running: a worker may hold it, so it cannot be re-run yet."""
+
+
+@dataclass(frozen=True)
+class RerunResult:
+    rerun: list[int]  # job ids queued again
+    skipped: list[int]  # job ids still queued or running, left alone
+
+
+def jobs_rerun(
+    *, jobs: Iterable[Job], model_version: ModelVersion, actor: User | None, request: Any = None
+) -> RerunResult:
+    """Queue finished jobs again, to run on `model_version`; unfinished jobs are skipped.
+
+    1. Lock the jobs; skip those not finished (a worker may hold them).
+    2. Reset each to queued: requested model set, attempts 0, error cleared, a fresh task id.
+       Earlier predictions stay (one per job and model version); the newest one is shown.
+    3. Reopen their batches, so the last job to finish completes them again.
+    4. Record one job.rerun audit event per job (refused for skipped ones); enqueue after commit.
+    """
+    job_ids = sorted({job.pk for job in jobs})
+    now = timezone.now()
+    queued: list[Job] = []
+    skipped: list[int] = []
+    with transaction.atomic():
+        for job in Job.objects.select_for_update().filter(pk__in=job_ids).order_by("pk"):
+            if not job.is_finished:
+                skipped.append(job.pk)
+                continue
+            job.status = Job.Status.QUEUED
+            job.requested_model = model_version
+            job.attempts = 0
+            job.error = ""
+            job.task_id = uuid.uuid4().hex
+            job.started = None
+            job.finished = None
+            job.enqueued_at = now  # handed to the broker when this transaction commits
+            job.save(
+                update_fields=[
+                    "status",
+                    "requested_model",
+                    "attempts",
+                    "error",
+                    "task_id",
+                    "started",
+                    "finished",
+                    "enqueued_at",
+                ]
+            )
+            queued.append(job)
+        Batch.objects.filter(pk__in={job.batch_id for job in queued}).update(completed=None)
+        detail = {"model_version": model_version.name}
+        for job in queued:
+            audit_record(
+                action=Action.JOB_RERUN,
+                request=request,
+                actor=actor,
+                target_type="job",
+                target_id=job.pk,
+                detail=detail,
+            )
+        for job_id in skipped:
+            audit_record(
+                action=Action.JOB_RERUN,
+                request=request,
+                actor=actor,
+                target_type="job",
+                target_id=job_id,
+                outcome=Outcome.REFUSED,
+                detail={**detail, "reason": "not finished"},
+            )
+        transaction.on_commit(lambda: _enqueue_all(queued))
+    return RerunResult(rerun=[job.pk for job in queued], skipped=skipped)
+
+
+def job_rerun(*, job: Job, model_version: ModelVersion, actor: User | None, request: Any = None) -> Job:
+    """Queue one finished job again on `model_version`; JobNotFinished if it is queued or running."""
+    result = jobs_rerun(jobs=[job], model_version=model_version, actor=actor, request=request)
+    if result.skipped:
+        raise JobNotFinished(f"Job {job.pk} is still queued or running; re-run it once it has finished.")
+    job.refresh_from_db()
+    return job
+
+
+def batch_rerun(
+    *, batch: Batch, model_version: ModelVersion, actor: User | None, request: Any = None
+) -> RerunResult:
+    """Queue every finished job of the batch again on `model_version` (see jobs_rerun)."""
+    return jobs_rerun(jobs=batch.jobs.all(), model_version=model_version, actor=actor, request=request)

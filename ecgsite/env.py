@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
@@ -44,3 +45,22 @@ def env_list(name: str, default: list[str] | None = None) -> list[str]:
     if raw is None:
         return list(default or [])
     return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def redis_url_db(url: str) -> int:
+    """The database number a ``redis://`` or ``rediss://`` URL names (its path; 0 when empty)."""
+    parts = urlsplit(url)
+    if parts.scheme not in {"redis", "rediss"}:
+        raise ValueError(f"expected a redis:// or rediss:// URL; got {parts.scheme!r}")
+    if "db=" in parts.query:
+        raise ValueError("give the Redis database number in the URL's path, not as ?db=")
+    number = parts.path.strip("/") or "0"
+    if not number.isdigit():
+        raise ValueError(f"the path of a Redis URL is its database number; got {parts.path!r}")
+    return int(number)
+
+
+def redis_url_with_db(url: str, db: int) -> str:
+    """The same Redis server as ``url`` (credentials and options kept), database ``db``."""
+    redis_url_db(url)  # the same checks
+    return urlunsplit(urlsplit(url)._replace(path=f"/{db}"))

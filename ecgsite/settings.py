@@ -14,7 +14,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from ecgsite.env import env_bool, env_int, env_list, env_str
+from ecgsite.env import env_bool, env_int, env_list, env_str, redis_url_db, redis_url_with_db
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("ECGSITE_VAR_DIR", str(BASE_DIR / "var")))
@@ -98,7 +98,10 @@ TEMPLATES = [
 # Database: DATABASE_URL (mysql://user:pass@host:port/name) or an SQLite file under var/.
 DATABASE_URL = env_str("DATABASE_URL")
 if DATABASE_URL:
-    _database = dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 60))
+    # 0: a connection per request. Under ASGI (daphne) each request may run on a new thread, so
+    # persistent connections pile up until MySQL refuses more ("Too many connections", found by
+    # bench/load.py); Django's docs say to disable them under ASGI.
+    _database = dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 0))
     if _database["ENGINE"] == "django.db.backends.mysql":
         _database.setdefault("OPTIONS", {}).update(
             {"charset": "utf8mb4", "init_command": "SET sql_mode='STRICT_TRANS_TABLES'"}
@@ -222,12 +225,54 @@ if REDIS_URL:
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "ecgsite.channel_layers.ThreadSafeInMemoryChannelLayer"}}
 
+
+def _cache_redis_url(redis_url: str) -> str:
+    """ECGSITE_CACHE_URL, else the database after REDIS_URL's on the same server: never the
+    queue's own database, since clearing the cache (FLUSHDB) empties a whole database."""
+    cache_url = env_str("ECGSITE_CACHE_URL")
+    if cache_url:
+        if cache_url.rstrip("/") == redis_url.rstrip("/"):
+            raise ImproperlyConfigured("ECGSITE_CACHE_URL must name another Redis database than REDIS_URL.")
+        return cache_url
+    try:
+        queue_db = redis_url_db(redis_url)
+    except ValueError as error:
+        raise ImproperlyConfigured(f"REDIS_URL: {error}; or set ECGSITE_CACHE_URL.") from None
+    if queue_db >= 15:
+        raise ImproperlyConfigured(
+            f"REDIS_URL uses Redis database {queue_db}; set ECGSITE_CACHE_URL to a database of its own."
+        )
+    return redis_url_with_db(redis_url, queue_db + 1)
+
+
+# The cache holds the login (allauth) and API rate-limit counters. With REDIS_URL it lives in
+# Redis, so every web process counts against the same limits (in process memory while Redis
+# is unreachable: ecgsite/cache.py); otherwise in each process.
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "ecgsite.cache.FallbackRedisCache",
+            "LOCATION": _cache_redis_url(REDIS_URL),
+            "KEY_PREFIX": "ecgsite",
+            # A Redis that stops answering fails the request in seconds instead of hanging it.
+            "OPTIONS": {"socket_connect_timeout": 5, "socket_timeout": 5},
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
 # Classification.
 ECGSITE_MODEL = env_str("ECGSITE_MODEL", "")  # a shipped model name or a path; empty: the default
 ECGSITE_MAX_ATTEMPTS = env_int("ECGSITE_MAX_ATTEMPTS", 3)
 ECGSITE_MAX_UPLOAD_BYTES = env_int("ECGSITE_MAX_UPLOAD_BYTES", 20 * 1024 * 1024)
 ECGSITE_MAX_FILES_PER_BATCH = env_int("ECGSITE_MAX_FILES_PER_BATCH", 200)
 ECGSITE_MAX_IMAGE_PIXELS = env_int("ECGSITE_MAX_IMAGE_PIXELS", 40_000_000)
+# Refuse uploads that do not look like a 12-lead ECG printout (ml.guard: photos, text pages,
+# screenshots, blank pages), with the reason, instead of classifying them into one of the labels.
+ECGSITE_OOD_GUARD = env_bool("ECGSITE_OOD_GUARD", True)
+# The admin's model comparison also shows every cross-validation report (crossval-<arch>.json from
+# `python -m ml.crossval`) in this folder: all architectures on the same folds, shipped or not.
+ECGSITE_CROSSVAL_REPORTS_DIR = Path(env_str("ECGSITE_CROSSVAL_REPORTS_DIR", str(BASE_DIR / "ml" / "reports")))
 # Django's own ceiling (it answers a bare 400 and logs an error) stays well above ours, so a
 # batch with too many files gets our message; it still bounds what one request can parse.
 DATA_UPLOAD_MAX_NUMBER_FILES = 5 * ECGSITE_MAX_FILES_PER_BATCH
@@ -244,7 +289,7 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "classifier.api.problems.problem_exception_handler",
 }
 # Per token (or per signed-in user) request rates of the API, by scope; DRF's "N/period" form.
-# For fairness, not security: the counters live in the cache of each web process.
+# For fairness, not security: the counters live in CACHES (shared through Redis on the real stack).
 ECGSITE_API_THROTTLE_RATES = {
     "api": env_str("ECGSITE_API_RATE", "600/min"),
     "api-upload": env_str("ECGSITE_API_UPLOAD_RATE", "60/min"),

@@ -14,10 +14,13 @@ Usage::
    and every later run sees the same folds, whatever the file names or order.
 3. For each fold: seed everything, train on the other folds with ``ml.train.fit_model``,
    predict the held-out fold, time it.
-4. Write ``<out>/crossval-<arch>.json``: per-fold and pooled out-of-fold metrics
+4. Temperature scaling (``add_calibration``): one temperature fitted on all out-of-fold
+   probabilities (what a shipped model trained on all the data uses), and, to measure the
+   calibrated ECE honestly, each fold calibrated by a temperature fitted on the other folds.
+5. Write ``<out>/crossval-<arch>.json``: per-fold and pooled out-of-fold metrics
    (``ml.metrics.evaluation_report``: accuracy, per-class precision/recall/F1, macro-F1
-   with a bootstrap interval, confusion matrix, ECE), ms per image, and every image's
-   out-of-fold probabilities (for temperature scaling and model comparison).
+   with a bootstrap interval, confusion matrix, ECE), the same after calibration, the
+   temperature, ms per image, and every image's out-of-fold probabilities.
 """
 
 from __future__ import annotations
@@ -34,9 +37,12 @@ from typing import Any
 
 import numpy as np
 
+from ml import representations
+from ml.calibration import fit_temperature, logits_from_probabilities, softmax
 from ml.labels import CLASSES
 from ml.metrics import DEFAULT_BOOTSTRAP_RESAMPLES, evaluation_report
 from ml.preprocess import INPUT_SIZE
+from ml.representations import ARCHITECTURE_REPRESENTATION
 
 FOLDS_FORMAT_VERSION = 1
 FOLDS_METHOD = (
@@ -139,6 +145,64 @@ def resize_arrays(arrays: np.ndarray, size: int) -> np.ndarray:
     return tf.image.resize(arrays, (size, size), method="area").numpy().astype(np.float32)
 
 
+def add_calibration(document: dict[str, Any], *, n_resamples: int = DEFAULT_BOOTSTRAP_RESAMPLES) -> None:
+    """Add ``temperature`` and ``pooled_calibrated`` to a cross-validation report, from its
+    ``out_of_fold`` probabilities (see the module docstring, step 4)."""
+    rows = document["out_of_fold"]
+    labels = np.asarray([CLASSES.index(row["label"]) for row in rows], dtype=np.int64)
+    folds = np.asarray([row["fold"] for row in rows], dtype=np.int64)
+    logits = logits_from_probabilities(np.asarray([row["probabilities"] for row in rows]))
+    calibrated = np.zeros_like(logits)
+    per_fold = []
+    for fold in np.unique(folds):
+        held_out = folds == fold
+        temperature = fit_temperature(logits[~held_out], labels[~held_out])
+        calibrated[held_out] = softmax(logits[held_out], temperature)
+        per_fold.append(round(temperature, 4))
+    document["temperature"] = {
+        "value": round(fit_temperature(logits, labels), 4),
+        "method": "temperature scaling of log-probabilities, NLL minimised on all out-of-fold outputs",
+        "cross_fitted_per_fold": per_fold,
+        "cross_fitted_note": (
+            "pooled_calibrated applies to each fold the temperature fitted on the other folds' "
+            "out-of-fold outputs, so its ECE is measured on outputs the temperature never saw"
+        ),
+    }
+    document["pooled_calibrated"] = evaluation_report(
+        labels, calibrated, CLASSES, n_resamples=n_resamples, seed=document.get("seed", 0)
+    )
+
+
+def card_section(report_file: Path, *, arch: str, data_sha256: str) -> dict[str, Any]:
+    """The ``crossval`` and ``calibration`` entries of a model card, from a report of ``arch``
+    on the same data; ``ValueError`` when the report is of another architecture or data."""
+    document = json.loads(Path(report_file).read_text(encoding="utf-8"))
+    if document.get("architecture") != arch:
+        raise ValueError(f"{report_file} cross-validates {document.get('architecture')!r}, not {arch!r}.")
+    if document.get("data", {}).get("sha256") != data_sha256:
+        raise ValueError(f"{report_file} was measured on other data (its sha256 differs from this folder's).")
+    if "temperature" not in document:
+        add_calibration(document)
+    return {
+        "crossval": {
+            "report": str(report_file),
+            "command": document["command"],
+            "n_folds": document["n_folds"],
+            "seed": document["seed"],
+            "training": document["training"],
+            "pooled": document["pooled"],
+            "pooled_calibrated": document["pooled_calibrated"],
+            "fold_macro_f1": document["fold_macro_f1"],
+            "ms_per_image": document["ms_per_image"],
+        },
+        "calibration": {
+            "method": "temperature scaling",
+            "temperature": document["temperature"]["value"],
+            "fitted_on": f"the out-of-fold probabilities of {report_file}",
+        },
+    }
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     from ml.train import ARCHITECTURE_NAMES, add_weights_argument
 
@@ -181,7 +245,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     import tensorflow as tf
 
     from ml.train import (
-        AUGMENTATION_DESCRIPTION,
+        AUGMENTATION_DESCRIPTIONS,
         CREDIT,
         TrainingConfig,
         fit_model,
@@ -191,8 +255,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         synthetic_dataset,
     )
 
-    print(f"device: {device}; reading {args.data}", flush=True)
-    dataset = load_dataset(args.data)
+    representation = ARCHITECTURE_REPRESENTATION[args.arch]
+    print(f"device: {device}; reading {args.data} as {representation!r} inputs", flush=True)
+    dataset = load_dataset(args.data, representation)
     try:
         folds = load_or_create_folds(
             args.folds_file, dataset.file_sha256, dataset.labels, args.folds, args.seed
@@ -200,11 +265,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (FoldsMismatchError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    arrays = resize_arrays(dataset.arrays, args.input_size)
+
+    def resized(inputs: representations.Inputs) -> representations.Inputs:
+        # --input-size shrinks page images (fast tests); other inputs have fixed shapes.
+        return {k: resize_arrays(v, args.input_size) if k == "image" else v for k, v in inputs.items()}
+
+    inputs = resized(dataset.inputs)
     synthetic = None
     if args.synthetic_per_class:
-        x_synthetic, y_synthetic = synthetic_dataset(args.synthetic_per_class, args.seed)
-        synthetic = (resize_arrays(x_synthetic, args.input_size), y_synthetic)
+        x_synthetic, y_synthetic = synthetic_dataset(args.synthetic_per_class, args.seed, representation)
+        synthetic = (resized(x_synthetic), y_synthetic)
     config = TrainingConfig.from_args(args)
     probabilities = np.zeros((len(dataset.labels), len(CLASSES)), dtype=np.float64)
     per_fold: list[dict[str, Any]] = []
@@ -216,16 +286,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         seed_everything(args.seed)  # each fold reproducible on its own
         fitted = fit_model(
             config,
-            arrays[train_index],
+            representations.take(inputs, train_index),
             dataset.labels[train_index],
             synthetic=synthetic,
             started=started,
             log=lambda line, fold=fold: print(f"  fold {fold + 1} {line}", flush=True),
         )
         parameters = int(fitted.model.count_params())
-        probabilities[test_index] = fitted.predict_probabilities(arrays[test_index])
+        probabilities[test_index] = fitted.predict_probabilities(representations.take(inputs, test_index))
         timing = measure_ms_per_image(
-            fitted.model, [dataset.files[i].read_bytes() for i in test_index[:5]], repeats=10
+            fitted.model, [dataset.files[i].read_bytes() for i in test_index[:5]], representation, repeats=10
         )
         report = evaluation_report(
             dataset.labels[test_index],
@@ -264,6 +334,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "n_folds": args.folds,
         "folds_file": str(args.folds_file),
         "input_size": args.input_size,
+        "representation": representation,
         "data": {
             "path_name": args.data.name,
             "images_per_class": dataset.counts,
@@ -276,7 +347,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "schedule": "cosine decay to 0",
             "optimizer": "Adam",
             "class_weights": "inverse frequency within each training fold",
-            "augmentation": AUGMENTATION_DESCRIPTION,
+            "augmentation": AUGMENTATION_DESCRIPTIONS[representation],
             "synthetic_per_class": args.synthetic_per_class,
             "synthetic_epochs": args.synthetic_epochs if args.synthetic_per_class else 0,
             "pretrained_weights": args.weights,
@@ -303,13 +374,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         "seconds": round(time.perf_counter() - started, 1),
         "credit": CREDIT,
     }
+    add_calibration(document, n_resamples=args.bootstrap_resamples)
     args.out.mkdir(parents=True, exist_ok=True)
     report_file = args.out / f"crossval-{args.arch}.json"
     report_file.write_text(json.dumps(document, indent=1) + "\n", encoding="utf-8")
     interval = pooled["macro_f1"]
     print(
         f"wrote {report_file}: pooled accuracy {pooled['accuracy']} macro-F1 {interval['value']} "
-        f"[{interval['low']}, {interval['high']}] ECE {pooled['ece']['value']}; fold macro-F1 "
+        f"[{interval['low']}, {interval['high']}] ECE {pooled['ece']['value']} (calibrated "
+        f"{document['pooled_calibrated']['ece']['value']}, T {document['temperature']['value']}); "
+        "fold macro-F1 "
         f"{document['fold_macro_f1']['mean']} +/- {document['fold_macro_f1']['std']}",
         flush=True,
     )

@@ -15,11 +15,11 @@ from typing import Any
 
 import numpy as np
 
+from ml import representations
+from ml.calibration import logits_from_probabilities, softmax
 from ml.labels import CLASSES
 from ml.models import default_model_path, read_card
-from ml.preprocess import INPUT_SIZE, preprocess_bytes
-
-INPUT_SHAPE: tuple[int, int, int] = (INPUT_SIZE, INPUT_SIZE, 3)
+from ml.representations import Inputs
 
 
 class ModelLoadError(RuntimeError):
@@ -56,8 +56,12 @@ class Classifier:
         file_sha256: str,
         card: dict[str, Any],
         device: str,
+        representation: str = "page",
+        temperature: float = 1.0,
     ) -> None:
         self._model = model
+        self.representation = representation
+        self.temperature = temperature
         self._forward = forward
         self.name = name
         self.architecture = architecture
@@ -74,7 +78,10 @@ class Classifier:
 
         1. Check the file exists and, when a card (``<name>.json``) lies beside it, that
            the card's sha256 and class order match; a mismatch raises ``ModelLoadError``.
-        2. Configure TensorFlow (GPU memory growth) and load the Keras model.
+           The card names the input representation (default ``page``) and the calibration
+           temperature (default 1: the softmax as it is).
+        2. Configure TensorFlow (GPU memory growth) and load the Keras model; its inputs
+           must have the representation's shapes.
         3. Wrap the forward pass in a ``tf.function`` with a fixed input signature (no
            retracing per batch size) and call it once, so the first request is not slow.
         """
@@ -91,6 +98,13 @@ class Classifier:
             raise ModelLoadError(
                 f"{path} was trained for classes {card['classes']}, expected {list(CLASSES)}."
             )
+        try:
+            spec = representations.get(card.get("input", {}).get("representation", "page"))
+        except ValueError as error:
+            raise ModelLoadError(f"{path}: {error}") from None
+        temperature = float(card.get("calibration", {}).get("temperature", 1.0))
+        if not temperature > 0:
+            raise ModelLoadError(f"{path}: the card's temperature must be > 0, not {temperature}.")
 
         from ml.device import configure_tensorflow
 
@@ -102,17 +116,22 @@ class Classifier:
             model = keras.models.load_model(path, compile=False)
         except (OSError, ValueError) as error:
             raise ModelLoadError(f"Could not load {path}: {error}") from error
-        if tuple(model.input_shape[1:]) != INPUT_SHAPE or model.output_shape[-1] != len(CLASSES):
+        model_shapes = {tensor.name.split(":")[0]: tuple(tensor.shape[1:]) for tensor in model.inputs}
+        expected = dict(spec.shapes)
+        if len(expected) == 1:  # a one-input model is fed its array whatever the layer's name
+            model_shapes = dict(zip(expected, model_shapes.values(), strict=False))
+        if model_shapes != expected or model.output_shape[-1] != len(CLASSES):
             raise ModelLoadError(
-                f"{path} maps {model.input_shape} to {model.output_shape}; expected "
-                f"(None, {INPUT_SIZE}, {INPUT_SIZE}, 3) to (None, {len(CLASSES)})."
+                f"{path} maps {model_shapes} to {model.output_shape}; its {spec.name!r} inputs "
+                f"need {expected} to (None, {len(CLASSES)})."
             )
+        signature = {name: tf.TensorSpec((None, *shape), tf.float32) for name, shape in expected.items()}
 
-        @tf.function(input_signature=[tf.TensorSpec((None, *INPUT_SHAPE), tf.float32)])
-        def forward(batch: tf.Tensor) -> tf.Tensor:
-            return model(batch, training=False)
+        @tf.function(input_signature=[signature])
+        def forward(batch: dict[str, tf.Tensor]) -> tf.Tensor:
+            return model(next(iter(batch.values())) if len(batch) == 1 else batch, training=False)
 
-        forward(tf.zeros((1, *INPUT_SHAPE), tf.float32))  # trace and warm up
+        forward(representations.zeros(spec.name, 1))  # trace and warm up
         return cls(
             model=model,
             forward=forward,
@@ -121,48 +140,50 @@ class Classifier:
             file_sha256=file_sha256,
             card=card,
             device=device,
+            representation=spec.name,
+            temperature=temperature,
         )
 
     def predict(self, images: Sequence[bytes]) -> list[Prediction]:
         """Classify image bytes as one batch; raises ``InvalidImageError`` for a bad image."""
-        arrays = []
+        samples = []
         preprocess_ms = []
         for data in images:
             start = time.perf_counter()
-            arrays.append(preprocess_bytes(data))
+            samples.append(representations.inputs_from_bytes(data, self.representation))
             preprocess_ms.append((time.perf_counter() - start) * 1000)
-        if not arrays:
+        if not samples:
             return []
-        return self._run(np.stack(arrays), preprocess_ms)
+        return self.predict_inputs(representations.stack(samples), preprocess_ms)
 
-    def predict_arrays(self, arrays: np.ndarray) -> list[Prediction]:
-        """Classify already preprocessed float32 arrays of shape (n, 224, 224, 3)."""
-        arrays = np.asarray(arrays, dtype=np.float32)
-        if arrays.ndim != 4 or arrays.shape[1:] != INPUT_SHAPE:
-            raise ValueError(
-                f"'arrays' must have shape (n, {INPUT_SIZE}, {INPUT_SIZE}, 3). Received: shape {arrays.shape}"
-            )
-        if len(arrays) == 0:
+    def predict_inputs(
+        self, inputs: Inputs, preprocess_ms: Sequence[float] | None = None
+    ) -> list[Prediction]:
+        """Classify a batch already turned into this model's inputs (``self.representation``),
+        adding each image's measured preprocessing time when given."""
+        expected = representations.get(self.representation).shapes
+        shapes = {name: tuple(np.shape(array)[1:]) for name, array in inputs.items()}
+        if shapes != expected:
+            raise ValueError(f"inputs must have shapes {expected} after the batch axis. Received: {shapes}")
+        n = representations.batch_size(inputs)
+        preprocess_ms = [0.0] * n if preprocess_ms is None else preprocess_ms
+        if len(preprocess_ms) != n:
+            raise ValueError("'preprocess_ms' needs one entry per image.")
+        if n == 0:
             return []
-        return self._run(arrays, [0.0] * len(arrays))
+        return self._run(
+            {name: np.asarray(array, np.float32) for name, array in inputs.items()}, preprocess_ms
+        )
 
-    def predict_preprocessed(self, arrays: np.ndarray, preprocess_ms: Sequence[float]) -> list[Prediction]:
-        """Like ``predict_arrays``, adding each image's measured preprocessing time."""
-        if len(preprocess_ms) != len(arrays):
-            raise ValueError("'preprocess_ms' needs one entry per array.")
-        if len(arrays) == 0:
-            return []
-        return self._run(np.asarray(arrays, dtype=np.float32), preprocess_ms)
-
-    def _run(self, arrays: np.ndarray, preprocess_ms: Sequence[float]) -> list[Prediction]:
+    def _run(self, inputs: Inputs, preprocess_ms: Sequence[float]) -> list[Prediction]:
         start = time.perf_counter()
-        outputs = np.asarray(self._forward(arrays), dtype=np.float64)
-        model_ms = (time.perf_counter() - start) * 1000 / len(arrays)
+        outputs = np.asarray(self._forward(inputs), dtype=np.float64)
+        model_ms = (time.perf_counter() - start) * 1000 / len(outputs)
+        # Temperature scaling (the card's, fitted out of fold); also renormalises in float64,
+        # as a float32 softmax sums to 1 only within ~1e-7.
+        outputs = softmax(logits_from_probabilities(outputs), self.temperature)
         predictions = []
         for row, extra_ms in zip(outputs, preprocess_ms, strict=True):
-            # float32 softmax sums to 1 only within ~1e-7; renormalise in float64.
-            row = np.clip(row, 0.0, None)
-            row = row / row.sum()
             predictions.append(
                 Prediction(
                     label=CLASSES[int(row.argmax())],

@@ -1,7 +1,8 @@
 """Network architectures, built by name through ``build_model``.
 
-- ``hybrid``: MobileNetV2 (spatial features) followed by an LSTM that reads the feature
-  map's columns left to right, because the ECG's time axis runs along the page width.
+- ``hybrid``: a small MobileNetV2 over the image of the four trace rows and depthwise-separable
+  1-D convolutions over the digitised traces, fused per time step and read by a bidirectional
+  LSTM, because the ECG's time axis runs along the page width (``ml.traces``).
 - ``cnn``: a small plain CNN baseline.
 - ``mobilenet``: MobileNetV2 with global pooling and a softmax head.
 - ``densenet``: a compact DenseNet-BC (default) or Keras' DenseNet121 (``variant="121"``).
@@ -118,57 +119,128 @@ def _set_batchnorm_momentum(model: keras.Model, momentum: float) -> None:
             layer.momentum = momentum
 
 
+def _inverted_residual(
+    x: Any, *, expansion: int, filters: int, strides: int | tuple[int, int], name: str
+) -> Any:
+    """MobileNetV2's block: 1x1 expand, 3x3 depthwise, linear 1x1 project, residual if shapes match."""
+    channels = x.shape[-1]
+    y = layers.Conv2D(channels * expansion, 1, use_bias=False, name=f"{name}_expand")(x)
+    y = layers.BatchNormalization(momentum=0.9, name=f"{name}_expand_bn")(y)
+    y = layers.ReLU(6.0, name=f"{name}_expand_relu")(y)
+    y = layers.DepthwiseConv2D(3, strides=strides, padding="same", use_bias=False, name=f"{name}_depthwise")(
+        y
+    )
+    y = layers.BatchNormalization(momentum=0.9, name=f"{name}_depthwise_bn")(y)
+    y = layers.ReLU(6.0, name=f"{name}_depthwise_relu")(y)
+    y = layers.Conv2D(filters, 1, use_bias=False, name=f"{name}_project")(y)
+    y = layers.BatchNormalization(momentum=0.9, name=f"{name}_project_bn")(y)
+    if strides in (1, (1, 1)) and channels == filters:
+        y = layers.Add(name=f"{name}_add")([x, y])
+    return y
+
+
+def _separable_block_1d(x: Any, *, filters: int, strides: int, name: str) -> Any:
+    """Depthwise-separable 1-D convolution (MobileNet's factorisation along time) with BN-ReLU."""
+    y = layers.SeparableConv1D(
+        filters, 7, strides=strides, padding="same", use_bias=False, name=f"{name}_sep"
+    )(x)
+    y = layers.BatchNormalization(momentum=0.9, name=f"{name}_bn")(y)
+    return layers.ReLU(name=f"{name}_relu")(y)
+
+
+# The hybrid reads the 10 s in this many steps (about 0.31 s each), four trace rows per step.
+TIME_STEPS = 32
+TRACE_ROWS = 4
+
+
 def build_hybrid(
     *,
     input_size: int = INPUT_SIZE,
     num_classes: int = len(CLASSES),
-    width: float = 0.35,
-    lstm_units: int = 64,
-    column_features: int = 32,
+    lstm_units: int = 48,
     dropout: float = 0.3,
-    batchnorm_momentum: float = 0.9,
     seed: int | None = None,
     weights: str | None = None,
 ) -> keras.Model:
-    """Build the MobileNetV2 + LSTM classifier (untrained unless ``weights="imagenet"``).
+    """Build the MobileNet + LSTM classifier over the page's 10 s time axis (untrained).
 
-    1. MobileNetV2 (``alpha=width``, ``weights=None``) maps the (S, S, 3) input to an
-       (h, w, 1280) feature map (h = w = S / 32).
-    2. A 1x1 convolution reduces the channels to ``column_features`` so the next step stays
-       small while keeping the vertical position (which lead row a feature came from).
-    3. The map is transposed to (w, h, c) and reshaped to (w, h * c): one time step per
-       column, left to right, like the ECG's time axis.
-    4. An LSTM (``lstm_units``, unrolled so the graph converts to LiteRT later) reads the
-       columns; dropout; a dense softmax over ``num_classes``.
+    Inputs (``ml.traces.leads_inputs``): ``trace_image`` (128 x 512 x 1, the four trace rows)
+    and ``signals`` (1024 x 8, the rows digitised to mV). Both have time along their width.
 
-    ``batchnorm_momentum`` replaces MobileNetV2's 0.999: trained from scratch on a few
-    hundred images (a few hundred steps), 0.999 leaves the inference-time statistics
-    mostly at their initial values and the model predicts one class.
+    1. Spatial branch: a small MobileNetV2 (stem and inverted-residual blocks) turns the
+       trace image into a (4, 32, c) map: 4 stripes, one per trace row, and 32 time steps.
+    2. Signal branch: depthwise-separable 1-D convolutions downsample the digitised traces
+       to the same 32 time steps.
+    3. The two are concatenated per time step, and a bidirectional LSTM reads the 32 steps
+       (about 0.31 s each) in time order: rhythm and the sequence of beats across leads.
+    4. Three softmax heads: the LSTM's, and one per branch (pooled over time). Training
+       supervises all three; the model's output is their average, an ensemble inside one
+       network (each branch must stand on its own, so neither starves the other).
 
-    ``seed``, when given, seeds Keras globally before building, so weights are reproducible.
+    ``input_size`` is accepted for a uniform builder signature and ignored (the trace inputs
+    have fixed shapes); only ``weights=None`` is valid (no pretrained weights exist).
     """
-    _check_common(input_size, num_classes, dropout)
-    _check_width(width)
-    _check_weights(weights, "hybrid")
+    from ml.traces import SIGNAL_CHANNELS, SIGNAL_SAMPLES, TRACE_IMAGE_SHAPE
+
+    _check_fraction("dropout", dropout)
+    _check_int("num_classes", num_classes, 2)
+    _check_weights(weights, "hybrid", supported=False)
     _check_int("lstm_units", lstm_units, 1)
-    _check_int("column_features", column_features, 1)
-    _check_fraction("batchnorm_momentum", batchnorm_momentum)
     if seed is not None:
         keras.utils.set_random_seed(_check_int("seed", seed, 0))
 
-    inputs = keras.Input(shape=(input_size, input_size, 3), name="image")
-    backbone = _mobilenet_backbone(input_size, float(width), weights)
-    _set_batchnorm_momentum(backbone, float(batchnorm_momentum))
-    features = backbone(inputs)
-    features = layers.Conv2D(column_features, 1, activation="relu", name="column_projection")(features)
-    height, columns, channels = features.shape[1], features.shape[2], features.shape[3]
-    # (batch, h, w, c) -> (batch, w, h, c) -> (batch, w, h * c): columns become time steps.
-    sequence = layers.Permute((2, 1, 3), name="columns_first")(features)
-    sequence = layers.Reshape((columns, height * channels), name="columns_as_time")(sequence)
-    sequence = layers.LSTM(lstm_units, unroll=True, name="lstm")(sequence)
-    sequence = layers.Dropout(dropout, name="dropout")(sequence)
-    outputs = layers.Dense(num_classes, activation="softmax", name="probabilities")(sequence)
-    return keras.Model(inputs, outputs, name="hybrid_mobilenetv2_lstm")
+    image = keras.Input(shape=(*TRACE_IMAGE_SHAPE, 1), name="trace_image")
+    signals = keras.Input(shape=(SIGNAL_SAMPLES, SIGNAL_CHANNELS), name="signals")
+
+    x = layers.Conv2D(16, 3, strides=2, padding="same", use_bias=False, name="stem")(image)
+    x = layers.BatchNormalization(momentum=0.9, name="stem_bn")(x)
+    x = layers.ReLU(6.0, name="stem_relu")(x)
+    # Halve both axes until 32 time steps remain, then only the height until one stripe per
+    # trace row remains; each stage is a strided block and a residual block.
+    stage_filters = iter((24, 32, 48, 64, 80, 96))
+    number = 0
+    while x.shape[2] > TIME_STEPS or x.shape[1] > TRACE_ROWS:
+        strides = (2 if x.shape[1] > TRACE_ROWS else 1, 2 if x.shape[2] > TIME_STEPS else 1)
+        filters = next(stage_filters)
+        for block_strides in (strides, 1):
+            number += 1
+            x = _inverted_residual(
+                x, expansion=4, filters=filters, strides=block_strides, name=f"block{number}"
+            )
+    # (4, 32, c): one stripe per trace row; columns become time steps with the rows' features.
+    rows, steps, channels = x.shape[1], x.shape[2], x.shape[3]
+    spatial = layers.Permute((2, 1, 3), name="time_first")(x)
+    spatial = layers.Reshape((steps, rows * channels), name="time_steps")(spatial)
+
+    y = signals
+    for number, filters in enumerate((32, 48, 64, 64, 96)):  # 1024 -> 32 steps
+        y = _separable_block_1d(y, filters=filters, strides=2, name=f"signal{number + 1}")
+    if y.shape[1] != TIME_STEPS:
+        raise ValueError(f"signals of {SIGNAL_SAMPLES} samples do not reduce to {TIME_STEPS} steps.")
+    sequence = layers.Concatenate(name="fuse")([spatial, y])
+    sequence = layers.Bidirectional(layers.LSTM(lstm_units, name="lstm"), name="bilstm")(sequence)
+
+    def head(features: Any, name: str) -> Any:
+        features = layers.Dropout(dropout, name=f"{name}_dropout")(features)
+        return layers.Dense(num_classes, activation="softmax", name=f"{name}_probabilities")(features)
+
+    fused = head(sequence, "lstm")
+    spatial_only = head(layers.GlobalAveragePooling1D(name="spatial_pool")(spatial), "spatial")
+    signal_only = head(layers.GlobalAveragePooling1D(name="signal_pool")(y), "signal")
+    outputs = layers.Average(name="probabilities")([fused, spatial_only, signal_only])
+    model = keras.Model({"trace_image": image, "signals": signals}, outputs, name="hybrid_mobilenet_lstm")
+    # The heads stay reachable for training with deep supervision (``training_model``).
+    model.heads = (fused, spatial_only, signal_only)  # type: ignore[attr-defined]
+    return model
+
+
+def training_model(model: keras.Model) -> keras.Model:
+    """The model to fit: ``model`` itself, or for a multi-head model one that outputs every head
+    (the loss supervises each) and shares all its layers."""
+    heads = getattr(model, "heads", None)
+    if not heads:
+        return model
+    return keras.Model(model.inputs, list(heads), name=f"{model.name}_training")
 
 
 def build_cnn(
@@ -177,23 +249,27 @@ def build_cnn(
     num_classes: int = len(CLASSES),
     filters: int = 16,
     dropout: float = 0.3,
+    batchnorm_momentum: float = 0.9,
     seed: int | None = None,
     weights: str | None = None,
 ) -> keras.Model:
     """Build a small plain CNN baseline: four conv/pool blocks, global pooling, softmax.
 
     ``weights`` exists so every architecture takes it; only ``None`` is valid here.
+    ``batchnorm_momentum`` as in ``build_mobilenet`` (with 0.99, a model trained on all dev
+    images scored 0.58 accuracy on them in inference mode against 0.81 while training).
     """
     _check_common(input_size, num_classes, dropout)
     _check_weights(weights, "cnn", supported=False)
     _check_int("filters", filters, 1)
+    _check_fraction("batchnorm_momentum", batchnorm_momentum)
     if seed is not None:
         keras.utils.set_random_seed(_check_int("seed", seed, 0))
     inputs = keras.Input(shape=(input_size, input_size, 3), name="image")
     x = inputs
     for block in range(4):
         x = layers.Conv2D(filters * 2**block, 3, padding="same", use_bias=False)(x)
-        x = layers.BatchNormalization()(x)
+        x = layers.BatchNormalization(momentum=batchnorm_momentum)(x)
         x = layers.ReLU()(x)
         x = layers.MaxPooling2D(2)(x)
     x = layers.GlobalAveragePooling2D()(x)
@@ -214,8 +290,10 @@ def build_mobilenet(
 ) -> keras.Model:
     """Build MobileNetV2 (``alpha=width``) -> global average pooling -> dropout -> softmax.
 
-    The same backbone as ``hybrid`` without the LSTM, so the pair isolates what reading
-    the columns in time order adds. ``batchnorm_momentum`` as in ``build_hybrid``.
+    The published baseline: Keras' MobileNetV2 on the whole (squeezed) trace area.
+    ``batchnorm_momentum`` replaces its 0.999: trained from scratch for a few hundred steps,
+    0.999 leaves the inference-time statistics near their initial values and the model
+    predicts one class.
     """
     _check_common(input_size, num_classes, dropout)
     _check_width(width)
@@ -243,6 +321,7 @@ def build_densenet(
     growth_rate: int = 12,
     block_layers: tuple[int, ...] = (4, 8, 12, 8),
     dropout: float = 0.3,
+    batchnorm_momentum: float = 0.9,
     seed: int | None = None,
     weights: str | None = None,
 ) -> keras.Model:
@@ -254,6 +333,9 @@ def build_densenet(
        ``4 * growth_rate``, BN-ReLU-3x3 conv to ``growth_rate``, concatenated onto the input);
     3. between blocks a transition halving channels (compression 0.5) and resolution;
     4. BN-ReLU, global average pooling, dropout, softmax.
+    Its batch normalisation uses ``batchnorm_momentum`` (0.9) for the reason given in
+    ``build_mobilenet``: with Keras' 0.99, a few hundred steps from scratch leave the
+    inference statistics behind and a fold predicted one class for every image.
     ``121`` is ``keras.applications.DenseNet121`` (7 M parameters, about 28 MB as float32:
     near the 30 MB limit), the only variant with ``weights="imagenet"``; note that its
     ImageNet weights expect torch-style input normalisation, not our ``x / 127.5 - 1``.
@@ -263,6 +345,7 @@ def build_densenet(
         raise ValueError(f"'variant' must be one of {', '.join(DENSENET_VARIANTS)}. Received: {variant!r}")
     _check_weights(weights, "densenet (variant 'small')", supported=variant == "121")
     _check_int("growth_rate", growth_rate, 1)
+    _check_fraction("batchnorm_momentum", batchnorm_momentum)
     if not block_layers or any(isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in block_layers):
         raise ValueError(
             "'block_layers' must be a non-empty tuple of integers >= 1. "
@@ -288,20 +371,20 @@ def build_densenet(
         for block, count in enumerate(block_layers):
             for number in range(count):
                 prefix = f"block{block + 1}_layer{number + 1}"
-                y = layers.BatchNormalization(name=f"{prefix}_bn1")(x)
+                y = layers.BatchNormalization(momentum=batchnorm_momentum, name=f"{prefix}_bn1")(x)
                 y = layers.ReLU(name=f"{prefix}_relu1")(y)
                 y = layers.Conv2D(4 * growth_rate, 1, use_bias=False, name=f"{prefix}_conv1")(y)
-                y = layers.BatchNormalization(name=f"{prefix}_bn2")(y)
+                y = layers.BatchNormalization(momentum=batchnorm_momentum, name=f"{prefix}_bn2")(y)
                 y = layers.ReLU(name=f"{prefix}_relu2")(y)
                 y = layers.Conv2D(growth_rate, 3, padding="same", use_bias=False, name=f"{prefix}_conv2")(y)
                 x = layers.Concatenate(name=f"{prefix}_concat")([x, y])
             if block < len(block_layers) - 1:
                 prefix = f"transition{block + 1}"
-                x = layers.BatchNormalization(name=f"{prefix}_bn")(x)
+                x = layers.BatchNormalization(momentum=batchnorm_momentum, name=f"{prefix}_bn")(x)
                 x = layers.ReLU(name=f"{prefix}_relu")(x)
                 x = layers.Conv2D(x.shape[-1] // 2, 1, use_bias=False, name=f"{prefix}_conv")(x)
                 x = layers.AveragePooling2D(2, name=f"{prefix}_pool")(x)
-        x = layers.BatchNormalization(name="final_bn")(x)
+        x = layers.BatchNormalization(momentum=batchnorm_momentum, name="final_bn")(x)
         x = layers.ReLU(name="final_relu")(x)
         x = layers.GlobalAveragePooling2D(name="pool")(x)
         name = "densenet_small"

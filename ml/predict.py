@@ -19,9 +19,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from ml.preprocess import InvalidImageError, preprocess_bytes
+from ml import representations
+from ml.models import default_model_path, read_card
+from ml.preprocess import InvalidImageError
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -32,7 +32,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     results: list[dict[str, Any]] = [{"image": str(path)} for path in args.images]
-    arrays, preprocess_ms, good = [], [], []
+    # The card (plain JSON) says how the model reads a page, before TensorFlow loads.
+    card = read_card(args.model or default_model_path())
+    representation = card.get("input", {}).get("representation", "page")
+    samples, preprocess_ms, good = [], [], []
     for index, path in enumerate(args.images):
         try:
             data = path.read_bytes()
@@ -41,7 +44,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             continue
         start = time.perf_counter()
         try:
-            arrays.append(preprocess_bytes(data))
+            samples.append(representations.inputs_from_bytes(data, representation))
         except InvalidImageError as error:
             results[index]["error"] = str(error)
             continue
@@ -53,7 +56,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from ml.inference import Classifier
 
         classifier = Classifier.load(args.model)
-        predictions = classifier.predict_preprocessed(np.stack(arrays), preprocess_ms)
+        predictions = classifier.predict_inputs(representations.stack(samples), preprocess_ms)
         for index, prediction in zip(good, predictions, strict=True):
             results[index].update(
                 label=prediction.label,

@@ -36,13 +36,14 @@ class InvalidImageError(ValueError):
     """An uploaded file that cannot be used as an ECG image; ``str(error)`` is for users."""
 
 
-def decode_image(data: bytes) -> Image.Image:
+def decode_image(data: bytes, *, min_trace_width: int = 2 * INPUT_SIZE) -> Image.Image:
     """Decode JPEG or PNG ``data`` into an upright RGB image.
 
     JPEGs are decoded with Pillow's draft mode at the smallest DCT scale that still leaves
-    the trace area at least twice ``INPUT_SIZE`` wide along the time axis, which is several
-    times cheaper than a full decode. Raises ``InvalidImageError`` with a human message for
-    empty, unknown, truncated, oversized or tiny images.
+    the trace area at least ``min_trace_width`` pixels wide along the time axis (default:
+    twice ``INPUT_SIZE``), which is several times cheaper than a full decode. Raises
+    ``InvalidImageError`` with a human message for empty, unknown, truncated, oversized or
+    tiny images.
     """
     if not isinstance(data, bytes | bytearray | memoryview):
         raise InvalidImageError(f"Expected image bytes, got {type(data).__name__}.")
@@ -61,11 +62,11 @@ def decode_image(data: bytes) -> Image.Image:
                 )
             if image.format == "JPEG":
                 left, top, right, bottom = TRACE_BOX_FRACTIONS
-                # Request a page size whose trace area is >= 2x the input width (time
-                # axis) and >= 1x its height; draft picks the largest scale that fits.
+                # Request a page size whose trace area is >= min_trace_width wide (time
+                # axis) and half that high; draft picks the largest scale that fits.
                 wanted = (
-                    math.ceil(2 * INPUT_SIZE / (right - left)),
-                    math.ceil(INPUT_SIZE / (bottom - top)),
+                    math.ceil(min_trace_width / (right - left)),
+                    math.ceil(min_trace_width / 2 / (bottom - top)),
                 )
                 # EXIF orientations 5-8 store the page sideways: swap the wanted axes.
                 if image.getexif().get(EXIF_ORIENTATION, 1) in (5, 6, 7, 8):

@@ -31,23 +31,25 @@ from typing import Any
 
 import numpy as np
 
+from ml import representations
 from ml.labels import CLASSES
 from ml.metrics import classification_metrics
-from ml.preprocess import INPUT_SIZE, preprocess_bytes
+from ml.representations import ARCHITECTURE_REPRESENTATION, Inputs
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 # The names ``ml.network.ARCHITECTURES`` registers (a test keeps them equal); here so that
 # parsing arguments does not import TensorFlow.
 ARCHITECTURE_NAMES: tuple[str, ...] = ("cnn", "densenet", "hybrid", "mobilenet")
-AUGMENTATION_DESCRIPTION = "translate 3%, zoom 5%, brightness 0.1, contrast 0.2; no flips"
+AUGMENTATION_DESCRIPTIONS: dict[str, str] = {
+    "page": "translate 3%, zoom 5%, brightness 0.1, contrast 0.2; no flips",
+    "leads": (
+        "signals: amplitude x U(0.9, 1.1), per-channel offset U(-0.05, 0.05) mV, noise 0.02 mV; "
+        "trace image: contrast x U(0.85, 1.15), brightness U(-0.1, 0.1); no flips, no time warps"
+    ),
+}
 CREDIT = (
     "Khan & Hussain 2021, ECG Images dataset of Cardiac Patients, Mendeley Data V2, "
     "doi:10.17632/gwbz3fsgp8.2, CC BY 4.0"
-)
-PREPROCESSING_DESCRIPTION = (
-    "JPEG/PNG, EXIF-transposed, RGB; crop the grid box (fractions 0.030, 0.177, 0.985, "
-    "0.967 of width/height) to drop header and footer; red channel (grid vanishes); 3x3 "
-    "min filter (thicken ink); box-resize to 224x224; x / 127.5 - 1; repeated on 3 channels"
 )
 
 
@@ -55,7 +57,7 @@ PREPROCESSING_DESCRIPTION = (
 class Dataset:
     """Preprocessed images of a data folder, with what the model card needs about it."""
 
-    arrays: np.ndarray  # float32 (n, INPUT_SIZE, INPUT_SIZE, 3)
+    inputs: Inputs  # named float32 arrays, n samples each (``ml.representations``)
     labels: np.ndarray  # int64 (n,), indexes into CLASSES
     files: tuple[Path, ...]
     file_sha256: tuple[str, ...]  # per file, in ``files`` order
@@ -72,12 +74,12 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def load_dataset(data_dir: Path) -> Dataset:
-    """Read and preprocess every image under ``data_dir/<label>/``, in sorted order."""
+def load_dataset(data_dir: Path, representation: str = "page") -> Dataset:
+    """Read every image under ``data_dir/<label>/``, in sorted order, as ``representation``."""
     missing = [label for label in CLASSES if not (data_dir / label).is_dir()]
     if missing:
         raise SystemExit(f"{data_dir} lacks class folders: {', '.join(missing)}")
-    arrays, labels, files, digests = [], [], [], []
+    samples, labels, files, digests = [], [], [], []
     for index, label in enumerate(CLASSES):
         paths = sorted(p for p in (data_dir / label).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
         if not paths:
@@ -85,13 +87,13 @@ def load_dataset(data_dir: Path) -> Dataset:
         for path in paths:
             data = path.read_bytes()
             digests.append(hashlib.sha256(data).hexdigest())
-            arrays.append(preprocess_bytes(data))
+            samples.append(representations.inputs_from_bytes(data, representation))
             labels.append(index)
             files.append(path)
     dataset_hash = hashlib.sha256("\n".join(sorted(digests)).encode()).hexdigest()
     label_array = np.asarray(labels, dtype=np.int64)
     return Dataset(
-        arrays=np.stack(arrays).astype(np.float32),
+        inputs=representations.stack(samples),
         labels=label_array,
         files=tuple(files),
         file_sha256=tuple(digests),
@@ -112,21 +114,21 @@ def stratified_split(labels: np.ndarray, val_fraction: float, seed: int) -> tupl
     return np.sort(np.asarray(train, dtype=np.int64)), np.sort(np.asarray(val, dtype=np.int64))
 
 
-def synthetic_dataset(per_class: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def synthetic_dataset(per_class: int, seed: int, representation: str = "page") -> tuple[Inputs, np.ndarray]:
     """Preprocessed synthetic pages (``ml.synthetic``), JPEG-encoded at quality 75 like the
     scans, ``per_class`` of each class; seeds are offset so they never repeat test pages."""
     import io
 
     from ml.synthetic import render_ecg
 
-    arrays, labels = [], []
+    samples, labels = [], []
     for index, label in enumerate(CLASSES):
         for number in range(per_class):
             buffer = io.BytesIO()
             render_ecg(label, 10_000_000 + seed * 100_000 + number).save(buffer, "JPEG", quality=75)
-            arrays.append(preprocess_bytes(buffer.getvalue()))
+            samples.append(representations.inputs_from_bytes(buffer.getvalue(), representation))
             labels.append(index)
-    return np.stack(arrays).astype(np.float32), np.asarray(labels, dtype=np.int64)
+    return representations.stack(samples), np.asarray(labels, dtype=np.int64)
 
 
 def class_weights(labels: np.ndarray) -> dict[int, float]:
@@ -147,7 +149,9 @@ def seed_everything(seed: int) -> None:
     tf.config.experimental.enable_op_determinism()
 
 
-def measure_ms_per_image(model: Any, samples: Sequence[bytes], repeats: int = 20) -> dict[str, float]:
+def measure_ms_per_image(
+    model: Any, samples: Sequence[bytes], representation: str = "page", repeats: int = 20
+) -> dict[str, float]:
     """Median milliseconds per image: preprocessing of ``samples`` and the forward pass
     through a ``tf.function`` at batch sizes 1 and 32 (as ``ml.inference`` runs it)."""
     import tensorflow as tf
@@ -155,12 +159,15 @@ def measure_ms_per_image(model: Any, samples: Sequence[bytes], repeats: int = 20
     preprocess_ms = []
     for data in samples:
         start = time.perf_counter()
-        preprocess_bytes(data)
+        representations.inputs_from_bytes(data, representation)
         preprocess_ms.append((time.perf_counter() - start) * 1000)
     result = {"preprocess": round(float(np.median(preprocess_ms)), 2)}
     forward = tf.function(lambda x: model(x, training=False))
     for batch_size in (1, 32):
-        batch = tf.zeros((batch_size, *model.input_shape[1:]), tf.float32)
+        # Zeros shaped like the model's own inputs (tests shrink page images).
+        batch = model_input(
+            {t.name.split(":")[0]: np.zeros((batch_size, *t.shape[1:]), np.float32) for t in model.inputs}
+        )
         forward(batch)  # trace and warm up
         timings = []
         for _ in range(repeats):
@@ -169,6 +176,12 @@ def measure_ms_per_image(model: Any, samples: Sequence[bytes], repeats: int = 20
             timings.append((time.perf_counter() - start) * 1000 / batch_size)
         result[f"forward_batch_{batch_size}"] = round(float(np.median(timings)), 2)
     return result
+
+
+def model_input(inputs: Inputs) -> Any:
+    """What a Keras model is called with: the array itself for a one-input model (whatever
+    its input layer is named), else the dict keyed by input name."""
+    return next(iter(inputs.values())) if len(inputs) == 1 else inputs
 
 
 @dataclass(frozen=True)
@@ -205,15 +218,34 @@ class FittedModel:
 
     model: Any
     class_weights: dict[int, float]
-    predict_probabilities: Callable[[np.ndarray], np.ndarray]
+    predict_probabilities: Callable[[Inputs], np.ndarray]
 
 
-def build_augmentation(seed: int) -> Any:
-    """Augmentation that keeps the ECG's meaning: small shifts and zooms (page placement),
-    brightness and contrast (scanner); no flips or rotations (time runs left to right)."""
+def build_augmentation(seed: int, representation: str = "page") -> Callable[[Inputs], Inputs]:
+    """Augmentation that keeps the ECG's meaning (``AUGMENTATION_DESCRIPTIONS``): page
+    placement and scanner changes; no flips or time warps (time runs left to right)."""
     import keras
+    import tensorflow as tf
 
-    return keras.Sequential(
+    if representation == "leads":
+        generator = tf.random.Generator.from_seed(seed)
+
+        def augment_leads(inputs: Inputs) -> Inputs:
+            signals, image = inputs["signals"], inputs["trace_image"]
+            n = tf.shape(signals)[0]
+            signals = (
+                signals * generator.uniform((n, 1, 1), 0.9, 1.1)
+                + generator.uniform((n, 1, signals.shape[-1]), -0.05, 0.05)
+                + generator.normal(tf.shape(signals), stddev=0.02)
+            )
+            image = image * generator.uniform((n, 1, 1, 1), 0.85, 1.15) + generator.uniform(
+                (n, 1, 1, 1), -0.1, 0.1
+            )
+            return {"trace_image": image, "signals": signals}
+
+        return augment_leads
+
+    layers = keras.Sequential(
         [
             keras.layers.RandomTranslation(0.03, 0.03, fill_mode="constant", fill_value=1.0, seed=seed),
             keras.layers.RandomZoom((-0.05, 0.05), fill_mode="constant", fill_value=1.0, seed=seed + 1),
@@ -222,58 +254,74 @@ def build_augmentation(seed: int) -> Any:
         ],
         name="augment",
     )
+    return lambda inputs: {name: layers(array, training=True) for name, array in inputs.items()}
 
 
 def fit_model(
     config: TrainingConfig,
-    x_train: np.ndarray,
+    x_train: Inputs,
     y_train: np.ndarray,
     *,
-    x_val: np.ndarray | None = None,
+    x_val: Inputs | None = None,
     y_val: np.ndarray | None = None,
-    synthetic: tuple[np.ndarray, np.ndarray] | None = None,
+    synthetic: tuple[Inputs, np.ndarray] | None = None,
     started: float | None = None,
     log: Callable[[str], None] | None = None,
 ) -> FittedModel:
-    """Build ``config.arch`` for the input size of ``x_train`` and train it; the fit loop of
+    """Build ``config.arch`` for the inputs ``x_train`` and train it; the fit loop of
     ``python -m ml.train`` and ``python -m ml.crossval``. The caller seeds (``seed_everything``).
 
     1. Class weights by inverse frequency of ``y_train``; augmented, shuffled batches.
-    2. With ``config.synthetic_per_class`` (or ready ``synthetic`` arrays), pretrain for
+    2. With ``config.synthetic_per_class`` (or ready ``synthetic`` inputs), pretrain for
        ``config.synthetic_epochs`` on synthetic pages at the constant learning rate.
     3. Train ``config.epochs`` on the real images with a fresh Adam and cosine decay to 0.
+       A model with several heads (the hybrid) is trained with every head supervised.
     4. One progress line per epoch (to ``log``), with validation macro-F1 and MI recall
        when ``x_val``/``y_val`` are given. The weights of the last epoch are returned.
     """
     import keras
     import tensorflow as tf
 
-    from ml.network import build_model
+    from ml.network import build_model, training_model
 
     started = time.perf_counter() if started is None else started
     emit = log or (lambda line: print(line, flush=True))
-    x_val = x_val if x_val is not None else np.zeros((0, *x_train.shape[1:]), np.float32)
+    representation = ARCHITECTURE_REPRESENTATION[config.arch]
     y_val = y_val if y_val is not None else np.zeros(0, np.int64)
     weights = class_weights(y_train)
-    augment = build_augmentation(config.seed)
-    sample_weight = np.asarray([weights[int(label)] for label in y_train], dtype=np.float32)
-    train_data = (
-        tf.data.Dataset.from_tensor_slices((x_train, y_train, sample_weight))
-        .shuffle(len(y_train), seed=config.seed, reshuffle_each_iteration=True)
-        .batch(config.batch_size)
-        .map(lambda x, y, w: (augment(x, training=True), y, w))
-        .prefetch(2)
-    )
+    augment = build_augmentation(config.seed, representation)
 
-    model = build_model(
-        config.arch, seed=config.seed, input_size=int(x_train.shape[1]), weights=config.weights
-    )
+    size = {"input_size": int(x_train["image"].shape[1])} if "image" in x_train else {}
+    model = build_model(config.arch, seed=config.seed, weights=config.weights, **size)
+    trainable = training_model(model)
+    heads = len(trainable.outputs)
     forward = tf.function(lambda x: model(x, training=False))
 
-    def predict_probabilities(x: np.ndarray) -> np.ndarray:
-        if len(x) == 0:
-            return np.zeros((0, len(CLASSES)), np.float32)
-        return np.concatenate([forward(x[i : i + 64]).numpy() for i in range(0, len(x), 64)])
+    def predict_probabilities(x: Inputs) -> np.ndarray:
+        n = representations.batch_size(x)
+        return np.concatenate(
+            [np.zeros((0, len(CLASSES)), np.float32)]
+            + [
+                forward(model_input(representations.take(x, slice(i, i + 64)))).numpy()
+                for i in range(0, n, 64)
+            ]
+        )
+
+    def batches(x: Inputs, y: np.ndarray, sample_weight: np.ndarray | None) -> Any:
+        """Shuffled, augmented batches; labels (and weights) repeated once per head."""
+        columns = (x, y) if sample_weight is None else (x, y, sample_weight)
+
+        def prepare(x: Inputs, *targets: Any) -> tuple[Any, ...]:
+            x = model_input(augment(x))
+            return (x, *(t if heads == 1 else (t,) * heads for t in targets))
+
+        return (
+            tf.data.Dataset.from_tensor_slices(columns)
+            .shuffle(len(y), seed=config.seed, reshuffle_each_iteration=True)
+            .batch(config.batch_size)
+            .map(prepare)
+            .prefetch(2)
+        )
 
     class Progress(keras.callbacks.Callback):
         """One line per epoch, with validation macro-F1 and MI recall on the real split."""
@@ -284,11 +332,10 @@ def fit_model(
 
         def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
             logs = logs or {}
-            line = (
-                f"{self.phase} {epoch + 1}/{self.epochs} loss {logs.get('loss', 0):.4f} "
-                f"acc {logs.get('accuracy', 0):.3f}"
-            )
-            if len(y_val):
+            line = f"{self.phase} {epoch + 1}/{self.epochs} loss {logs.get('loss', 0):.4f}"
+            if "accuracy" in logs:
+                line += f" acc {logs['accuracy']:.3f}"
+            if len(y_val) and x_val is not None:
                 val = classification_metrics(y_val, predict_probabilities(x_val).argmax(axis=1), CLASSES)
                 recall = val["per_class_recall"]
                 assert isinstance(recall, dict)
@@ -298,42 +345,71 @@ def fit_model(
                 )
             emit(f"{line} ({time.perf_counter() - started:.0f}s)")
 
+    def compile_for(learning_rate: Any, metrics_key: str) -> None:
+        trainable.compile(
+            optimizer=keras.optimizers.Adam(learning_rate),
+            loss=["sparse_categorical_crossentropy"] * heads
+            if heads > 1
+            else "sparse_categorical_crossentropy",
+            # Accuracy of a single head only: with several heads the loss line says enough.
+            **({metrics_key: ["accuracy"]} if heads == 1 else {}),
+        )
+
     if synthetic is None and config.synthetic_per_class:
-        synthetic = synthetic_dataset(config.synthetic_per_class, config.seed)
+        synthetic = synthetic_dataset(config.synthetic_per_class, config.seed, representation)
     if synthetic is not None:
         # Pretraining on the project's synthetic pages teaches the network what traces,
         # ST shifts, Q waves and irregular rhythms look like before it sees 294 real pages.
         x_synthetic, y_synthetic = synthetic
         emit(f"pretraining on {len(y_synthetic)} synthetic pages")
-        synthetic_data = (
-            tf.data.Dataset.from_tensor_slices((x_synthetic, y_synthetic))
-            .shuffle(len(y_synthetic), seed=config.seed)
-            .batch(config.batch_size)
-            .map(lambda x, y: (augment(x, training=True), y))
-            .prefetch(2)
-        )
-        model.compile(
-            optimizer=keras.optimizers.Adam(config.learning_rate),
-            loss="sparse_categorical_crossentropy",
-            metrics=["accuracy"],
-        )
-        model.fit(
-            synthetic_data,
+        compile_for(config.learning_rate, "metrics")
+        trainable.fit(
+            batches(x_synthetic, y_synthetic, None),
             epochs=config.synthetic_epochs,
             verbose=0,
             callbacks=[Progress("synthetic epoch", config.synthetic_epochs)],
         )
-        del synthetic_data
 
+    sample_weight = np.asarray([weights[int(label)] for label in y_train], dtype=np.float32)
     steps = config.epochs * int(np.ceil(len(y_train) / config.batch_size))
-    schedule = keras.optimizers.schedules.CosineDecay(config.learning_rate, decay_steps=steps)
-    model.compile(
-        optimizer=keras.optimizers.Adam(schedule),
-        loss="sparse_categorical_crossentropy",
-        weighted_metrics=["accuracy"],
+    compile_for(
+        keras.optimizers.schedules.CosineDecay(config.learning_rate, decay_steps=steps), "weighted_metrics"
     )
-    model.fit(train_data, epochs=config.epochs, verbose=0, callbacks=[Progress("epoch", config.epochs)])
+    trainable.fit(
+        batches(x_train, y_train, sample_weight),
+        epochs=config.epochs,
+        verbose=0,
+        callbacks=[Progress("epoch", config.epochs)],
+    )
     return FittedModel(model=model, class_weights=weights, predict_probabilities=predict_probabilities)
+
+
+# The parts of ``ml.evaluate``'s output that do not depend on the machine's speed.
+REPRODUCIBLE_EVALUATION_KEYS: tuple[str, ...] = (
+    "n",
+    "accuracy",
+    "macro_f1",
+    "per_class",
+    "confusion_matrix",
+    "ece",
+)
+
+
+def dev_evaluation(data_dir: Path, model_file: Path) -> dict[str, Any]:
+    """What ``python -m ml.evaluate`` says about the saved model on the training folder, with
+    the command that reproduces it (through the shipped inference path, calibration included)."""
+    from ml.evaluate import evaluate_folder
+
+    result = evaluate_folder(data_dir, str(model_file))
+    return {
+        "command": f"python -m ml.evaluate --data {data_dir} --model {model_file.stem} --json",
+        "note": (
+            "the training images themselves: reproduces this card, but says nothing about new "
+            "images (the cross-validation does)"
+        ),
+        "result": {key: result[key] for key in REPRODUCIBLE_EVALUATION_KEYS}
+        | {"ece": {"value": result["ece"]["value"], "n_bins": result["ece"]["n_bins"]}},
+    }
 
 
 def add_weights_argument(parser: argparse.ArgumentParser) -> None:
@@ -367,6 +443,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="pretrain on this many synthetic pages per class first (0: none)",
     )
     parser.add_argument("--synthetic-epochs", type=int, default=4, help="epochs of pretraining")
+    parser.add_argument(
+        "--crossval-report",
+        type=Path,
+        default=None,
+        help="an ml.crossval report of this configuration on the same data: its metrics and "
+        "out-of-fold temperature go into the card (the shipped probabilities are calibrated)",
+    )
     add_weights_argument(parser)
     args = parser.parse_args(argv)
     if args.epochs < 1:
@@ -394,11 +477,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     import keras
     import tensorflow as tf
 
-    print(f"device: {device}; reading {args.data}", flush=True)
-    dataset = load_dataset(args.data)
+    representation = ARCHITECTURE_REPRESENTATION[args.arch]
+    print(f"device: {device}; reading {args.data} as {representation!r} inputs", flush=True)
+    dataset = load_dataset(args.data, representation)
+    crossval = None
+    if args.crossval_report:
+        from ml.crossval import card_section
+
+        try:
+            crossval = card_section(args.crossval_report, arch=args.arch, data_sha256=dataset.sha256)
+        except ValueError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
     train_index, val_index = stratified_split(dataset.labels, args.val_fraction, args.seed)
-    x_train, y_train = dataset.arrays[train_index], dataset.labels[train_index]
-    x_val, y_val = dataset.arrays[val_index], dataset.labels[val_index]
+    x_train, y_train = representations.take(dataset.inputs, train_index), dataset.labels[train_index]
+    x_val, y_val = representations.take(dataset.inputs, val_index), dataset.labels[val_index]
     weights = class_weights(y_train)  # fit_model weighs the same way; printed and carded here
     print(
         f"{len(dataset.labels)} images {dataset.counts}; train {len(y_train)}, "
@@ -411,7 +504,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     fitted = fit_model(config, x_train, y_train, x_val=x_val, y_val=y_val, started=started)
     model = fitted.model
 
-    def predict_labels(x: np.ndarray) -> np.ndarray:
+    def predict_labels(x: Inputs) -> np.ndarray:
         return fitted.predict_probabilities(x).argmax(axis=1)
 
     metrics: dict[str, Any] = {
@@ -419,6 +512,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"held-out stratified validation split: {args.val_fraction:.0%} of each class "
             f"(seed {args.seed}), never trained on; weights of the last epoch, no early "
             "stopping or model selection on it"
+            if args.val_fraction
+            else "none: trained on every image, weights of the last epoch; the held-out "
+            "figures are the cross-validation's"
         ),
     }
     if len(y_val):
@@ -431,20 +527,26 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     args.out.mkdir(parents=True, exist_ok=True)
     model_file = args.out / f"{name}.keras"
-    model.save(model_file)
+    # Saved uncompiled (a view of the same layers when it was compiled for training): the
+    # file holds the weights, not the optimizer's state.
+    compiled = getattr(model, "optimizer", None) is not None
+    (keras.Model(model.inputs, model.outputs, name=model.name) if compiled else model).save(model_file)
     timing = measure_ms_per_image(
         keras.models.load_model(model_file, compile=False),
         [path.read_bytes() for path in dataset.files[:: max(1, len(dataset.files) // 20)]],
+        representation,
     )
+    spec = representations.get(representation)
     card = {
         "name": name,
         "architecture": args.arch,
         "parameters": int(model.count_params()),
         "file_sha256": sha256_file(model_file),
+        "file_bytes": model_file.stat().st_size,
         "input": {
-            "size": INPUT_SIZE,
-            "shape": [INPUT_SIZE, INPUT_SIZE, 3],
-            "preprocessing": PREPROCESSING_DESCRIPTION,
+            "representation": representation,
+            "shapes": {name: list(shape) for name, shape in spec.shapes.items()},
+            "preprocessing": spec.description,
         },
         "classes": list(CLASSES),
         "training_data": {
@@ -471,10 +573,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             "schedule": "cosine decay to 0",
             "optimizer": "Adam",
             "class_weights": {CLASSES[i]: round(w, 4) for i, w in weights.items()},
-            "augmentation": AUGMENTATION_DESCRIPTION,
+            "augmentation": AUGMENTATION_DESCRIPTIONS[representation],
             **({"pretrained_weights": args.weights} if args.weights else {}),
         },
         "metrics": metrics,
+        **(crossval or {}),
         "created": dt.date.today().isoformat(),
         "runtime": f"tensorflow-cpu {tf.__version__} tf.function",
         "device": device,
@@ -482,12 +585,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         "ms_per_image": round(timing["preprocess"] + timing["forward_batch_1"], 2),
         "ms_per_image_detail": {
             **timing,
-            "note": "medians on the training machine (2 CPU cores), while nothing else ran",
+            "note": "medians on the training machine (2 CPU cores), which other runs may have shared",
         },
         "training_seconds": round(time.perf_counter() - started, 1),
         "credit": CREDIT,
     }
     card_file = args.out / f"{name}.json"
+    card_file.write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
+    card["dev_evaluation"] = dev_evaluation(args.data, model_file)
     card_file.write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
     validation = metrics.get("validation", {})
     print(

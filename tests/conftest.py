@@ -6,12 +6,14 @@ Images come from the project's own generator (ml.synthetic), never from the real
 
 from __future__ import annotations
 
+import functools
 import io
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
+from PIL import Image
 
 from accounts.models import User
 from classifier.models import CLASS_KEYS
@@ -34,12 +36,47 @@ def staff(db: None) -> User:
     return User.objects.create_superuser(email="charlie@example.com", password=PASSWORD)
 
 
-def render_ecg_bytes(label: str = "normal", seed: int = 0, image_format: str = "PNG") -> bytes:
-    """A synthetic 12-lead printout, encoded as the given format."""
+# Half the scans' 1200x852: the classifier and its upload guard (ml.guard) take any resolution of
+# the layout, and small pages keep decoding, guarding and re-encoding in every upload test cheap.
+TEST_PAGE_SIZE = (600, 426)
+
+
+@functools.lru_cache(maxsize=16)
+def _ecg_page(label: str, seed: int, size: tuple[int, int]) -> Image.Image:
     from ml.synthetic import render_ecg
 
+    return render_ecg(label, seed, width=size[0], height=size[1])
+
+
+def render_ecg_bytes(
+    label: str = "normal",
+    seed: int = 0,
+    image_format: str = "PNG",
+    *,
+    size: tuple[int, int] = TEST_PAGE_SIZE,
+    mode: str = "RGB",
+    transpose: Image.Transpose | None = None,
+    **save_options: object,
+) -> bytes:
+    """A synthetic 12-lead printout (the upload guard accepts it), encoded as the given format.
+
+    `mode` converts it (e.g. "LA"); `transpose` stores it turned, as a camera would with an EXIF
+    orientation passed in `save_options`.
+    """
+    image = _ecg_page(label, seed, size).convert(mode)
+    if transpose is not None:
+        image = image.transpose(transpose)
     out = io.BytesIO()
-    render_ecg(label, seed).save(out, format=image_format)
+    image.save(out, format=image_format, **save_options)
+    return out.getvalue()
+
+
+def render_non_ecg_bytes(kind: str = "photo", seed: int = 0, image_format: str = "PNG") -> bytes:
+    """An image the upload guard refuses (ml.nonecg: photo, text_page, blank_page, ...)."""
+    from ml.nonecg import render_non_ecg
+
+    out = io.BytesIO()
+    render_non_ecg(kind, seed).save(out, format=image_format)
     return out.getvalue()
 
 
@@ -51,6 +88,12 @@ def ecg_png() -> bytes:
 @pytest.fixture(scope="session")
 def ecg_jpeg() -> bytes:
     return render_ecg_bytes("abnormal", 1, "JPEG")
+
+
+@pytest.fixture(scope="session")
+def text_page_png() -> bytes:
+    """A landscape page of text: no ECG grid and no trace rows, so the upload guard refuses it."""
+    return render_non_ecg_bytes("letterhead", 0, "PNG")
 
 
 @pytest.fixture
@@ -94,11 +137,14 @@ class FakeClassifier:
 
 @pytest.fixture
 def fake_classifier(monkeypatch: pytest.MonkeyPatch) -> FakeClassifier:
-    """Makes the worker use a FakeClassifier instead of loading TensorFlow."""
+    """Makes the worker use one FakeClassifier, whatever model a job names, instead of TensorFlow."""
+    from collections import OrderedDict
+
     import worker.runtime
 
     fake = FakeClassifier()
-    monkeypatch.setattr(worker.runtime, "_classifier", fake)
+    monkeypatch.setattr(worker.runtime, "_classifiers", OrderedDict())
+    monkeypatch.setattr(worker.runtime, "_load", lambda path: fake)
     return fake
 
 

@@ -10,3 +10,5 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 ECGSITE_TASK_RUNNER = "inline"
 MEDIA_ROOT = Path(tempfile.mkdtemp(prefix="ecgsite-test-media-"))
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+# Rate-limit counters stay in this process, even when the environment names a Redis: tests clear them.
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}

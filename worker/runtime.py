@@ -1,13 +1,16 @@
-"""The model a worker process runs: loaded once, on first use, after any fork.
+"""The models a worker process runs: each loaded once, on first use, after any fork.
 
 TensorFlow is not fork-safe, so nothing here runs at import time; Celery's prefork children and
-the embedded worker thread each load the model the first time they need it.
+the embedded worker thread each load a model the first time they need it. A job re-run on
+another model version names that model; a few models stay loaded per process, the least
+recently used going first.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections import OrderedDict
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -19,37 +22,58 @@ if TYPE_CHECKING:
     from ml.inference import Classifier
 
 logger = logging.getLogger(__name__)
+# Each loaded model holds its weights in memory (about 7 MB for hybrid-v1, far more on a GPU).
+MAX_LOADED_MODELS = 3
 _lock = threading.Lock()
-_classifier: Classifier | None = None
+_classifiers: OrderedDict[Path, Classifier] = OrderedDict()
 
 
-def model_path() -> Path | None:
-    """The configured model: a shipped model's name, a path to a .keras file, or the default."""
-    from ml.models import MODELS_DIR
+def model_path(name: str | None = None) -> Path:
+    """The .keras file for shipped model `name`; with no name, the configured default model.
 
+    The default is ECGSITE_MODEL (a shipped model's name or a path to a .keras file), or
+    ml.models.DEFAULT_MODEL_NAME when that is empty.
+    """
+    from ml.models import default_model_path
+    from ml.models import model_path as shipped_model_path
+
+    if name:
+        return shipped_model_path(name)
     choice = settings.ECGSITE_MODEL
     if not choice:
-        return None
+        return default_model_path()
     as_path = Path(choice)
     if as_path.suffix == ".keras":
         return as_path
-    return MODELS_DIR / f"{choice}.keras"
+    return shipped_model_path(choice)
 
 
-def get_classifier() -> Classifier:
-    """This process's classifier, loading it on the first call."""
-    global _classifier
-    if _classifier is None:
-        with _lock:
-            if _classifier is None:
-                from ml.inference import Classifier
+def _load(path: Path) -> Classifier:
+    from ml.inference import Classifier
 
-                classifier = Classifier.load(model_path())
-                logger.info(
-                    "loaded model %s (%s) on %s", classifier.name, classifier.architecture, classifier.device
-                )
-                _classifier = classifier
-    return _classifier
+    classifier = Classifier.load(path)
+    logger.info("loaded model %s (%s) on %s", classifier.name, classifier.architecture, classifier.device)
+    return classifier
+
+
+def get_classifier(name: str | None = None) -> Classifier:
+    """This process's classifier for shipped model `name` (default: the configured model).
+
+    Loaded on the first call for that model, under a lock, so concurrent first calls load once.
+    Keyed by file path, so naming the default model explicitly finds the one already loaded.
+    """
+    path = model_path(name)
+    with _lock:
+        classifier = _classifiers.get(path)
+        if classifier is None:
+            classifier = _load(path)
+            _classifiers[path] = classifier
+            while len(_classifiers) > MAX_LOADED_MODELS:
+                evicted, _ = _classifiers.popitem(last=False)
+                logger.info("unloaded model %s: more than %s models loaded", evicted, MAX_LOADED_MODELS)
+        else:
+            _classifiers.move_to_end(path)
+    return classifier
 
 
 def model_identity(classifier: Classifier) -> ModelIdentity:

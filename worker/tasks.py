@@ -32,7 +32,10 @@ logger = logging.getLogger(__name__)
     time_limit=int(settings.CLASSIFY_SOFT_TIME_LIMIT * 1.2),
 )
 def classify(self, job_id: int) -> None:
-    """Classify one job's image and record the prediction, at most once per job and model."""
+    """Classify one job's image and record the prediction, at most once per job and model.
+
+    The model is the job's requested model version (an admin re-run), else the default.
+    """
     from ml.preprocess import InvalidImageError
 
     job = services.job_claim(job_id=job_id, task_id=self.request.id)
@@ -43,7 +46,10 @@ def classify(self, job_id: int) -> None:
     _report(job_id)
     _pause_for_fault_tests(job)
     try:
-        classifier = get_classifier()
+        # A re-run names its model version; every other job runs on the configured default.
+        classifier = get_classifier(job.requested_model.name if job.requested_model_id else None)
+        # Before predicting: a model file unlike its registration fails the job (ValueError).
+        model_version = services.model_version_register(identity=model_identity(classifier))
         with job.image.open("rb") as image_file:
             image_bytes = image_file.read()
         result = classifier.predict([image_bytes])[0]
@@ -62,7 +68,7 @@ def classify(self, job_id: int) -> None:
     else:
         services.prediction_record(
             job=job,
-            model_version=services.model_version_register(identity=model_identity(classifier)),
+            model_version=model_version,
             label=result.label,
             probabilities=result.probabilities,
             inference_ms=result.inference_ms,

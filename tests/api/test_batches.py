@@ -247,6 +247,41 @@ def test_a_damaged_image_is_a_400_problem_naming_the_file(api, ecg_png, media_ro
     assert stored_files(media_root) == []
 
 
+def test_an_image_that_is_not_an_ecg_printout_is_a_400_problem_with_the_reason(
+    api, ecg_png, text_page_png, media_root, settings
+):
+    settings.ECGSITE_OOD_GUARD = True
+    files = [_png(ecg_png, "ecg.png"), _png(text_page_png, "letter.png")]
+
+    body = assert_problem(api.post(BATCHES, {"images": files}), 400, field="images")
+
+    assert body["type"] == "urn:ecgsite:problem:invalid-image"
+    assert body["detail"].startswith("letter.png: does not look like a 12-lead ECG printout: no ECG grid")
+    assert [error["detail"] for error in body["errors"]] == [body["detail"]]
+    assert (Batch.objects.count(), Job.objects.count(), stored_files(media_root)) == (0, 0, [])
+
+
+def test_a_single_job_upload_of_a_non_ecg_image_is_refused_too(api, text_page_png, media_root, settings):
+    settings.ECGSITE_OOD_GUARD = True
+
+    body = assert_problem(api.post(JOBS, {"image": _png(text_page_png, "letter.png")}), 400, field="image")
+
+    assert "does not look like a 12-lead ECG printout" in body["detail"]
+    assert (Batch.objects.count(), stored_files(media_root)) == (0, [])
+
+
+def test_with_the_guard_off_the_api_accepts_an_image_that_is_not_an_ecg(
+    api, text_page_png, media_root, settings, django_capture_on_commit_callbacks, fake_classifier
+):
+    settings.ECGSITE_OOD_GUARD = False
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = api.post(BATCHES, {"images": [_png(text_page_png, "letter.png")]})
+
+    assert response.status_code == 201, response.content
+    assert [job["image_name"] for job in response.json()["jobs"]] == ["letter.png"]
+
+
 def test_a_post_without_images_is_a_400_problem_naming_the_field(api, media_root):
     assert_problem(api.post(BATCHES, {"name": "empty"}), 400, field="images")
 

@@ -1,11 +1,9 @@
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 import pytest
 from django.test import Client
-from PIL import Image
 
 from accounts.models import User
 
@@ -42,9 +40,3 @@ def staff_client(staff: User) -> Client:
     client = Client()
     client.force_login(staff)
     return client
-
-
-def tiny_image_bytes(image_format: str = "PNG", size: tuple[int, int] = (40, 30), **save_options) -> bytes:
-    out = io.BytesIO()
-    Image.new("RGB", size, "white").save(out, format=image_format, **save_options)
-    return out.getvalue()

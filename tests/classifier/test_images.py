@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from classifier.images import MAX_NAME_LENGTH, InvalidUpload, clean_file_name, clean_image, megabytes
-from tests.classifier.conftest import tiny_image_bytes
+from tests.conftest import render_ecg_bytes, render_non_ecg_bytes
 
 
 @pytest.mark.parametrize(
@@ -74,18 +74,19 @@ def test_clean_image_refuses_an_animated_png():
 
 
 def test_clean_image_keeps_png_as_png_and_everything_else_as_jpeg():
-    png = clean_image(io.BytesIO(tiny_image_bytes("PNG")), name="a.png")
-    jpeg = clean_image(io.BytesIO(tiny_image_bytes("JPEG")), name="b.png")  # the name does not decide
+    png = clean_image(io.BytesIO(render_ecg_bytes(image_format="PNG")), name="a.png")
+    jpeg = clean_image(
+        io.BytesIO(render_ecg_bytes(image_format="JPEG")), name="b.png"
+    )  # the name does not decide
 
     assert (png.extension, Image.open(io.BytesIO(png.content)).format) == (".png", "PNG")
     assert (jpeg.extension, Image.open(io.BytesIO(jpeg.content)).format) == (".jpg", "JPEG")
 
 
 def test_clean_image_converts_to_rgb():
-    grey_with_alpha = io.BytesIO()
-    Image.new("LA", (40, 30)).save(grey_with_alpha, format="PNG")
+    grey_with_alpha = render_ecg_bytes(image_format="PNG", mode="LA")
 
-    cleaned = clean_image(io.BytesIO(grey_with_alpha.getvalue()), name="la.png")
+    cleaned = clean_image(io.BytesIO(grey_with_alpha), name="la.png")
 
     assert Image.open(io.BytesIO(cleaned.content)).mode == "RGB"
 
@@ -106,3 +107,31 @@ def test_size_limits_read_as_people_write_them(size, shown):
 @pytest.mark.parametrize("raw", ["..", "../", "..\\\\", "..."])
 def test_a_name_of_only_dots_becomes_unnamed(raw):
     assert clean_file_name(raw) == "unnamed"
+
+
+def test_clean_image_refuses_an_image_that_is_not_an_ecg_printout_with_the_reason(settings):
+    settings.ECGSITE_OOD_GUARD = True
+
+    with pytest.raises(InvalidUpload) as caught:
+        clean_image(io.BytesIO(render_non_ecg_bytes("letterhead")), name="letter.png")
+
+    assert caught.value.name == "letter.png"
+    assert caught.value.reason.startswith("does not look like a 12-lead ECG printout: no ECG grid was found")
+
+
+def test_clean_image_refuses_an_image_too_small_for_the_classifier(settings):
+    settings.ECGSITE_OOD_GUARD = True
+
+    tiny = io.BytesIO()
+    Image.new("RGB", (56, 40), "white").save(tiny, format="PNG")
+
+    with pytest.raises(InvalidUpload, match=r"^tiny.png: the image is too small \(56x40 pixels\)"):
+        clean_image(io.BytesIO(tiny.getvalue()), name="tiny.png")
+
+
+def test_clean_image_lets_any_image_through_with_the_guard_off(settings):
+    settings.ECGSITE_OOD_GUARD = False
+
+    cleaned = clean_image(io.BytesIO(render_non_ecg_bytes("letterhead")), name="letter.png")
+
+    assert cleaned.extension == ".png"

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from django.utils import timezone
 
 from classifier import services
 from classifier.models import Batch, Job, ModelVersion, Prediction
+from classifier.reaper import attempts_exhausted_message
 from classifier.services import ModelIdentity
 from tests.classifier.factories import (
     BatchFactory,
@@ -37,6 +39,32 @@ def _running(job: Job, task_id: str = "task-1") -> Job:
     claimed = services.job_claim(job_id=job.pk, task_id=task_id)
     assert claimed is not None
     return claimed
+
+
+# batch_create and the embedded start-up recovery stamp when a job goes to the broker
+
+
+def test_batch_create_stamps_each_job_with_when_it_goes_to_the_broker(owner, make_upload, monkeypatch):
+    monkeypatch.setattr("worker.queue.enqueue_classify", lambda **kwargs: None)
+    before = timezone.now()
+
+    batch = services.batch_create(owner=owner, files=[make_upload("a.png"), make_upload("b.png")])
+
+    stamps = [job.enqueued_at for job in batch.jobs.all()]
+    assert len(stamps) == 2
+    assert all(stamp is not None and before <= stamp <= timezone.now() for stamp in stamps)
+
+
+def test_recovering_an_orphaned_job_stamps_it_enqueued_again(batch):
+    orphan = JobFactory(batch=batch, status=Job.Status.RUNNING, task_id="dead-process", attempts=1)
+    before = timezone.now()
+
+    [(job_id, _task_id)] = services.jobs_requeue_orphaned()
+
+    orphan.refresh_from_db()
+    assert job_id == orphan.pk
+    assert orphan.status == Job.Status.QUEUED
+    assert orphan.enqueued_at is not None and orphan.enqueued_at >= before
 
 
 # job_claim
@@ -84,7 +112,8 @@ def test_claim_of_a_job_that_used_up_its_attempts_fails_it_with_a_clear_error(ba
     assert services.job_claim(job_id=job.pk, task_id="task-1") is None
     job.refresh_from_db()
     assert job.status == Job.Status.FAILED
-    assert job.error == "The image could not be classified after 2 attempts."
+    assert job.error == "We could not classify this image after 2 attempts. Please upload it again."
+    assert job.error == attempts_exhausted_message(2)  # the reaper's words, from one place
     assert job.finished is not None
 
 
@@ -273,7 +302,7 @@ def test_model_version_register_creates_the_version_with_the_card_metrics():
     version = services.model_version_register(identity=_identity())
 
     assert (version.name, version.architecture, version.file_sha256) == ("hybrid-v1", "hybrid", "a" * 64)
-    assert version.metrics == {"macro_f1": 0.8}
+    assert (version.metrics["name"], version.metrics["macro_f1"]) == ("hybrid-v1", 0.8)
 
 
 def test_model_version_register_returns_the_existing_row_for_the_same_model():

@@ -19,7 +19,8 @@ from PIL import Image
 
 from classifier import services
 from classifier.models import Batch, Job
-from tests.classifier.conftest import stored_files, tiny_image_bytes
+from tests.classifier.conftest import stored_files
+from tests.conftest import TEST_PAGE_SIZE, render_ecg_bytes
 
 pytestmark = pytest.mark.django_db
 
@@ -206,12 +207,16 @@ def test_a_file_over_the_byte_limit_is_refused(owner_client, make_upload, media_
 
 
 def test_an_image_over_the_pixel_limit_is_refused(owner_client, make_upload, media_root, settings, enqueue):
-    settings.ECGSITE_MAX_IMAGE_PIXELS = 100_000  # the synthetic ECG is 1200x852
+    settings.ECGSITE_MAX_IMAGE_PIXELS = 100_000
+    width, height = TEST_PAGE_SIZE
+    assert width * height > 100_000
 
     response = _post_json(owner_client, [make_upload("huge.png")])
 
     assert response.status_code == 400
-    assert response.json() == {"errors": ["huge.png: is 1200x852 pixels; the limit is 100,000 pixels."]}
+    assert response.json() == {
+        "errors": [f"huge.png: is {width}x{height} pixels; the limit is 100,000 pixels."]
+    }
     _assert_nothing_stored(media_root)
 
 
@@ -257,6 +262,43 @@ def test_a_refused_form_upload_shows_the_messages_on_the_upload_page(owner_clien
     assert "<li>bad.png: is empty.</li>" in response.content.decode()
 
 
+def test_an_image_that_is_not_an_ecg_printout_is_refused_with_the_reason_and_nothing_is_stored(
+    owner_client, make_upload, text_page_png, media_root, settings, enqueue
+):
+    settings.ECGSITE_OOD_GUARD = True
+
+    response = _post_json(owner_client, [make_upload("good.png"), make_upload("letter.png", text_page_png)])
+
+    assert response.status_code == 400
+    [error] = response.json()["errors"]
+    assert error.startswith("letter.png: does not look like a 12-lead ECG printout: no ECG grid was found")
+    _assert_nothing_stored(media_root)
+    enqueue.assert_not_called()
+
+
+def test_the_upload_page_shows_why_an_image_was_not_taken_for_an_ecg(
+    owner_client, make_upload, text_page_png, media_root, settings
+):
+    settings.ECGSITE_OOD_GUARD = True
+
+    response = owner_client.post(UPLOAD_URL, {"images": [make_upload("letter.png", text_page_png)]})
+
+    assert response.status_code == 400
+    assert "letter.png: does not look like a 12-lead ECG printout" in response.content.decode()
+    _assert_nothing_stored(media_root)
+
+
+def test_with_the_guard_off_an_image_that_is_not_an_ecg_is_accepted(
+    owner_client, make_upload, text_page_png, media_root, settings, enqueue
+):
+    settings.ECGSITE_OOD_GUARD = False
+
+    response = _post_json(owner_client, [make_upload("letter.png", text_page_png)])
+
+    assert response.status_code == 201
+    assert Job.objects.get().original_name == "letter.png"
+
+
 # What is stored
 
 
@@ -288,7 +330,7 @@ def test_exif_metadata_is_not_stored(owner_client, make_upload, enqueue):
     exif = Image.Exif()
     exif[0x010F] = "Scanner Maker"  # Make
     exif[0x0131] = "Hospital PACS 1.0"  # Software
-    upload = tiny_image_bytes("JPEG", exif=exif.tobytes())
+    upload = render_ecg_bytes(image_format="JPEG", exif=exif.tobytes())
     assert Image.open(io.BytesIO(upload)).getexif()
 
     _post_json(owner_client, [make_upload("scan.jpg", upload, "image/jpeg")])
@@ -301,16 +343,18 @@ def test_exif_metadata_is_not_stored(owner_client, make_upload, enqueue):
 
 def test_an_image_with_exif_orientation_6_is_stored_upright(owner_client, make_upload, enqueue):
     exif = Image.Exif()
-    exif[0x0112] = 6  # rotated 90°: the camera's 200x100 is 100x200 upright
-    upload = tiny_image_bytes("JPEG", size=(200, 100), exif=exif.tobytes())
+    exif[0x0112] = 6  # rotated 90°: the camera stored the landscape page on its side
+    upload = render_ecg_bytes(image_format="JPEG", transpose=Image.Transpose.ROTATE_90, exif=exif.tobytes())
+    width, height = TEST_PAGE_SIZE
+    assert Image.open(io.BytesIO(upload)).size == (height, width)
 
     _post_json(owner_client, [make_upload("phone.jpg", upload, "image/jpeg")])
 
     job = Job.objects.get()
-    assert (job.width, job.height) == (100, 200)
+    assert (job.width, job.height) == (width, height)
     with job.image.open("rb") as stored:
         kept = Image.open(io.BytesIO(stored.read()))
-        assert kept.size == (100, 200)
+        assert kept.size == (width, height)
         assert kept.getexif().get(0x0112) is None
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ecgsite.env import env_bool, env_int, env_list, env_str
+from ecgsite.env import env_bool, env_int, env_list, env_str, redis_url_db, redis_url_with_db
 
 
 @pytest.mark.parametrize("raw", ["1", "true", "TRUE", "yes", "on", " On "])
@@ -101,3 +101,23 @@ def test_env_str_uses_the_default_when_unset(monkeypatch):
     monkeypatch.delenv("ECGSITE_SECRET_FILE", raising=False)
 
     assert env_str("ECGSITE_SECRET", "fallback") == "fallback"
+
+
+@pytest.mark.parametrize(
+    ("url", "db"),
+    [("redis://127.0.0.1:6379/5", 5), ("rediss://:secret@cache:6380/0", 0), ("redis://127.0.0.1:6379", 0)],
+)
+def test_redis_url_db_reads_the_database_number_from_the_path(url, db):
+    assert redis_url_db(url) == db
+
+
+def test_redis_url_with_db_keeps_the_server_credentials_and_options():
+    url = "rediss://user:secret@cache.internal:6380/2?ssl_cert_reqs=required"
+
+    assert redis_url_with_db(url, 3) == "rediss://user:secret@cache.internal:6380/3?ssl_cert_reqs=required"
+
+
+@pytest.mark.parametrize("url", ["unix:///run/redis.sock", "redis://h:6379/x", "redis://h:6379?db=2"])
+def test_redis_url_db_refuses_what_it_cannot_read(url):
+    with pytest.raises(ValueError):
+        redis_url_db(url)

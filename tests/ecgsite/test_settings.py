@@ -96,6 +96,8 @@ def test_a_mysql_database_url_gives_the_mysql_engine_with_utf8mb4(tmp_path):
     )
     assert database["OPTIONS"]["charset"] == "utf8mb4"
     assert database["TEST"]["CHARSET"] == "utf8mb4"
+    # Under ASGI persistent connections pile up past MySQL's limit (found by bench/load.py).
+    assert database["CONN_MAX_AGE"] == 0
 
 
 @pytest.mark.slow
@@ -118,9 +120,52 @@ def test_a_redis_url_switches_to_celery_and_the_redis_channel_layer(tmp_path):
 
 
 @pytest.mark.slow
+def test_a_redis_url_puts_the_rate_limit_cache_in_redis_on_the_next_database(tmp_path):
+    result = _settings_with(tmp_path, {"REDIS_URL": "redis://:pw@cache.internal:6379/4"}, "CACHES")
+
+    cache = result["CACHES"]["default"]
+    assert cache["BACKEND"] == "ecgsite.cache.FallbackRedisCache"
+    # Not the queue's database 4: clearing the cache empties a whole database.
+    assert cache["LOCATION"] == "redis://:pw@cache.internal:6379/5"
+
+
+@pytest.mark.slow
+def test_the_cache_can_have_a_redis_of_its_own(tmp_path):
+    result = _settings_with(
+        tmp_path,
+        {"REDIS_URL": "redis://queue.internal:6379/0", "ECGSITE_CACHE_URL": "redis://cache.internal:6380/3"},
+        "CACHES",
+    )
+
+    assert result["CACHES"]["default"]["LOCATION"] == "redis://cache.internal:6380/3"
+
+
+@pytest.mark.slow
+def test_a_cache_on_the_queues_own_redis_database_refuses_to_start(tmp_path):
+    result = _settings_with(
+        tmp_path,
+        {"REDIS_URL": "redis://queue.internal:6379/2", "ECGSITE_CACHE_URL": "redis://queue.internal:6379/2"},
+        "CACHES",
+    )
+
+    assert result == {
+        "raised": "ImproperlyConfigured",
+        "message": "ECGSITE_CACHE_URL must name another Redis database than REDIS_URL.",
+    }
+
+
+@pytest.mark.slow
+def test_a_queue_on_the_last_redis_database_asks_for_a_cache_url(tmp_path):
+    result = _settings_with(tmp_path, {"REDIS_URL": "redis://queue.internal:6379/15"}, "CACHES")
+
+    assert result["raised"] == "ImproperlyConfigured"
+    assert "set ECGSITE_CACHE_URL" in result["message"]
+
+
+@pytest.mark.slow
 def test_nothing_set_gives_sqlite_and_the_embedded_worker(tmp_path):
     result = _settings_with(
-        tmp_path, {}, "DATABASES", "ECGSITE_TASK_RUNNER", "CHANNEL_LAYERS", "DEBUG", "SECRET_KEY"
+        tmp_path, {}, "DATABASES", "ECGSITE_TASK_RUNNER", "CHANNEL_LAYERS", "DEBUG", "SECRET_KEY", "CACHES"
     )
 
     assert result["DATABASES"]["default"]["ENGINE"] == "django.db.backends.sqlite3"
@@ -132,6 +177,7 @@ def test_nothing_set_gives_sqlite_and_the_embedded_worker(tmp_path):
     )
     assert result["DEBUG"] is False
     assert result["SECRET_KEY"] == (tmp_path / "var" / "secret_key").read_text().strip()
+    assert result["CACHES"]["default"]["BACKEND"] == "django.core.cache.backends.locmem.LocMemCache"
 
 
 @pytest.mark.slow

@@ -27,6 +27,8 @@ MODULES = (
     "ml.evaluate",
     "ml.guard",
     "ml.calibration",
+    "ml.cards",
+    "ml.report",
 )
 
 
@@ -61,7 +63,7 @@ def test_light_modules_do_not_import_tensorflow() -> None:
     # Web processes validate uploads with these; TF must load only in workers, after fork.
     code = (
         "import sys, ml, ml.labels, ml.preprocess, ml.synthetic, ml.models, ml.inference\n"
-        "import ml.guard, ml.metrics, ml.calibration, ml.evaluate, ml.crossval\n"
+        "import ml.guard, ml.metrics, ml.calibration, ml.evaluate, ml.crossval, ml.cards, ml.report\n"
         "print('tensorflow' in sys.modules, 'keras' in sys.modules)\n"
     )
     result = subprocess.run(

@@ -82,6 +82,9 @@ def test_crossval_writes_out_of_fold_reports_on_shared_folds(tmp_path: Path) -> 
     assert report["ms_per_image"] > 0
     for row in report["out_of_fold"]:
         assert sum(row["probabilities"]) == pytest.approx(1, abs=1e-4)
+    # Temperature scaling: fitted on all out-of-fold outputs, measured cross-fitted per fold.
+    assert report["temperature"]["value"] > 0 and len(report["temperature"]["cross_fitted_per_fold"]) == 2
+    assert report["pooled_calibrated"]["accuracy"] == report["pooled"]["accuracy"]
     first_folds = {row["sha256"]: row["fold"] for row in report["out_of_fold"]}
 
     # A later run (another seed: other training, same stored folds) holds out the same files.

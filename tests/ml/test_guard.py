@@ -1,13 +1,18 @@
-"""The out-of-distribution guard: synthetic ECG pages pass, other images are rejected."""
+"""The out-of-distribution guard: ECG pages pass, also mildly degraded; other images are rejected."""
 
 from __future__ import annotations
+
+import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
+from ml import guard
 from ml.guard import Rejection, check_bytes, check_page, measure_page
 from ml.labels import CLASSES
+from ml.nonecg import DEGRADATIONS, EXPECTED_TO_PASS, HARD_KINDS, KINDS, degrade_page, render_non_ecg
 from ml.synthetic import _draw_grid, render_ecg
 from tests.ml.helpers import encode
 
@@ -22,19 +27,64 @@ def text_page(background: Image.Image | None = None) -> Image.Image:
     return page
 
 
+def rejection(image: Image.Image) -> Rejection:
+    result = check_page(image)
+    assert result is not None
+    return result
+
+
+# ECG pages are accepted
+
+
 @pytest.mark.parametrize("label", CLASSES)
 def test_synthetic_ecg_pages_are_accepted_as_jpeg(label: str) -> None:
     assert check_bytes(encode(render_ecg(label, 11), "JPEG", quality=75)) is None
 
 
-def test_a_smaller_scan_of_the_same_layout_is_accepted() -> None:
-    assert check_page(render_ecg("normal", 12, width=900, height=639)) is None
+@pytest.mark.parametrize(("width", "height"), [(900, 639), (600, 426), (400, 284)])
+def test_a_smaller_page_of_the_same_layout_is_accepted(width: int, height: int) -> None:
+    assert check_page(render_ecg("normal", 12, width=width, height=height)) is None
 
 
-def rejection(image: Image.Image) -> Rejection:
-    result = check_page(image)
-    assert result is not None
-    return result
+@pytest.mark.parametrize("change", [*DEGRADATIONS, "all"])
+def test_a_page_with_mild_photo_like_changes_is_still_accepted(change: str) -> None:
+    which = DEGRADATIONS if change == "all" else (change,)
+    for seed in range(3):
+        page = render_ecg(CLASSES[seed], 20 + seed)
+        data = degrade_page(page, np.random.default_rng([seed, 1]), which)
+        assert check_bytes(data) is None, (change, seed)
+
+
+@pytest.mark.parametrize("width", [1200, 600])
+def test_a_black_and_white_copy_whose_pink_grid_turned_grey_is_accepted(width: int) -> None:
+    page = render_ecg("mi", 5, width=width, height=round(width * 852 / 1200)).convert("L")
+    assert check_bytes(encode(page, "PNG")) is None
+
+
+def test_an_overexposed_page_whose_grid_vanished_is_accepted_on_its_traces() -> None:
+    page = np.asarray(render_ecg("abnormal", 3), dtype=np.float64)
+    washed = Image.fromarray(np.clip(page * 1.5, 0, 255).astype(np.uint8))  # the pink grid turns white
+    features = measure_page(washed)
+
+    assert not features.has_grid
+    assert check_page(washed) is None
+
+
+# Other images are rejected, with the reason
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_every_kind_of_generated_non_ecg_image_is_rejected(kind: str) -> None:
+    for seed in range(3):
+        result = check_bytes(encode(render_non_ecg(kind, seed), "JPEG", quality=90))
+        assert result is not None, (kind, seed)
+        assert result.message.startswith("This does not look like a 12-lead ECG printout: ")
+
+
+@pytest.mark.parametrize("kind", [kind for kind in HARD_KINDS if kind not in EXPECTED_TO_PASS])
+def test_near_misses_are_rejected(kind: str) -> None:
+    for seed in range(2):
+        assert check_bytes(encode(render_non_ecg(kind, seed), "JPEG", quality=90)) is not None, (kind, seed)
 
 
 def test_noise_is_not_paper() -> None:
@@ -52,7 +102,8 @@ def test_a_photo_like_gradient_is_not_paper() -> None:
 
 
 def test_a_blank_page_is_blank() -> None:
-    assert rejection(Image.new("RGB", (1200, 852), "white")).code == "blank"
+    result = rejection(Image.new("RGB", (1200, 852), "white"))
+    assert result.code == "blank" and "looks blank" in result.message
 
 
 def test_an_empty_ecg_grid_is_blank() -> None:
@@ -61,7 +112,8 @@ def test_an_empty_ecg_grid_is_blank() -> None:
 
 def test_a_page_of_text_has_no_grid() -> None:
     result = rejection(text_page())
-    assert result.code == "no_grid" and "pink millimetre grid" in result.message
+    assert result.code == "no_grid"
+    assert result.message == f"This does not look like a 12-lead ECG printout: {guard.REASONS['no_grid']}."
 
 
 def test_a_grey_screenshot_with_text_has_no_grid() -> None:
@@ -79,5 +131,67 @@ def test_a_portrait_page_has_the_wrong_shape() -> None:
 
 def test_measured_features_separate_ecg_from_text() -> None:
     ecg, text = measure_page(render_ecg("mi", 2)), measure_page(text_page())
-    assert ecg.grid_periodicity > 20 > text.grid_periodicity
-    assert min(ecg.trace_coverage) > 0.8 > max(text.trace_coverage)
+    assert min(ecg.grid_periodicity) > 20 > max(text.grid_periodicity[0], 1.0)
+    assert min(ecg.trace_coverage) > 0.9 and ecg.baseline_concentration > 5
+    assert text.baseline_concentration < 2.5 and text.gap_coverage > 0.5
+
+
+# The generator and the measurement
+
+
+def test_non_ecg_images_are_deterministic_by_seed() -> None:
+    first, again, other = (render_non_ecg("screenshot", seed) for seed in (5, 5, 6))
+    assert np.array_equal(np.asarray(first), np.asarray(again))
+    assert not np.array_equal(np.asarray(first.resize(other.size)), np.asarray(other))
+
+
+def test_an_unknown_kind_is_refused_with_the_choices() -> None:
+    with pytest.raises(ValueError, match=r"'kind' must be one of .*photo.*Received: kind='selfie'"):
+        render_non_ecg("selfie", 0)
+
+
+@pytest.mark.slow
+def test_measure_writes_every_figure_of_the_report(tmp_path: Path, capsys) -> None:
+    for label in ("normal", "mi"):
+        (tmp_path / "data" / label).mkdir(parents=True)
+        render_ecg(label, 3).save(tmp_path / "data" / label / f"{label}.jpg", quality=75)
+    out = tmp_path / "guard.json"
+
+    code = guard.main(
+        [
+            "--measure",
+            "--ecg-data",
+            str(tmp_path / "data"),
+            "--non-ecg-per-kind",
+            "1",
+            "--synthetic",
+            "2",
+            "--json",
+            "--out",
+            str(out),
+        ]
+    )
+
+    assert code == 0
+    report = json.loads(out.read_text())
+    assert json.loads(capsys.readouterr().out) == report
+    assert set(report["non_ecg"]["per_kind"]) == set(KINDS)
+    real = report["real_ecg"]
+    assert (real["images"], real["rejected"], real["reasons"], real["rejected_files"]) == (2, 0, {}, [])
+    assert real["closest_to_thresholds"]["min_trace_coverage"] >= guard.MIN_TRACE_COVERAGE
+    assert report["thresholds"]["max_gap_coverage"] == guard.MAX_GAP_COVERAGE
+    assert set(report["real_ecg_degraded"]) == {*DEGRADATIONS, "all"}
+    assert report["synthetic_ecg"]["images"] == 2
+    assert report["ms_per_check"]["real_ecg"]["median"] > 0
+
+
+def test_the_command_line_checks_files_and_exits_1_if_any_is_rejected(tmp_path: Path, capsys) -> None:
+    ecg, letter = tmp_path / "ecg.png", tmp_path / "letter.png"
+    render_ecg("normal", 4).save(ecg)
+    render_non_ecg("letterhead", 0).save(letter)
+
+    code = guard.main([str(ecg), str(letter)])
+
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert code == 1
+    assert [(line["accepted"], line["code"]) for line in lines] == [(True, None), (False, "no_grid")]

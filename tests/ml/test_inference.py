@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from ml import representations
 from ml.inference import Classifier, ModelLoadError
 from ml.labels import CLASSES
 from ml.models import DEFAULT_MODEL_NAME, default_model_path, list_model_cards
@@ -81,10 +82,13 @@ def test_predict_rejects_a_bad_image(classifier: Classifier) -> None:
         classifier.predict([b"garbage"])
 
 
-def test_predict_arrays_validates_shape(classifier: Classifier) -> None:
-    with pytest.raises(ValueError, match=r"shape \(n, 224, 224, 3\)"):
-        classifier.predict_arrays(np.zeros((1, 100, 100, 3), np.float32))
-    assert classifier.predict_arrays(np.zeros((0, 224, 224, 3), np.float32)) == []
+def test_predict_inputs_validates_shapes(classifier: Classifier) -> None:
+    wrong = {
+        name: np.zeros((1, 7), np.float32) for name in representations.get(classifier.representation).shapes
+    }
+    with pytest.raises(ValueError, match="inputs must have shapes"):
+        classifier.predict_inputs(wrong)
+    assert classifier.predict_inputs(representations.zeros(classifier.representation, 0)) == []
 
 
 def test_load_refuses_a_missing_model(tmp_path: Path) -> None:

@@ -6,7 +6,8 @@ data or pytest-django's test database:
 
 - ``REALSTACK_DATABASE_URL`` (default ``mysql://root@127.0.0.1:3306/ecgsite_ci``): dropped
   and created again, then migrated.
-- ``REALSTACK_REDIS_URL`` (default ``redis://127.0.0.1:6379/5``): flushed.
+- ``REALSTACK_REDIS_URL`` (default ``redis://127.0.0.1:6379/5``): flushed, and the next
+  database too (the rate-limit cache's).
 
 A missing service fails the tests with a message saying so; it never skips them.
 """
@@ -19,6 +20,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from ecgsite.env import redis_url_db, redis_url_with_db
 from tests.e2e.client import SiteClient, unique_email
 from tests.e2e.livestack import LiveStack
 from tests.e2e.support import pytest_runtest_makereport, require_default_model, start_stack  # noqa: F401
@@ -67,11 +69,13 @@ def real_stack(mariadb: MariaDB, redis_url: str) -> Iterator[LiveStack]:
 
     require_default_model()
     mariadb.recreate()
-    client = redis.Redis.from_url(redis_url)
-    try:
-        client.flushdb()
-    finally:
-        client.close()
+    # The queue's database and the cache's (the next one: see settings.CACHES) start empty.
+    for url in (redis_url, redis_url_with_db(redis_url, redis_url_db(redis_url) + 1)):
+        client = redis.Redis.from_url(url)
+        try:
+            client.flushdb()
+        finally:
+            client.close()
     stack = LiveStack(
         label="ecgsite-realstack",
         with_worker=True,

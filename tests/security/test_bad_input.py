@@ -25,6 +25,8 @@ from django.test import Client
 from PIL import Image, ImageCms, PngImagePlugin
 
 from classifier.models import AuditEvent, Batch, Job
+from ml.guard import REASONS
+from tests.conftest import TEST_PAGE_SIZE, render_ecg_bytes, render_non_ecg_bytes
 from tests.security.conftest import API_UPLOAD, MULTIPART, WEB_UPLOAD, Part, files_under, multipart_body
 
 pytestmark = pytest.mark.django_db
@@ -104,9 +106,16 @@ def bad_file(case: str) -> Part:
         "animated GIF": lambda: Part("anim.gif", animated("GIF"), "image/gif"),
         "animated PNG": lambda: Part("anim.png", animated("PNG"), "image/png"),
         "60 MB file": lambda: Part("huge.jpg", b"\xff\xd8\xff\xe0" + bytes(60 * MB), "image/jpeg"),
+        # Valid images that are not 12-lead ECG printouts (ml.nonecg), refused by the guard (ml.guard).
+        "photo": lambda: Part("holiday.jpg", render_non_ecg_bytes("photo", 1, "JPEG"), "image/jpeg"),
+        "page of text": lambda: Part("letter.png", render_non_ecg_bytes("letterhead", 0, "PNG"), "image/png"),
+        "blank page": lambda: Part("blank.jpg", render_non_ecg_bytes("blank_page", 7, "JPEG"), "image/jpeg"),
+        "screenshot": lambda: Part("screen.png", render_non_ecg_bytes("screenshot", 1, "PNG"), "image/png"),
     }
     return builders[case]()
 
+
+NOT_ECG = "does not look like a 12-lead ECG printout"
 
 # case → (message the web form shows, API status, words the API's problem detail holds)
 REFUSED = {
@@ -131,6 +140,10 @@ REFUSED = {
     "animated GIF": ("anim.gif: is not a JPEG or PNG image.", 415, "anim.gif: is not a JPEG or PNG"),
     "animated PNG": ("anim.png: is an animation; send a single still image.", 400, "is an animation"),
     "60 MB file": ("huge.jpg: is larger than the 20 MB limit.", 413, "huge.jpg: is larger than the 20 MB"),
+    "photo": (f"holiday.jpg: {NOT_ECG}: {REASONS['not_paper']}.", 400, f"holiday.jpg: {NOT_ECG}"),
+    "page of text": (f"letter.png: {NOT_ECG}: {REASONS['no_grid']}.", 400, f"letter.png: {NOT_ECG}"),
+    "blank page": (f"blank.jpg: {NOT_ECG}: {REASONS['blank']}.", 400, f"blank.jpg: {NOT_ECG}"),
+    "screenshot": (f"screen.png: {NOT_ECG}: {REASONS['no_grid']}.", 400, f"screen.png: {NOT_ECG}"),
 }
 
 
@@ -270,7 +283,7 @@ def test_the_refused_form_page_shows_too_many_files_as_a_message(owner_client, s
 
 
 def ecg_like_png() -> bytes:
-    return encode(noise((120, 90)), "PNG")
+    return render_ecg_bytes(image_format="PNG")
 
 
 HOSTILE_NAMES = {
@@ -313,16 +326,17 @@ def test_a_hostile_file_name_is_kept_only_as_a_cleaned_label(
 
 def test_a_jpeg_with_exif_orientation_is_accepted_and_stored_upright(door, media_root, enqueue):
     exif = Image.Exif()
-    exif[0x0112] = 6  # rotate 90° clockwise: the sensor's 200x100 is 100x200 upright
-    upload = encode(noise((200, 100)), "JPEG", exif=exif.tobytes())
+    exif[0x0112] = 6  # rotate 90° clockwise: the sensor stored the landscape page on its side
+    upload = render_ecg_bytes(image_format="JPEG", transpose=Image.Transpose.ROTATE_90, exif=exif.tobytes())
+    width, height = TEST_PAGE_SIZE
 
     response = door([Part("phone.jpg", upload, "image/jpeg")])
 
     assert response.status_code == 201
     job = Job.objects.get()
-    assert (job.width, job.height) == (100, 200)
+    assert (job.width, job.height) == (width, height)
     with job.image.open("rb") as stored, Image.open(stored) as kept:
-        assert kept.size == (100, 200)
+        assert kept.size == (width, height)
         assert 0x0112 not in kept.getexif()
 
 
@@ -335,7 +349,9 @@ def jpeg_with_metadata() -> bytes:
     exif[0x0131] = "Hospital PACS <b>1.0</b>"  # Software
     exif[0x013B] = "Dr. John Doe"  # Artist
     icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
-    return encode(noise(), "JPEG", exif=exif.tobytes(), icc_profile=icc, comment=SCRIPT, dpi=(300, 300))
+    return render_ecg_bytes(
+        image_format="JPEG", exif=exif.tobytes(), icc_profile=icc, comment=SCRIPT, dpi=(300, 300)
+    )
 
 
 def png_with_metadata() -> bytes:
@@ -344,7 +360,9 @@ def png_with_metadata() -> bytes:
     info.add_text("Comment", SCRIPT.decode())
     info.add_itxt("Description", "<iframe src=//evil>", zip=True)
     icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
-    return encode(noise(), "PNG", pnginfo=info, icc_profile=icc) + b"<html>" + SCRIPT + b"</html>"
+    return (
+        render_ecg_bytes(image_format="PNG", pnginfo=info, icc_profile=icc) + b"<html>" + SCRIPT + b"</html>"
+    )
 
 
 @pytest.mark.parametrize(

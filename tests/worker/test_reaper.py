@@ -61,8 +61,9 @@ def _ago(seconds: float):
 
 
 def _queued(batch: Batch, *, waiting_s: float, **fields) -> Job:
+    """A queued job handed to the broker `waiting_s` ago, as batch_create leaves it."""
     job = JobFactory(batch=batch, **fields)
-    Job.objects.filter(pk=job.pk).update(created=_ago(waiting_s))
+    Job.objects.filter(pk=job.pk).update(created=_ago(waiting_s), enqueued_at=_ago(waiting_s))
     job.refresh_from_db()
     return job
 
@@ -89,7 +90,8 @@ def test_it_requeues_a_job_queued_past_its_timeout_under_a_fresh_task_id(batch, 
     assert result.requeued == [(job.pk, job.task_id)]
     assert job.task_id != old_task_id
     assert (job.status, job.attempts) == (Job.Status.QUEUED, 0)
-    assert job.started is not None and timezone.now() - job.started < timedelta(seconds=5)
+    assert job.enqueued_at is not None and timezone.now() - job.enqueued_at < timedelta(seconds=5)
+    assert job.started is None
 
 
 def test_it_leaves_a_job_queued_within_its_timeout_alone(batch, timeouts):
@@ -99,6 +101,29 @@ def test_it_leaves_a_job_queued_within_its_timeout_alone(batch, timeouts):
 
     assert result.requeued == [] and result.failed == []
     assert Job.objects.get(pk=job.pk).task_id == job.task_id
+
+
+def test_a_queued_jobs_clock_is_when_it_was_last_enqueued_not_when_it_was_created(batch, timeouts):
+    # Created long ago, but handed to the broker again a minute ago (an admin re-run, a hand-back).
+    job = _queued(batch, waiting_s=5000)
+    Job.objects.filter(pk=job.pk).update(enqueued_at=_ago(60))
+
+    assert reaper.jobs_reap_stale().requeued == []
+    assert len(reaper.jobs_reap_stale(now=timezone.now() + timedelta(seconds=541)).requeued) == 1
+
+
+def test_a_queued_job_from_before_enqueued_at_existed_is_timed_from_its_creation(batch, timeouts):
+    job = _queued(batch, waiting_s=601)
+    Job.objects.filter(pk=job.pk).update(enqueued_at=None)
+
+    assert [job_id for job_id, _ in reaper.jobs_reap_stale().requeued] == [job.pk]
+
+
+def test_a_running_jobs_clock_is_its_latest_claim_not_when_it_was_enqueued(batch, timeouts):
+    job = _running(batch, running_s=60)
+    Job.objects.filter(pk=job.pk).update(enqueued_at=_ago(5000))
+
+    assert reaper.jobs_reap_stale().requeued == []
 
 
 def test_a_requeued_job_waits_a_full_timeout_before_it_is_requeued_again(batch, timeouts):
@@ -120,6 +145,7 @@ def test_it_returns_a_job_running_past_its_timeout_to_the_queue(batch, timeouts)
     assert result.returned == [job.pk]
     assert (job.status, job.attempts) == (Job.Status.QUEUED, 1)
     assert job.task_id != "dead-worker"
+    assert timezone.now() - job.enqueued_at < timedelta(seconds=5)
 
 
 def test_it_leaves_a_job_running_within_its_timeout_alone(batch, timeouts):

@@ -1,10 +1,11 @@
-"""worker.runtime: which model a worker runs, loaded once per process on first use."""
+"""worker.runtime: which models a worker runs, each loaded once per process on first use."""
 
 from __future__ import annotations
 
 import math
 import threading
 import time
+from collections import OrderedDict
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -19,14 +20,14 @@ from ml.models import MODELS_DIR, default_model_path
 
 @pytest.fixture
 def unloaded(monkeypatch):
-    """This process has not loaded a model yet (the previous one is restored afterwards)."""
-    monkeypatch.setattr(runtime, "_classifier", None)
+    """This process has not loaded a model yet (the previous ones are restored afterwards)."""
+    monkeypatch.setattr(runtime, "_classifiers", OrderedDict())
 
 
 def test_no_configured_model_means_the_shipped_default(settings):
     settings.ECGSITE_MODEL = ""
 
-    assert runtime.model_path() is None
+    assert runtime.model_path() == default_model_path()
 
 
 def test_a_model_name_means_that_shipped_model(settings):
@@ -77,6 +78,62 @@ def test_the_configured_model_path_is_what_gets_loaded(unloaded, monkeypatch, se
     assert loads == [MODELS_DIR / "cnn-v1.keras"]
 
 
+def _stub_loads(monkeypatch) -> list[Path]:
+    """Classifier.load records each path and returns a stub named after the file."""
+    loads: list[Path] = []
+
+    def load(path):
+        loads.append(path)
+        return SimpleNamespace(name=Path(path).stem, architecture="stub", device="CPU")
+
+    monkeypatch.setattr(Classifier, "load", staticmethod(load))
+    return loads
+
+
+def test_a_named_model_loads_that_shipped_model_file(unloaded, monkeypatch, settings):
+    settings.ECGSITE_MODEL = ""
+    loads = _stub_loads(monkeypatch)
+
+    classifier = runtime.get_classifier("cnn-v2")
+
+    assert loads == [MODELS_DIR / "cnn-v2.keras"]
+    assert classifier.name == "cnn-v2"
+
+
+def test_each_model_is_loaded_once_and_kept_beside_the_default(unloaded, monkeypatch, settings):
+    settings.ECGSITE_MODEL = ""
+    loads = _stub_loads(monkeypatch)
+
+    default = runtime.get_classifier()
+    other = runtime.get_classifier("cnn-v2")
+
+    assert runtime.get_classifier() is default
+    assert runtime.get_classifier("cnn-v2") is other
+    assert len(loads) == 2
+
+
+def test_naming_the_default_model_finds_the_one_already_loaded(unloaded, monkeypatch, settings):
+    settings.ECGSITE_MODEL = "cnn-v1"
+    loads = _stub_loads(monkeypatch)
+
+    assert runtime.get_classifier("cnn-v1") is runtime.get_classifier()
+    assert loads == [MODELS_DIR / "cnn-v1.keras"]
+
+
+def test_the_least_recently_used_model_is_unloaded_past_the_limit(unloaded, monkeypatch, settings):
+    monkeypatch.setattr(runtime, "MAX_LOADED_MODELS", 2)
+    loads = _stub_loads(monkeypatch)
+
+    runtime.get_classifier("a")
+    runtime.get_classifier("b")
+    runtime.get_classifier("a")  # b is now the least recently used
+    runtime.get_classifier("c")
+    runtime.get_classifier("a")
+    runtime.get_classifier("b")
+
+    assert [path.stem for path in loads] == ["a", "b", "c", "b"]
+
+
 def test_model_identity_carries_what_the_database_records(fake_classifier):
     identity = runtime.model_identity(fake_classifier)
 
@@ -90,18 +147,18 @@ def test_model_identity_carries_what_the_database_records(fake_classifier):
 @pytest.fixture(scope="session")
 def shipped_model():
     """The shipped default model, loaded once per test run through get_classifier()."""
-    saved = runtime._classifier
-    runtime._classifier = None
+    saved = runtime._classifiers
+    runtime._classifiers = OrderedDict()
     try:
         return runtime.get_classifier()
     finally:
-        runtime._classifier = saved  # other tests keep whatever they had
+        runtime._classifiers = saved  # other tests keep whatever they had
 
 
 @pytest.fixture
 def real_classifier(shipped_model, monkeypatch):
     """This process has loaded the shipped model, as a worker has after its first job."""
-    monkeypatch.setattr(runtime, "_classifier", shipped_model)
+    monkeypatch.setattr(runtime, "_classifiers", OrderedDict({runtime.model_path(): shipped_model}))
     return shipped_model
 
 

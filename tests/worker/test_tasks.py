@@ -69,7 +69,7 @@ def test_the_model_version_is_registered_from_the_loaded_model(job, fake_classif
 
     version = ModelVersion.objects.get()
     assert (version.name, version.architecture, version.file_sha256) == ("fake-v1", "fake", "0" * 64)
-    assert version.metrics == {"macro_f1": 0.5}
+    assert (version.metrics["macro_f1"], version.metrics["source"]) == (0.5, "card metrics")
 
 
 def test_the_classifier_gets_the_stored_image_bytes(job, fake_classifier, sent, monkeypatch):

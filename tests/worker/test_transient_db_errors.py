@@ -122,7 +122,7 @@ def test_writes_that_keep_failing_after_the_claim_end_in_a_clear_failure_not_a_s
     job.refresh_from_db()
     # Each retry resumes the job and counts an attempt; the claim fails it after the last.
     assert (job.status, job.attempts) == (Job.Status.FAILED, 3)
-    assert job.error == "The image could not be classified after 3 attempts."
+    assert job.error == "We could not classify this image after 3 attempts. Please upload it again."
     assert not Prediction.objects.filter(job=job).exists()
 
 

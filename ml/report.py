@@ -1,0 +1,366 @@
+"""Write docs/MODELS.md: every shipped model and cross-validation run, side by side.
+
+Usage::
+
+    python -m ml.report [--models-dir ml/models] [--reports-dir ml/reports] [--out docs/MODELS.md]
+
+1. Read the shipped models' cards (``<models-dir>/<name>.json`` with ``<name>.keras`` beside
+   it), every ``<reports-dir>/crossval-*.json``, and ``<reports-dir>/guard.json`` if present.
+2. Summarise each the same way the admin's comparison page does (``ml.cards``).
+3. Write markdown: a comparison table of the shipped models, a section per model, the
+   cross-validation runs (the architectures compared on the same folds), the guard report
+   and the data credit.
+
+The output depends only on the files read (sorted by name; no clock), so re-running it on
+unchanged inputs changes nothing. No TensorFlow, numpy or Django.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from ml.cards import (
+    MISSING,
+    ModelSummary,
+    evaluated_on,
+    format_float,
+    format_int,
+    format_interval,
+    format_megabytes,
+    integer,
+    mapping,
+    number,
+    summary_from_card,
+    summary_from_crossval_report,
+    table_columns,
+    table_row,
+    text,
+)
+from ml.labels import CLASSES
+
+CREDIT = (
+    "Khan & Hussain 2021, ECG Images dataset of Cardiac Patients, Mendeley Data V2, "
+    "doi:10.17632/gwbz3fsgp8.2, CC BY 4.0"
+)
+DEFAULT_MODELS_DIR = Path("ml/models")
+DEFAULT_REPORTS_DIR = Path("ml/reports")
+DEFAULT_OUT = Path("docs/MODELS.md")
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise ValueError(f"{path}: cannot be read as JSON ({error})") from error
+    if not isinstance(document, dict):
+        raise ValueError(f"{path}: expected a JSON object")
+    return document
+
+
+def shipped_cards(models_dir: Path) -> list[dict[str, Any]]:
+    """Cards of the models in ``models_dir`` that have their weights file, sorted by file name."""
+    return [
+        read_json(path) for path in sorted(models_dir.glob("*.json")) if path.with_suffix(".keras").is_file()
+    ]
+
+
+def crossval_reports(reports_dir: Path) -> list[tuple[Path, dict[str, Any]]]:
+    return [(path, read_json(path)) for path in sorted(reports_dir.glob("crossval-*.json"))]
+
+
+def with_file_size(summary: ModelSummary, models_dir: Path) -> ModelSummary:
+    """The summary, with the weights file's size when the card does not record it."""
+    weights = models_dir / f"{summary.name}.keras"
+    if summary.file_bytes is not None or not weights.is_file():
+        return summary
+    return dataclasses.replace(summary, file_bytes=weights.stat().st_size)
+
+
+def default_model_name() -> str:
+    from ml.models import DEFAULT_MODEL_NAME
+
+    return DEFAULT_MODEL_NAME
+
+
+# Markdown pieces
+
+
+def cell(value: object) -> str:
+    """A table cell: pipes escaped, line breaks flattened."""
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> list[str]:
+    lines = ["| " + " | ".join(cell(header) for header in headers) + " |"]
+    lines.append("|" + "|".join("---" for _ in headers) + "|")
+    lines.extend("| " + " | ".join(cell(value) for value in row) + " |" for row in rows)
+    return [*lines, ""]
+
+
+def comparison_table(summaries: Sequence[ModelSummary], default_name: str) -> list[str]:
+    columns = table_columns()
+    rows = []
+    for summary in summaries:
+        row = table_row(summary, is_default=summary.name == default_name)
+        rows.append([row.get(column.key, MISSING) for column in columns])
+    return table([column.header for column in columns], rows)
+
+
+def code(value: str) -> str:
+    return f"`{value}`" if value else MISSING
+
+
+def per_class_table(summary: ModelSummary) -> list[str]:
+    if not summary.per_class:
+        return ["No per-class scores.", ""]
+    rows = [
+        [
+            name,
+            format_float(scores.precision),
+            format_float(scores.recall),
+            format_float(scores.f1),
+            format_int(scores.support),
+        ]
+        for name, scores in summary.per_class.items()
+    ]
+    return table(["class", "precision", "recall", "F1", "support"], rows)
+
+
+def confusion_table(summary: ModelSummary) -> list[str]:
+    if summary.confusion is None:
+        return ["No confusion matrix.", ""]
+    headers = ["true \\ predicted", *summary.classes]
+    rows = [[name, *row] for name, row in zip(summary.classes, summary.confusion, strict=True)]
+    return table(headers, rows)
+
+
+def images_per_class(data: Mapping[str, Any]) -> str:
+    counts = {name: integer(value) for name, value in mapping(data.get("images_per_class")).items()}
+    parts = [f"{name} {format_int(count)}" for name, count in counts.items()]
+    total = sum(count for count in counts.values() if count is not None)
+    return f"{', '.join(parts)} ({total} images)" if parts else MISSING
+
+
+def representation_note(document: Mapping[str, Any]) -> str:
+    """ ", input `leads`" when the card or report names its input representation."""
+    found = text(document.get("representation")) or text(mapping(document.get("input")).get("representation"))
+    return f", input `{found}`" if found else ""
+
+
+def metrics_lines(summary: ModelSummary) -> list[str]:
+    lines = [
+        f"- Evaluated on: {evaluated_on(summary)}, n = {format_int(summary.n)}",
+        f"- Accuracy {format_float(summary.accuracy)}, macro-F1 {format_interval(summary)}",
+    ]
+    if summary.fold_macro_f1_mean is not None:
+        lines.append(
+            f"- Macro-F1 per fold: mean {format_float(summary.fold_macro_f1_mean)}, "
+            f"std {format_float(summary.fold_macro_f1_std)}"
+        )
+    lines.append(
+        f"- ECE {format_float(summary.ece)} before, {format_float(summary.ece_calibrated)} after "
+        f"temperature scaling (T = {format_float(summary.temperature, 2)})"
+    )
+    lines.append(
+        f"- {format_float(summary.ms_per_image, 1)} ms per image; "
+        f"{format_float(summary.training_seconds, 0)} s training"
+    )
+    return [*lines, ""]
+
+
+def model_section(card: Mapping[str, Any], summary: ModelSummary, default_name: str) -> list[str]:
+    data = mapping(card.get("training_data"))
+    crossval = mapping(card.get("crossval"))
+    calibration = mapping(card.get("calibration"))
+    marker = " (default)" if summary.name == default_name else ""
+    lines = [
+        f"### {summary.name}{marker}",
+        "",
+        f"- Architecture: `{summary.architecture or MISSING}`, {format_int(summary.parameters)} parameters"
+        + representation_note(card),
+        f"- File: sha256 {code(text(card.get('file_sha256')))}, {format_megabytes(summary.file_bytes)}",
+        f"- Command: {code(text(card.get('command')))} (seed {format_int(integer(card.get('seed')))})",
+        f"- Training data: `{text(data.get('path_name')) or MISSING}`, {images_per_class(data)}, "
+        f"sha256 {code(text(data.get('sha256')))}",
+    ]
+    if crossval:
+        lines.append(
+            f"- Cross-validation: {format_int(integer(crossval.get('n_folds')))} "
+            f"folds, seed {format_int(integer(crossval.get('seed')))}, "
+            f"report {code(text(crossval.get('report')))}"
+        )
+    else:
+        lines.append("- Cross-validation: not cross-validated")
+    if calibration:
+        lines.append(
+            f"- Calibration: {text(calibration.get('method')) or MISSING}, "
+            f"T = {format_float(summary.temperature, 3)}, "
+            f"fitted on {text(calibration.get('fitted_on')) or MISSING}"
+        )
+    lines.append(f"- Runtime: {text(card.get('runtime')) or MISSING}; created {summary.created or MISSING}")
+    lines += metrics_lines(summary)
+    lines += ["Per class:", "", *per_class_table(summary)]
+    lines += ["Confusion matrix (rows true, columns predicted):", "", *confusion_table(summary)]
+    dev = mapping(card.get("dev_evaluation"))
+    if mapping(dev.get("result")) and summary.source != "dev evaluation":
+        dev_summary = summary_from_card({"name": summary.name, "dev_evaluation": dev})
+        lines += [
+            f"Dev evaluation ({code(text(dev.get('command')))}): n = {format_int(dev_summary.n)}, "
+            f"accuracy {format_float(dev_summary.accuracy)}, macro-F1 {format_interval(dev_summary)}, "
+            f"ECE {format_float(dev_summary.ece)}",
+            "",
+        ]
+    return lines
+
+
+def crossval_section(path: Path, report: Mapping[str, Any], summary: ModelSummary) -> list[str]:
+    data = mapping(report.get("data"))
+    training = mapping(report.get("training"))
+    settings = ", ".join(
+        f"{key} {training[key]}"
+        for key in ("epochs", "batch_size", "learning_rate", "synthetic_per_class", "pretrained_weights")
+        if key in training
+    )
+    lines = [
+        f"### {summary.name}",
+        "",
+        f"- Report: `{path}`",
+        f"- Architecture: `{summary.architecture or MISSING}`, {format_int(summary.parameters)} parameters"
+        + representation_note(report),
+        f"- Command: {code(text(report.get('command')))}",
+        f"- Data: `{text(data.get('path_name')) or MISSING}`, {images_per_class(data)}, "
+        f"sha256 {code(text(data.get('sha256')))}",
+        f"- Folds: {format_int(summary.n_folds)}, seed "
+        f"{format_int(integer(report.get('seed')))}, "
+        f"folds file {code(text(report.get('folds_file')))}",
+        f"- Training: {settings or MISSING}",
+        f"- Runtime: {text(report.get('runtime')) or MISSING} on {text(report.get('device')) or MISSING}; "
+        f"created {summary.created or MISSING}",
+        "",
+        *metrics_lines(summary),
+        "Per class (pooled out-of-fold):",
+        "",
+        *per_class_table(summary),
+        "Confusion matrix (pooled out-of-fold, rows true, columns predicted):",
+        "",
+        *confusion_table(summary),
+    ]
+    return lines
+
+
+def numeric_leaves(document: Mapping[str, Any], prefix: str = "", depth: int = 0) -> list[tuple[str, str]]:
+    """(dotted key, value) for every number in nested dicts, in file order (lists are skipped)."""
+    rows: list[tuple[str, str]] = []
+    for key, value in document.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping) and depth < 3:
+            rows.extend(numeric_leaves(value, f"{name}.", depth + 1))
+        elif number(value) is not None:
+            rows.append((name, str(value) if isinstance(value, int) else f"{value:.4g}"))
+    return rows
+
+
+def guard_section(path: Path) -> list[str]:
+    """The guard report's numbers, whatever its exact shape (another module defines it)."""
+    report = read_json(path)
+    lines = ["## Out-of-distribution guard", "", f"From `{path}`.", ""]
+    notes = [(key, value) for key, value in report.items() if isinstance(value, str) and len(value) <= 300]
+    lines += [f"- {key}: {value}" for key, value in notes]
+    if notes:
+        lines.append("")
+    rows = numeric_leaves(report)
+    lines += table(["field", "value"], rows) if rows else ["No numbers in the report.", ""]
+    return lines
+
+
+def render(models_dir: Path, reports_dir: Path) -> str:
+    """The whole of docs/MODELS.md as a string."""
+    default_name = default_model_name()
+    cards = shipped_cards(models_dir)
+    summaries = [with_file_size(summary_from_card(card), models_dir) for card in cards]
+    reports = crossval_reports(reports_dir)
+    report_summaries = [summary_from_crossval_report(report, path.stem) for path, report in reports]
+    backing = {
+        Path(text(mapping(card.get("crossval")).get("report"))).name: summary.name
+        for card, summary in zip(cards, summaries, strict=True)
+        if text(mapping(card.get("crossval")).get("report"))
+    }
+    lines = [
+        "# Models",
+        "",
+        "<!-- Generated by `python -m ml.report` (`make models-doc`) from the model cards in "
+        f"`{models_dir}` and the reports in `{reports_dir}`. Do not edit by hand. -->",
+        "",
+        "Macro-F1 averages F1 over all four classes, with a 95% stratified bootstrap interval. "
+        "ECE is the top-label expected calibration error in equal-width bins, before and after "
+        "temperature scaling fitted on out-of-fold outputs. Cross-validated numbers are pooled "
+        "out-of-fold predictions; a model that is not cross-validated shows what its card has "
+        "(the 'evaluated on' column says what). Class order: "
+        + ", ".join(f"`{name}`" for name in CLASSES)
+        + ".",
+        "",
+        "## Shipped models",
+        "",
+    ]
+    if summaries:
+        lines += comparison_table(summaries, default_name)
+        for card, summary in zip(cards, summaries, strict=True):
+            lines += model_section(card, summary, default_name)
+    else:
+        lines += [f"No shipped models in `{models_dir}`.", ""]
+
+    lines += ["## Cross-validation runs", ""]
+    if reports:
+        lines += [
+            "Each architecture trained and evaluated on the same stratified folds "
+            "(`python -m ml.crossval`); a run is the evidence behind a shipped model when that "
+            "model's card names its report.",
+            "",
+        ]
+        lines += comparison_table(report_summaries, default_name="")
+        lines += table(
+            ["run", "report", "shipped as"],
+            [
+                [summary.name, f"`{path}`", backing.get(path.name, "not shipped")]
+                for (path, _), summary in zip(reports, report_summaries, strict=True)
+            ],
+        )
+        for (path, report), summary in zip(reports, report_summaries, strict=True):
+            lines += crossval_section(path, report, summary)
+    else:
+        lines += [f"No cross-validation reports in `{reports_dir}`.", ""]
+
+    guard = reports_dir / "guard.json"
+    if guard.is_file():
+        lines += guard_section(guard)
+
+    lines += ["## Data credit", "", f"Models trained on the khan-ecg images use: {CREDIT}.", ""]
+    return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``python -m ml.report``; returns the exit code."""
+    parser = argparse.ArgumentParser(prog="python -m ml.report", description=__doc__.split("\n")[0])
+    parser.add_argument("--models-dir", type=Path, default=DEFAULT_MODELS_DIR)
+    parser.add_argument("--reports-dir", type=Path, default=DEFAULT_REPORTS_DIR)
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    args = parser.parse_args(argv)
+    try:
+        document = render(args.models_dir, args.reports_dir)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(document, encoding="utf-8")
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

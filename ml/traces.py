@@ -1,0 +1,119 @@
+"""Read the printed traces of a 12-lead page as time-aligned inputs for the hybrid model.
+
+Numpy and Pillow only. The page's x axis is time: the four 2.5 s columns (I/II/III,
+aVR/aVL/aVF, V1-V3, V4-V6) follow each other, and the rhythm strip (lead II) spans the same
+10 s below them. So one 10 s time axis carries all four trace rows, and a sequence model
+can read them left to right.
+
+Two arrays per page (``leads_inputs``):
+
+- ``trace_image``: the trace area between the first and last column edge (10 s), red
+  channel (the pink grid vanishes), ink thickened, box-resized to ``TRACE_IMAGE_SHAPE``,
+  scaled to [-1, 1]. The spatial input of the MobileNet branch.
+- ``signals``: the traces digitised to millivolts, ``SIGNAL_SAMPLES`` samples over the 10 s,
+  two channels per row (the top and the bottom of the ink in each pixel column, so a steep
+  QRS stroke keeps its full height), rows in page order: ``SIGNAL_CHANNELS`` = 8.
+
+Geometry comes from ``ml.layout`` and is scaled to the page size, so any resolution of
+the khan-ecg layout works; a photographed or skewed page is not located first.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+from ml import layout
+from ml.preprocess import _thicken_ink
+
+SIGNAL_SAMPLES = 1024  # 10 s: about 102 samples per second, one per page pixel column
+ROWS = len(layout.ROW_BASELINES)
+SIGNAL_CHANNELS = 2 * ROWS
+TRACE_IMAGE_SHAPE: tuple[int, int] = (128, 512)  # (height, width): 4 rows, 10 s
+INK_LEVEL = 128  # red-channel value below which a pixel is ink (grid and paper are > 170)
+# Columns this close to a panel border hold the printed separator line, not a trace.
+SEPARATOR_HALF_WIDTH_PX = 3
+MAX_ABS_MV = 5.0
+
+
+def _trace_box(width: int, height: int) -> tuple[int, int, int, int]:
+    """(left, top, right, bottom) of the 10 s trace area on a ``width`` x ``height`` page."""
+    return (
+        round(layout.scale_x(layout.COLUMN_EDGES[0], width)),
+        round(layout.scale_y(layout.GRID_TOP, height)),
+        round(layout.scale_x(layout.COLUMN_EDGES[-1], width)),
+        round(layout.scale_y(layout.GRID_BOTTOM, height)),
+    )
+
+
+def trace_image(red: Image.Image) -> np.ndarray:
+    """The float32 (H, W, 1) trace-area image of a full page's red channel."""
+    crop = red.crop(_trace_box(red.width, red.height))
+    height, width = TRACE_IMAGE_SHAPE
+    if crop.width > 2 * width:
+        crop = Image.fromarray(_thicken_ink(np.asarray(crop)))
+    crop = crop.resize((width, height), Image.Resampling.BOX)
+    return (np.asarray(crop, dtype=np.float32) / 127.5 - 1.0)[:, :, np.newaxis]
+
+
+def _runs(indices: np.ndarray) -> list[tuple[int, int]]:
+    """Consecutive runs of sorted ``indices`` as (first, last) pairs."""
+    breaks = np.flatnonzero(np.diff(indices) > 1)
+    starts = np.concatenate(([0], breaks + 1))
+    ends = np.concatenate((breaks, [len(indices) - 1]))
+    return [(int(indices[s]), int(indices[e])) for s, e in zip(starts, ends, strict=True)]
+
+
+def _follow_trace(band: np.ndarray, baseline: int) -> tuple[np.ndarray, np.ndarray]:
+    """Top and bottom row of the trace in each column of an ink mask ``band``.
+
+    The trace is followed from the baseline: in each column the run of ink nearest to where
+    the trace was in the previous column is taken (neighbouring rows' tall waves and the
+    printed lead names are other runs). A column without ink keeps the previous position.
+    """
+    columns = band.shape[1]
+    top = np.empty(columns, dtype=np.float32)
+    bottom = np.empty(columns, dtype=np.float32)
+    position = float(baseline)
+    for x in range(columns):
+        rows = np.flatnonzero(band[:, x])
+        if len(rows):
+            first, last = min(_runs(rows), key=lambda run: abs((run[0] + run[1]) / 2 - position))
+            position = (first + last) / 2
+            top[x], bottom[x] = first, last
+        else:
+            top[x] = bottom[x] = position
+    return top, bottom
+
+
+def digitise(red: Image.Image) -> np.ndarray:
+    """The float32 (SIGNAL_SAMPLES, SIGNAL_CHANNELS) traces of a full page's red channel, in mV."""
+    width, height = red.size
+    left, _, right, _ = _trace_box(width, height)
+    pixels = np.asarray(red)
+    ink = pixels < INK_LEVEL
+    # Blank out the printed separators at the three inner panel borders.
+    half = max(1, round(SEPARATOR_HALF_WIDTH_PX * width / layout.REFERENCE_WIDTH))
+    for edge in layout.COLUMN_EDGES[1:-1]:
+        x = round(layout.scale_x(edge, width))
+        ink[:, x - half : x + half + 1] = False
+    spacing = layout.scale_y(layout.ROW_BASELINES[1] - layout.ROW_BASELINES[0], height)
+    per_mv = layout.PIXELS_PER_MV * height / layout.REFERENCE_HEIGHT
+    sample_x = np.linspace(0, right - left - 1, SIGNAL_SAMPLES)
+    signals = np.empty((SIGNAL_SAMPLES, SIGNAL_CHANNELS), dtype=np.float32)
+    for row, reference_baseline in enumerate(layout.ROW_BASELINES):
+        baseline = layout.scale_y(reference_baseline, height)
+        band_top = max(0, round(baseline - spacing / 2))
+        band_bottom = min(height, round(baseline + spacing / 2))
+        band = ink[band_top:band_bottom, left:right]
+        top, bottom = _follow_trace(band, round(baseline) - band_top)
+        for channel, edge in enumerate((top, bottom)):
+            millivolts = (baseline - band_top - edge) / per_mv
+            signals[:, 2 * row + channel] = np.interp(sample_x, np.arange(len(edge)), millivolts)
+    return np.clip(signals, -MAX_ABS_MV, MAX_ABS_MV)
+
+
+def leads_inputs(image: Image.Image) -> dict[str, np.ndarray]:
+    """The hybrid model's inputs for a decoded full page (``ml.preprocess.decode_image``)."""
+    red = image.getchannel("R") if image.mode == "RGB" else image.convert("RGB").getchannel("R")
+    return {"trace_image": trace_image(red), "signals": digitise(red)}
