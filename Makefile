@@ -64,8 +64,10 @@ crossval: venv ## Cross-validate the four architectures on the same 5 folds into
 train: venv ## Retrain the shipped models from their cross-validation reports, as their cards say
 	$(PY) -m ml.train --arch hybrid $(FIT) --out ml/models --name hybrid-v2 --val-fraction 0 \
 		--crossval-report ml/reports/crossval-hybrid.json
-	$(PY) -m ml.train --arch cnn $(FIT) --out ml/models --name cnn-v1 --val-fraction 0 \
-		--crossval-report ml/reports/crossval-cnn.json
+	for arch in cnn mobilenet densenet; do \
+		$(PY) -m ml.train --arch $$arch $(FIT) --out ml/models --name $$arch-v1 --val-fraction 0 \
+			--crossval-report ml/reports/crossval-$$arch.json || exit 1; \
+	done
 
 predict: venv ## Classify images: make predict IMAGES="a.jpg b.png"
 	$(PY) -m ml.predict $(IMAGES)

@@ -27,6 +27,7 @@ from typing import Any
 
 from ml.cards import (
     MISSING,
+    ClassScores,
     ModelSummary,
     evaluated_on,
     format_float,
@@ -43,6 +44,7 @@ from ml.cards import (
     text,
 )
 from ml.labels import CLASSES
+from ml.metrics import paired_bootstrap_macro_f1_difference
 
 CREDIT = (
     "Khan & Hussain 2021, ECG Images dataset of Cardiac Patients, Mendeley Data V2, "
@@ -110,6 +112,44 @@ def comparison_table(summaries: Sequence[ModelSummary], default_name: str) -> li
         row = table_row(summary, is_default=summary.name == default_name)
         rows.append([row.get(column.key, MISSING) for column in columns])
     return table([column.header for column in columns], rows)
+
+
+# A class recall this much higher in another cross-validated model is worth a reader's notice.
+RECALL_GAP = 0.1
+
+
+def recall_gaps(summaries: Sequence[ModelSummary], default_name: str) -> list[str]:
+    """Lines naming each class on which another cross-validated model recalls clearly more
+    (by ``RECALL_GAP``) than the default: the trade-off the macro-F1 ranking hides."""
+    validated = [summary for summary in summaries if summary.cross_validated]
+    default = next((summary for summary in validated if summary.name == default_name), None)
+    if default is None:
+        return []
+    lines = []
+    for name in default.classes:
+        own = default.per_class.get(name, ClassScores()).recall
+        if own is None:
+            continue
+        better = [
+            (summary.name, recall)
+            for summary in validated
+            if (recall := summary.per_class.get(name, ClassScores()).recall) is not None
+            and recall - own >= RECALL_GAP
+        ]
+        if better:
+            others = ", ".join(
+                f"{other} {recall:.3f}" for other, recall in sorted(better, key=lambda b: -b[1])
+            )
+            lines.append(f"- Recall of `{name}`: {default.name} {own:.3f}; higher in {others}.")
+    if not lines:
+        return []
+    return [
+        f"Where another cross-validated model recalls a class clearly better than the default "
+        f"({default.name}; pooled out-of-fold, a gap of {RECALL_GAP} or more):",
+        "",
+        *lines,
+        "",
+    ]
 
 
 def code(value: str) -> str:
@@ -254,6 +294,69 @@ def crossval_section(path: Path, report: Mapping[str, Any], summary: ModelSummar
     return lines
 
 
+def out_of_fold_predictions(report: Mapping[str, Any]) -> dict[str, tuple[int, int]]:
+    """``{file sha256: (true class index, predicted class index)}`` of a report's out-of-fold rows."""
+    predictions = {}
+    for row in report.get("out_of_fold") or []:
+        try:
+            probabilities = [float(p) for p in row["probabilities"]]
+            predictions[str(row["sha256"])] = (
+                CLASSES.index(row["label"]),
+                max(range(len(probabilities)), key=probabilities.__getitem__),
+            )
+        except (KeyError, TypeError, ValueError):
+            continue
+    return predictions
+
+
+def paired_differences_section(
+    reports: Sequence[tuple[Path, Mapping[str, Any]]], summaries: Sequence[ModelSummary]
+) -> list[str]:
+    """The best run's macro-F1 minus each other run's, paired on the images both predicted."""
+    runs = [
+        (summary, out_of_fold_predictions(report))
+        for (_, report), summary in zip(reports, summaries, strict=True)
+        if summary.macro_f1 is not None
+    ]
+    runs = [(summary, predictions) for summary, predictions in runs if predictions]
+    if len(runs) < 2:
+        return []
+    best, best_predictions = max(runs, key=lambda run: run[0].macro_f1 or 0.0)
+    rows = []
+    for summary, predictions in runs:
+        if summary is best:
+            continue
+        shared = sorted(set(best_predictions) & set(predictions))
+        if not shared:
+            continue
+        truth = [best_predictions[key][0] for key in shared]
+        difference = paired_bootstrap_macro_f1_difference(
+            truth,
+            [best_predictions[key][1] for key in shared],
+            [predictions[key][1] for key in shared],
+            len(CLASSES),
+        )
+        rows.append(
+            [
+                f"{best.name} - {summary.name}",
+                len(shared),
+                f"{difference['value']:+.3f}",
+                f"[{difference['low']:+.3f}, {difference['high']:+.3f}]",
+                f"{difference['fraction_positive']:.3f}",
+            ]
+        )
+    return [
+        "### Paired differences",
+        "",
+        f"Macro-F1 of the best run ({best.name}) minus each other run's, on the same images "
+        "(matched by sha256) with a paired stratified bootstrap (2000 resamples, seed 0): an "
+        "interval that excludes 0 means the difference is not a matter of which images landed "
+        "in the sample.",
+        "",
+        *table(["difference", "images", "macro-F1", "95% interval", "share of resamples > 0"], rows),
+    ]
+
+
 def numeric_leaves(document: Mapping[str, Any], prefix: str = "", depth: int = 0) -> list[tuple[str, str]]:
     """(dotted key, value) for every number in nested dicts, in file order (lists are skipped)."""
     rows: list[tuple[str, str]] = []
@@ -310,6 +413,7 @@ def render(models_dir: Path, reports_dir: Path) -> str:
     ]
     if summaries:
         lines += comparison_table(summaries, default_name)
+        lines += recall_gaps(summaries, default_name)
         for card, summary in zip(cards, summaries, strict=True):
             lines += model_section(card, summary, default_name)
     else:
@@ -331,6 +435,7 @@ def render(models_dir: Path, reports_dir: Path) -> str:
                 for (path, _), summary in zip(reports, report_summaries, strict=True)
             ],
         )
+        lines += paired_differences_section(reports, report_summaries)
         for (path, report), summary in zip(reports, report_summaries, strict=True):
             lines += crossval_section(path, report, summary)
     else:

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from ml.inference import Classifier
 
 logger = logging.getLogger(__name__)
-# Each loaded model holds its weights in memory (about 7 MB for hybrid-v1, far more on a GPU).
+# Each loaded model holds its weights in memory (a few MB for the shipped ones; more on a GPU).
 MAX_LOADED_MODELS = 3
 _lock = threading.Lock()
 _classifiers: OrderedDict[Path, Classifier] = OrderedDict()

@@ -41,8 +41,8 @@ def test_it_registers_every_shipped_model_with_its_card_and_metrics(shipped, set
     assert versions["hybrid-v2"].metrics["source"] == "cross-validation"
     assert versions["hybrid-v2"].metrics["ece_calibrated"] is not None
     assert versions["hybrid-v1"].metrics["macro_f1"] == 0.5925
-    assert "hybrid-v1 (hybrid, sha256 eeeeeeeeeeee): created [default]" in output
-    assert "hybrid-v2 (hybrid, sha256 000000000000): created\n" in output
+    assert "hybrid-v2 (hybrid, sha256 000000000000): created [default]" in output  # DEFAULT_MODEL_NAME
+    assert "hybrid-v1 (hybrid, sha256 eeeeeeeeeeee): created\n" in output
 
 
 def test_a_second_run_changes_nothing(shipped):

@@ -29,6 +29,9 @@ MODULES = (
     "ml.calibration",
     "ml.cards",
     "ml.report",
+    "ml.nonecg",
+    "ml.traces",
+    "ml.representations",
 )
 
 
@@ -64,6 +67,7 @@ def test_light_modules_do_not_import_tensorflow() -> None:
     code = (
         "import sys, ml, ml.labels, ml.preprocess, ml.synthetic, ml.models, ml.inference\n"
         "import ml.guard, ml.metrics, ml.calibration, ml.evaluate, ml.crossval, ml.cards, ml.report\n"
+        "import ml.nonecg, ml.traces, ml.representations\n"
         "print('tensorflow' in sys.modules, 'keras' in sys.modules)\n"
     )
     result = subprocess.run(

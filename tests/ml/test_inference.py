@@ -42,9 +42,10 @@ def test_the_default_model_and_its_card_are_shipped() -> None:
         "command", "seed", "metrics", "created", "runtime", "ms_per_image", "credit",
     }  # fmt: skip
     assert required <= set(card)
-    assert card["input"]["size"] == 224
+    assert card["input"]["representation"] in ("page", "leads")
     assert card["command"].split()[1:3] == ["-m", "ml.train"]
-    assert 0.0 <= card["metrics"]["validation"]["macro_f1"] <= 1.0
+    assert 0.0 <= card["crossval"]["pooled"]["macro_f1"]["value"] <= 1.0
+    assert card["calibration"]["temperature"] > 0
     assert isinstance(card["ms_per_image"], float)
 
 
@@ -115,3 +116,27 @@ def test_predict_command_prints_json_and_flags_bad_images(tmp_path: Path, synthe
     assert sorted(output[0]["probabilities"]) == sorted(CLASSES)
     assert math.isclose(sum(output[0]["probabilities"].values()), 1.0, abs_tol=1e-6)
     assert "not a JPEG or PNG" in output[1]["error"]
+
+
+def test_the_cards_temperature_calibrates_the_probabilities(tmp_path: Path, synthetic_jpeg: bytes) -> None:
+    """softmax(log p / T) with the card's T: same label, flatter (T > 1) probabilities."""
+    import hashlib
+
+    from ml.calibration import softmax
+    from ml.network import build_model
+
+    model_file = tmp_path / "tiny.keras"
+    build_model("cnn", seed=0).save(model_file)
+    sha = hashlib.sha256(model_file.read_bytes()).hexdigest()
+    card = {"name": "tiny", "architecture": "cnn", "file_sha256": sha, "classes": list(CLASSES)}
+    (tmp_path / "tiny.json").write_text(json.dumps(card))
+    raw = Classifier.load(model_file).predict([synthetic_jpeg])[0]
+    (tmp_path / "tiny.json").write_text(json.dumps(card | {"calibration": {"temperature": 2.0}}))
+    calibrated = Classifier.load(model_file).predict([synthetic_jpeg])[0]
+
+    expected = softmax(np.log([[raw.probabilities[c] for c in CLASSES]]), 2.0)[0]
+    assert [calibrated.probabilities[c] for c in CLASSES] == pytest.approx(expected.tolist(), abs=1e-6)
+    assert calibrated.label == raw.label
+    (tmp_path / "tiny.json").write_text(json.dumps(card | {"calibration": {"temperature": 0}}))
+    with pytest.raises(ModelLoadError, match="temperature must be > 0"):
+        Classifier.load(model_file)

@@ -133,3 +133,31 @@ def test_evaluation_report_has_the_documented_keys_and_values() -> None:
     assert report["confusion_matrix"]["counts"][2] == [1, 0, 0, 0]
     # Confidence 0.775 everywhere, accuracy 4/6.
     assert report["ece"]["value"] == pytest.approx(abs(0.775 - 4 / 6), abs=1e-4)
+
+
+def test_paired_difference_of_a_model_with_itself_is_exactly_zero() -> None:
+    from ml.metrics import paired_bootstrap_macro_f1_difference
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 4, 80)
+    pred = np.where(rng.random(80) < 0.7, y, rng.integers(0, 4, 80))
+    result = paired_bootstrap_macro_f1_difference(y, pred, pred, 4, n_resamples=200)
+    assert (result["value"], result["low"], result["high"], result["fraction_positive"]) == (0, 0, 0, 0)
+
+
+def test_paired_difference_is_signed_antisymmetric_and_tighter_than_two_intervals() -> None:
+    from ml.metrics import bootstrap_macro_f1, macro_f1, paired_bootstrap_macro_f1_difference
+
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 4, 200)
+    noise = rng.random(200)
+    better = np.where(noise < 0.85, y, (y + 1) % 4)
+    worse = np.where(noise < 0.75, y, (y + 1) % 4)  # wrong wherever better is, and more
+    ab = paired_bootstrap_macro_f1_difference(y, better, worse, 4, n_resamples=500, seed=3)
+    ba = paired_bootstrap_macro_f1_difference(y, worse, better, 4, n_resamples=500, seed=3)
+    assert ab["value"] == pytest.approx(macro_f1(y, better, 4) - macro_f1(y, worse, 4))
+    assert 0 < ab["low"] <= ab["value"] <= ab["high"] and ab["fraction_positive"] == 1.0
+    assert ab["low"] == pytest.approx(-ba["high"]) and ab["high"] == pytest.approx(-ba["low"])
+    # The separate intervals overlap more than the paired one suggests.
+    a, b = bootstrap_macro_f1(y, better, 4, seed=3), bootstrap_macro_f1(y, worse, 4, seed=3)
+    assert ab["high"] - ab["low"] < (a["high"] - a["low"]) + (b["high"] - b["low"])

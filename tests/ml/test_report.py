@@ -48,7 +48,7 @@ def test_the_comparison_table_has_one_row_per_shipped_model(dirs):
 
     rows = [line for line in shipped.splitlines() if line.startswith("| hybrid")]
     assert [row.split(" | ")[0] for row in rows] == ["| hybrid-v1", "| hybrid-v2"]
-    assert "| default |" in rows[0]  # ml.models.DEFAULT_MODEL_NAME
+    assert "| default |" in rows[1] and "| default |" not in rows[0]  # DEFAULT_MODEL_NAME: hybrid-v2
     assert "not cross-validated (held-out validation split)" in rows[0]
     assert "5-fold cross-validation" in rows[1]
     assert "draft" not in shipped
@@ -138,3 +138,57 @@ def test_a_pipe_in_a_value_does_not_break_the_table(tmp_path):
     (tmp_path / "odd.keras").write_bytes(b"")
 
     assert "| odd\\|name |" in report.render(tmp_path, tmp_path / "none")
+
+
+def _out_of_fold(labels: list[str], predicted: list[int]) -> list[dict]:
+    return [
+        {
+            "sha256": f"{index:064x}",
+            "label": label,
+            "fold": index % 2,
+            "probabilities": [0.7 if k == guess else 0.1 for k in range(4)],
+        }
+        for index, (label, guess) in enumerate(zip(labels, predicted, strict=True))
+    ]
+
+
+def test_the_best_run_is_compared_with_each_other_run_on_the_same_images(tmp_path):
+    """A paired bootstrap over images matched by sha256: the better run's advantage is shown
+    with an interval, and the runs' own order of rows does not matter."""
+    models, reports = tmp_path / "models", tmp_path / "reports"
+    models.mkdir()
+    labels = ["normal", "mi", "history_mi", "abnormal"] * 10
+    truth = [index % 4 for index in range(40)]
+    perfect = crossval_report("hybrid", 0) | {"out_of_fold": _out_of_fold(labels, truth)}
+    perfect["pooled"] = {**perfect["pooled"], "macro_f1": {"value": 1.0, "low": 1.0, "high": 1.0}}
+    half = [t if index % 2 else (t + 1) % 4 for index, t in enumerate(truth)]
+    worse = crossval_report("cnn", 1) | {"out_of_fold": list(reversed(_out_of_fold(labels, half)))}
+    worse["pooled"] = {**worse["pooled"], "macro_f1": {"value": 0.5, "low": 0.4, "high": 0.6}}
+    _write(reports / "crossval-hybrid.json", perfect)
+    _write(reports / "crossval-cnn.json", worse)
+
+    document = report.render(models, reports)
+    section = document.split("### Paired differences")[1].split("###")[0]
+    row = next(line for line in section.splitlines() if line.startswith("| crossval-hybrid - crossval-cnn"))
+    cells = [cell.strip() for cell in row.strip("|").split("|")]
+    assert cells[1] == "40"
+    assert float(cells[2]) > 0.4  # perfect minus half right
+    low, high = (float(v) for v in cells[3].strip("[]").split(","))
+    assert 0 < low <= float(cells[2]) <= high
+
+
+def test_a_class_another_model_recalls_clearly_better_is_named_under_the_table(tmp_path):
+    from ml.cards import summary_from_card
+
+    default, other = crossval_card("hybrid-v2", "hybrid", seed=0), crossval_card("cnn-v1", "cnn", seed=1)
+    recalls = {
+        name: summary_from_card(card).per_class["mi"].recall for name, card in (("d", default), ("o", other))
+    }
+    # Make the other model's MI recall higher than the default's by 0.3.
+    other["crossval"]["pooled"]["per_class"]["mi"]["recall"] = min(1.0, recalls["d"] + 0.3)
+    lines = report.recall_gaps([summary_from_card(default), summary_from_card(other)], "hybrid-v2")
+    mi_lines = [line for line in lines if "`mi`" in line]
+    assert len(mi_lines) == 1 and "higher in cnn-v1" in mi_lines[0]
+    # No gap, no paragraph; and nothing without a cross-validated default.
+    assert report.recall_gaps([summary_from_card(default)], "hybrid-v2") == []
+    assert report.recall_gaps([summary_from_card(other)], "hybrid-v2") == []
