@@ -369,8 +369,13 @@ def test_the_reaper_requeues_a_dead_workers_job_once_and_fails_one_out_of_attemp
         (orphan_id, "succeeded", 2, 1, ""),
         (exhausted_id, "failed", 3, 0, EXHAUSTED_MESSAGE),
     ]
-    [(completed,)] = fault_db.query("SELECT completed FROM classifier_batch WHERE id = %s", (batch_id,))
-    assert completed is not None
+
+    def batch_completed() -> bool:
+        # Stamped just after the last job's own transaction commits: wait for it, bounded.
+        [(completed,)] = fault_db.query("SELECT completed FROM classifier_batch WHERE id = %s", (batch_id,))
+        return completed is not None
+
+    wait_until(batch_completed, FINISH_TIMEOUT_S, "the batch is stamped completed", show(fault_db, job_ids))
 
 
 # c. Redis restarted while jobs wait
