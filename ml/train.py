@@ -6,8 +6,13 @@ Usage::
                        [--epochs N] [--seed S] [--name NAME] [--val-fraction F]
                        [--batch-size B] [--learning-rate LR] [--weights {none,imagenet}]
                        [--synthetic-per-class N] [--synthetic-epochs E]
+                       [--crossval-report PATH]
 
-The fit loop is ``fit_model`` (shared with ``ml.crossval``).
+The fit loop is ``fit_model`` (shared with ``ml.crossval``). Each architecture reads its
+representation (``ml.representations``). With ``--crossval-report`` (a report of the same
+configuration on the same data) the card carries its cross-validation figures and
+temperature, and after saving the model is run through ``ml.evaluate`` on ``DIR``: the card
+records that output with its command, so anyone can check it is reproduced.
 
 ``DIR`` holds one sub-folder per class key of ``ml.labels.CLASSES`` with JPEG/PNG pages.
 Writes ``<out>/<name>.keras`` and ``<out>/<name>.json`` (the model card).
