@@ -45,6 +45,7 @@ from ml.cards import (
 )
 from ml.labels import CLASSES
 from ml.metrics import paired_bootstrap_macro_f1_difference
+from ml.models import DEFAULT_MODEL_NAME
 
 CREDIT = (
     "Khan & Hussain 2021, ECG Images dataset of Cardiac Patients, Mendeley Data V2, "
@@ -82,12 +83,6 @@ def with_file_size(summary: ModelSummary, models_dir: Path) -> ModelSummary:
     if summary.file_bytes is not None or not weights.is_file():
         return summary
     return dataclasses.replace(summary, file_bytes=weights.stat().st_size)
-
-
-def default_model_name() -> str:
-    from ml.models import DEFAULT_MODEL_NAME
-
-    return DEFAULT_MODEL_NAME
 
 
 # Markdown pieces
@@ -384,7 +379,7 @@ def guard_section(path: Path) -> list[str]:
 
 def render(models_dir: Path, reports_dir: Path) -> str:
     """The whole of docs/MODELS.md as a string."""
-    default_name = default_model_name()
+    default_name = DEFAULT_MODEL_NAME
     cards = shipped_cards(models_dir)
     summaries = [with_file_size(summary_from_card(card), models_dir) for card in cards]
     reports = crossval_reports(reports_dir)

@@ -35,6 +35,13 @@ def leads_batch(n: int) -> dict[str, np.ndarray]:
     }
 
 
+def batch_for(arch: str, n: int) -> dict[str, np.ndarray] | np.ndarray:
+    """``n`` random inputs for ``arch``: trace inputs, or 64x64 page images."""
+    if ARCHITECTURE_REPRESENTATION[arch] == "leads":
+        return leads_batch(n)
+    return np.random.default_rng(0).uniform(-1, 1, (n, 64, 64, 3)).astype(np.float32)
+
+
 def test_hybrid_maps_trace_inputs_to_class_probabilities() -> None:
     model = build_hybrid(lstm_units=8, seed=0)
     outputs = np.asarray(model(leads_batch(2), training=False))
@@ -90,11 +97,7 @@ def test_registry_rejects_unknown_architectures_by_listing_known_ones() -> None:
 @pytest.mark.parametrize("arch", sorted(ARCHITECTURES))
 def test_registry_builds_each_architecture_to_softmax_outputs(arch: str) -> None:
     model = build_model(arch, input_size=64, seed=0)
-    batch = (
-        leads_batch(2)
-        if ARCHITECTURE_REPRESENTATION[arch] == "leads"
-        else np.random.default_rng(0).uniform(-1, 1, (2, 64, 64, 3)).astype(np.float32)
-    )
+    batch = batch_for(arch, 2)
     outputs = np.asarray(model(batch, training=False))
     assert model.output_shape == (None, 4)
     assert outputs.shape == (2, 4) and (outputs >= 0).all()
@@ -162,11 +165,7 @@ def test_small_densenet_is_small_and_densely_connected() -> None:
 @pytest.mark.parametrize("arch", sorted(ARCHITECTURES))
 def test_saved_model_loads_with_the_same_outputs(arch: str, tmp_path: Path) -> None:
     model = build_model(arch, input_size=64, seed=1)
-    batch = (
-        leads_batch(3)
-        if ARCHITECTURE_REPRESENTATION[arch] == "leads"
-        else np.random.default_rng(0).uniform(-1, 1, (3, 64, 64, 3)).astype(np.float32)
-    )
+    batch = batch_for(arch, 3)
     expected = np.asarray(model(batch, training=False))
     path = tmp_path / "tiny.keras"
     model.save(path)
