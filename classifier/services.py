@@ -43,6 +43,7 @@ def batch_create(
     name: str = "",
     callback_url: str = "",
     idempotency_key: str | None = None,
+    request: Any = None,
 ) -> Batch:
     """Create one Batch with one queued Job per image, and enqueue the jobs after commit.
 
@@ -51,7 +52,9 @@ def batch_create(
 
     1. Check the count, then decode and re-encode every file; any bad file rejects the batch,
        before anything is written.
-    2. In one transaction, write the batch, the jobs and their re-encoded images.
+    2. In one transaction, write the batch, the jobs, their re-encoded images and the
+       batch.create audit record (who and where from `request`): a batch never exists without
+       its record, and the request writes nothing after the workers may start.
     3. On commit, hand each job to the queue. If the transaction fails, remove stored files.
     """
     if not files:
@@ -91,6 +94,14 @@ def batch_create(
                 job.image.save(f"upload{image.extension}", ContentFile(image.content), save=False)
                 stored.append(job)
                 job.save()
+            audit_record(
+                action=Action.BATCH_CREATE,
+                request=request,
+                actor=owner,
+                target_type="batch",
+                target_id=batch.pk,
+                detail={"jobs": [job.pk for job in stored]},
+            )
             transaction.on_commit(lambda: _enqueue_all(stored))
     except Exception:
         for job in stored:
@@ -106,6 +117,7 @@ def batch_create_once(
     idempotency_key: str,
     name: str = "",
     callback_url: str = "",
+    request: Any = None,
 ) -> tuple[Batch, bool]:
     """The owner's batch for this idempotency key, created from `files` only the first time.
 
@@ -117,7 +129,12 @@ def batch_create_once(
         return existing, False
     try:
         batch = batch_create(
-            owner=owner, files=files, name=name, callback_url=callback_url, idempotency_key=idempotency_key
+            owner=owner,
+            files=files,
+            name=name,
+            callback_url=callback_url,
+            idempotency_key=idempotency_key,
+            request=request,
         )
     except IntegrityError:
         return Batch.objects.get(owner=owner, idempotency_key=idempotency_key), False
@@ -437,24 +454,16 @@ def jobs_rerun(
             queued.append(job)
         Batch.objects.filter(pk__in={job.batch_id for job in queued}).update(completed=None)
         detail = {"model_version": model_version.name}
-        for job in queued:
-            audit_record(
-                action=Action.JOB_RERUN,
-                request=request,
-                actor=actor,
-                target_type="job",
-                target_id=job.pk,
-                detail=detail,
-            )
-        for job_id in skipped:
+        refused = {"outcome": Outcome.REFUSED, "detail": {**detail, "reason": "not finished"}}
+        events = [(job.pk, {"detail": detail}) for job in queued] + [(pk, refused) for pk in skipped]
+        for job_id, event in events:
             audit_record(
                 action=Action.JOB_RERUN,
                 request=request,
                 actor=actor,
                 target_type="job",
                 target_id=job_id,
-                outcome=Outcome.REFUSED,
-                detail={**detail, "reason": "not finished"},
+                **event,
             )
         transaction.on_commit(lambda: _enqueue_all(queued))
     return RerunResult(rerun=[job.pk for job in queued], skipped=skipped)

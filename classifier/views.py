@@ -37,7 +37,9 @@ def upload(request: HttpRequest) -> HttpResponse:
         return render(request, "classifier/upload.html", _limits())
     files = request.FILES.getlist("images")
     try:
-        batch = services.batch_create(owner=request.user, files=files, name=request.POST.get("name", ""))
+        batch = services.batch_create(
+            owner=request.user, files=files, name=request.POST.get("name", ""), request=request
+        )
     except services.UploadRejected as exc:
         audit_record(
             action=Action.BATCH_CREATE,
@@ -46,13 +48,6 @@ def upload(request: HttpRequest) -> HttpResponse:
             detail={"files": len(files), "errors": exc.errors[:50]},
         )
         return upload_refused(request, exc.errors)
-    audit_record(
-        action=Action.BATCH_CREATE,
-        request=request,
-        target_type="batch",
-        target_id=batch.pk,
-        detail={"jobs": list(batch.jobs.values_list("pk", flat=True))},
-    )
     url = batch_as_dict(batch, with_jobs=False)["url"]
     if _wants_json(request):
         return JsonResponse({"batch": batch.pk, "url": url}, status=201)

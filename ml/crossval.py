@@ -6,21 +6,23 @@ Usage::
                           --out DIR [--epochs N] [--folds-file PATH] [--input-size S]
                           [--batch-size B] [--learning-rate LR] [--weights {none,imagenet}]
                           [--synthetic-per-class N] [--synthetic-epochs E]
-                          [--bootstrap-resamples R]
+                          [--mi-weight W] [--ensemble N] [--bootstrap-resamples R]
+                          [--name NAME]
 
 1. Read and preprocess ``DIR/<label>/*`` (``ml.train.load_dataset``).
 2. Assign folds (``assign_folds``) or reuse them: the assignment is stored as JSON keyed by
    each file's sha256 (default ``<out>/folds-k<K>-seed<S>.json``), so every architecture
    and every later run sees the same folds, whatever the file names or order.
-3. For each fold: seed everything, train on the other folds with ``ml.train.fit_model``,
-   predict the held-out fold, time it.
+3. For each fold: train on the other folds with ``ml.train.fit_ensemble`` (each member
+   seeded afresh; one member unless ``--ensemble``), predict the held-out fold, time it.
 4. Temperature scaling (``add_calibration``): one temperature fitted on all out-of-fold
    probabilities (what a shipped model trained on all the data uses), and, to measure the
    calibrated ECE honestly, each fold calibrated by a temperature fitted on the other folds.
-5. Write ``<out>/crossval-<arch>.json``: per-fold and pooled out-of-fold metrics
-   (``ml.metrics.evaluation_report``: accuracy, per-class precision/recall/F1, macro-F1
-   with a bootstrap interval, confusion matrix, ECE), the same after calibration, the
-   temperature, ms per image, and every image's out-of-fold probabilities.
+5. Write ``<out>/crossval-<name>.json`` (``--name``, default the architecture): per-fold
+   and pooled out-of-fold metrics (``ml.metrics.evaluation_report``: accuracy, per-class
+   precision/recall/F1, macro-F1 with a bootstrap interval, confusion matrix, ECE), the
+   same after calibration, the temperature, ms per image, every image's out-of-fold
+   probabilities and, for an ensemble, each member's pooled figures.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import re
 import shlex
 import sys
 import time
@@ -173,14 +176,39 @@ def add_calibration(document: dict[str, Any], *, n_resamples: int = DEFAULT_BOOT
     )
 
 
-def card_section(report_file: Path, *, arch: str, data_sha256: str) -> dict[str, Any]:
+def report_configuration(document: dict[str, Any]) -> dict[str, Any]:
+    """What a report's training configuration is, in ``TrainingConfig`` terms (reports written
+    before ``--mi-weight`` and ``--ensemble`` existed used 1 for both)."""
+    training = document.get("training", {})
+    return {
+        "epochs": training.get("epochs"),
+        "batch_size": training.get("batch_size"),
+        "learning_rate": training.get("learning_rate"),
+        "mi_weight": training.get("mi_weight", 1.0),
+        "ensemble": document.get("ensemble", {}).get("members", 1),
+    }
+
+
+def card_section(
+    report_file: Path, *, arch: str, data_sha256: str, config: Any | None = None
+) -> dict[str, Any]:
     """The ``crossval`` and ``calibration`` entries of a model card, from a report of ``arch``
-    on the same data; ``ValueError`` when the report is of another architecture or data."""
+    on the same data; ``ValueError`` when the report is of another architecture or data, or
+    (given the ``TrainingConfig`` being trained) of another configuration."""
     document = json.loads(Path(report_file).read_text(encoding="utf-8"))
     if document.get("architecture") != arch:
         raise ValueError(f"{report_file} cross-validates {document.get('architecture')!r}, not {arch!r}.")
     if document.get("data", {}).get("sha256") != data_sha256:
         raise ValueError(f"{report_file} was measured on other data (its sha256 differs from this folder's).")
+    if config is not None:
+        reported = report_configuration(document)
+        differing = [
+            f"{key} {value!r} (training: {getattr(config, key)!r})"
+            for key, value in reported.items()
+            if value != getattr(config, key)
+        ]
+        if differing:
+            raise ValueError(f"{report_file} cross-validates another configuration: {', '.join(differing)}.")
     if "temperature" not in document:
         add_calibration(document)
     return {
@@ -194,6 +222,7 @@ def card_section(report_file: Path, *, arch: str, data_sha256: str) -> dict[str,
             "pooled_calibrated": document["pooled_calibrated"],
             "fold_macro_f1": document["fold_macro_f1"],
             "ms_per_image": document["ms_per_image"],
+            **{key: document[key] for key in ("ensemble", "members") if key in document},
         },
         "calibration": {
             "method": "temperature scaling",
@@ -203,8 +232,30 @@ def card_section(report_file: Path, *, arch: str, data_sha256: str) -> dict[str,
     }
 
 
+def member_reports(
+    labels: np.ndarray, member_probabilities: Sequence[np.ndarray], config: Any, args: argparse.Namespace
+) -> list[dict[str, Any]]:
+    """Each ensemble member's pooled out-of-fold figures: what one seed alone would score,
+    beside the ensemble's (the gain of averaging, and the seed-to-seed spread)."""
+    members = []
+    for seed, probabilities in zip(config.member_seeds, member_probabilities, strict=True):
+        report = evaluation_report(
+            labels, probabilities, CLASSES, n_resamples=args.bootstrap_resamples, seed=args.seed
+        )
+        members.append(
+            {
+                "seed": seed,
+                "accuracy": report["accuracy"],
+                "macro_f1": report["macro_f1"],
+                "recall": {name: scores["recall"] for name, scores in report["per_class"].items()},
+                "ece": report["ece"]["value"],
+            }
+        )
+    return members
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    from ml.train import ARCHITECTURE_NAMES, add_weights_argument
+    from ml.train import ARCHITECTURE_NAMES, add_fit_arguments, add_weights_argument, check_fit_arguments
 
     parser = argparse.ArgumentParser(prog="python -m ml.crossval", description=__doc__.split("\n")[0])
     parser.add_argument("--arch", required=True, choices=ARCHITECTURE_NAMES)
@@ -220,8 +271,19 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--synthetic-per-class", type=int, default=0)
     parser.add_argument("--synthetic-epochs", type=int, default=4)
     parser.add_argument("--bootstrap-resamples", type=int, default=DEFAULT_BOOTSTRAP_RESAMPLES)
+    parser.add_argument(
+        "--name",
+        default=None,
+        help="the report is crossval-<name>.json (default: the architecture); name another "
+        "configuration of an architecture so its report sits beside the first",
+    )
     add_weights_argument(parser)
+    add_fit_arguments(parser)
     args = parser.parse_args(argv)
+    check_fit_arguments(parser, args)
+    args.name = args.name or args.arch
+    if not re.fullmatch(r"[a-z0-9][a-z0-9_.-]*", args.name):
+        parser.error("--name may hold lower-case letters, digits, '.', '_' and '-'")
     if args.folds < 2:
         parser.error("--folds must be >= 2")
     if args.epochs < 1 or args.batch_size < 1 or args.bootstrap_resamples < 1:
@@ -248,10 +310,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         AUGMENTATION_DESCRIPTIONS,
         CREDIT,
         TrainingConfig,
-        fit_model,
+        ensemble_description,
+        fit_ensemble,
         load_dataset,
         measure_ms_per_image,
-        seed_everything,
         synthetic_dataset,
     )
 
@@ -277,14 +339,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         synthetic = (resized(x_synthetic), y_synthetic)
     config = TrainingConfig.from_args(args)
     probabilities = np.zeros((len(dataset.labels), len(CLASSES)), dtype=np.float64)
+    # With --ensemble, each member's own out-of-fold probabilities: what one seed alone scores.
+    member_probabilities = [np.zeros_like(probabilities) for _ in range(config.ensemble)]
+    if config.ensemble == 1:
+        member_probabilities = []
     per_fold: list[dict[str, Any]] = []
     parameters = 0
     for fold in range(args.folds):
         fold_started = time.perf_counter()
         train_index, test_index = np.flatnonzero(folds != fold), np.flatnonzero(folds == fold)
         print(f"fold {fold + 1}/{args.folds}: train {len(train_index)}, test {len(test_index)}", flush=True)
-        seed_everything(args.seed)  # each fold reproducible on its own
-        fitted = fit_model(
+        # Each fold reproducible on its own: fit_ensemble seeds every member.
+        fitted = fit_ensemble(
             config,
             representations.take(inputs, train_index),
             dataset.labels[train_index],
@@ -293,7 +359,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             log=lambda line, fold=fold: print(f"  fold {fold + 1} {line}", flush=True),
         )
         parameters = int(fitted.model.count_params())
-        probabilities[test_index] = fitted.predict_probabilities(representations.take(inputs, test_index))
+        held_out = representations.take(inputs, test_index)
+        probabilities[test_index] = fitted.predict_probabilities(held_out)
+        for member, member_fit in zip(member_probabilities, fitted.members, strict=False):
+            member[test_index] = member_fit.predict_probabilities(held_out)
         timing = measure_ms_per_image(
             fitted.model, [dataset.files[i].read_bytes() for i in test_index[:5]], representation, repeats=10
         )
@@ -346,13 +415,21 @@ def main(argv: Sequence[str] | None = None) -> int:
             "learning_rate": args.learning_rate,
             "schedule": "cosine decay to 0",
             "optimizer": "Adam",
-            "class_weights": "inverse frequency within each training fold",
+            "class_weights": "inverse frequency within each training fold"
+            + (f", MI's multiplied by {args.mi_weight}" if args.mi_weight != 1 else ""),
+            "mi_weight": args.mi_weight,
             "augmentation": AUGMENTATION_DESCRIPTIONS[representation],
             "synthetic_per_class": args.synthetic_per_class,
             "synthetic_epochs": args.synthetic_epochs if args.synthetic_per_class else 0,
             "pretrained_weights": args.weights,
         },
+        **({"ensemble": ensemble_description(config)} if config.ensemble > 1 else {}),
         "pooled": pooled,
+        **(
+            {"members": member_reports(dataset.labels, member_probabilities, config, args)}
+            if member_probabilities
+            else {}
+        ),
         "fold_macro_f1": {"mean": round(float(fold_f1.mean()), 4), "std": round(float(fold_f1.std()), 4)},
         "ms_per_image": round(float(np.median([fold["ms_per_image"] for fold in per_fold])), 2),
         "per_fold": per_fold,
@@ -376,7 +453,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     add_calibration(document, n_resamples=args.bootstrap_resamples)
     args.out.mkdir(parents=True, exist_ok=True)
-    report_file = args.out / f"crossval-{args.arch}.json"
+    report_file = args.out / f"crossval-{args.name}.json"
     report_file.write_text(json.dumps(document, indent=1) + "\n", encoding="utf-8")
     interval = pooled["macro_f1"]
     print(

@@ -209,6 +209,33 @@ def metrics_lines(summary: ModelSummary) -> list[str]:
     return [*lines, ""]
 
 
+def ensemble_lines(document: Mapping[str, Any]) -> list[str]:
+    """How an ensemble was made and what each member scores alone (a card's ``crossval`` or a
+    report); nothing for a single model."""
+    ensemble = mapping(document.get("ensemble"))
+    if not ensemble:
+        return []
+    seeds = ", ".join(str(seed) for seed in ensemble.get("seeds") or []) or MISSING
+    lines = [
+        f"- Ensemble: {format_int(integer(ensemble.get('members')))} members (seeds {seeds}), "
+        f"{text(ensemble.get('combination')) or MISSING}"
+    ]
+    for member in document.get("members") or []:
+        member = mapping(member)
+        value, low, high = (
+            number(mapping(member.get("macro_f1")).get(key)) for key in ("value", "low", "high")
+        )
+        recall = " / ".join(
+            f"{name} {format_float(number(score))}" for name, score in mapping(member.get("recall")).items()
+        )
+        lines.append(
+            f"  - seed {format_int(integer(member.get('seed')))} alone (pooled out-of-fold): accuracy "
+            f"{format_float(number(member.get('accuracy')))}, macro-F1 {format_float(value)} "
+            f"[{format_float(low)}, {format_float(high)}], recall {recall}"
+        )
+    return lines
+
+
 def model_section(card: Mapping[str, Any], summary: ModelSummary, default_name: str) -> list[str]:
     data = mapping(card.get("training_data"))
     crossval = mapping(card.get("crossval"))
@@ -230,6 +257,7 @@ def model_section(card: Mapping[str, Any], summary: ModelSummary, default_name: 
             f"folds, seed {format_int(integer(crossval.get('seed')))}, "
             f"report {code(text(crossval.get('report')))}"
         )
+        lines += ensemble_lines(crossval)
     else:
         lines.append("- Cross-validation: not cross-validated")
     if calibration:
@@ -259,7 +287,14 @@ def crossval_section(path: Path, report: Mapping[str, Any], summary: ModelSummar
     training = mapping(report.get("training"))
     settings = ", ".join(
         f"{key} {training[key]}"
-        for key in ("epochs", "batch_size", "learning_rate", "synthetic_per_class", "pretrained_weights")
+        for key in (
+            "epochs",
+            "batch_size",
+            "learning_rate",
+            "mi_weight",
+            "synthetic_per_class",
+            "pretrained_weights",
+        )
         if key in training
     )
     lines = [
@@ -275,6 +310,7 @@ def crossval_section(path: Path, report: Mapping[str, Any], summary: ModelSummar
         f"{format_int(integer(report.get('seed')))}, "
         f"folds file {code(text(report.get('folds_file')))}",
         f"- Training: {settings or MISSING}",
+        *ensemble_lines(report),
         f"- Runtime: {text(report.get('runtime')) or MISSING} on {text(report.get('device')) or MISSING}; "
         f"created {summary.created or MISSING}",
         "",

@@ -6,7 +6,7 @@ Usage::
                        [--epochs N] [--seed S] [--name NAME] [--val-fraction F]
                        [--batch-size B] [--learning-rate LR] [--weights {none,imagenet}]
                        [--synthetic-per-class N] [--synthetic-epochs E]
-                       [--crossval-report PATH]
+                       [--mi-weight W] [--ensemble N] [--crossval-report PATH]
 
 The fit loop is ``fit_model`` (shared with ``ml.crossval``). Each architecture reads its
 representation (``ml.representations``). With ``--crossval-report`` (a report of the same
@@ -136,10 +136,14 @@ def synthetic_dataset(per_class: int, seed: int, representation: str = "page") -
     return representations.stack(samples), np.asarray(labels, dtype=np.int64)
 
 
-def class_weights(labels: np.ndarray) -> dict[int, float]:
-    """Inverse-frequency weights (``n / (k * n_class)``), so each class weighs the same."""
+def class_weights(labels: np.ndarray, mi_weight: float = 1.0) -> dict[int, float]:
+    """Inverse-frequency weights (``n / (k * n_class)``), so each class weighs the same, with
+    the MI class's weight multiplied by ``mi_weight``: a missed acute MI costs more than a
+    false alarm, and MI is the rarest class."""
     counts = np.bincount(labels, minlength=len(CLASSES))
-    return {i: float(len(labels) / (len(CLASSES) * max(c, 1))) for i, c in enumerate(counts)}
+    weights = {i: float(len(labels) / (len(CLASSES) * max(c, 1))) for i, c in enumerate(counts)}
+    weights[CLASSES.index("mi")] *= mi_weight
+    return weights
 
 
 def seed_everything(seed: int) -> None:
@@ -201,6 +205,12 @@ class TrainingConfig:
     synthetic_per_class: int = 0
     synthetic_epochs: int = 4
     weights: str | None = None  # None or "imagenet" (backbone initialisation)
+    mi_weight: float = 1.0  # multiplies the MI class's inverse-frequency loss weight
+    ensemble: int = 1  # members trained with seeds seed, seed + 1, ...; probabilities averaged
+
+    @property
+    def member_seeds(self) -> tuple[int, ...]:
+        return tuple(self.seed + member for member in range(self.ensemble))
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> TrainingConfig:
@@ -214,16 +224,20 @@ class TrainingConfig:
             synthetic_per_class=args.synthetic_per_class,
             synthetic_epochs=args.synthetic_epochs,
             weights=args.weights,
+            mi_weight=args.mi_weight,
+            ensemble=args.ensemble,
         )
 
 
 @dataclass(frozen=True)
 class FittedModel:
-    """A trained Keras model, the class weights it was trained with, and a batched predictor."""
+    """A trained Keras model, the class weights it was trained with, and a batched predictor;
+    for an ensemble, its members too (each a ``FittedModel``)."""
 
     model: Any
     class_weights: dict[int, float]
     predict_probabilities: Callable[[Inputs], np.ndarray]
+    members: tuple[FittedModel, ...] = ()
 
 
 def build_augmentation(seed: int, representation: str = "page") -> Callable[[Inputs], Inputs]:
@@ -293,7 +307,7 @@ def fit_model(
     emit = log or (lambda line: print(line, flush=True))
     representation = ARCHITECTURE_REPRESENTATION[config.arch]
     y_val = y_val if y_val is not None else np.zeros(0, np.int64)
-    weights = class_weights(y_train)
+    weights = class_weights(y_train, config.mi_weight)
     augment = build_augmentation(config.seed, representation)
 
     size = {"input_size": int(x_train["image"].shape[1])} if "image" in x_train else {}
@@ -389,15 +403,98 @@ def fit_model(
     return FittedModel(model=model, class_weights=weights, predict_probabilities=predict_probabilities)
 
 
-# The parts of ``ml.evaluate``'s output that do not depend on the machine's speed.
-REPRODUCIBLE_EVALUATION_KEYS: tuple[str, ...] = (
-    "n",
-    "accuracy",
-    "macro_f1",
-    "per_class",
-    "confusion_matrix",
-    "ece",
-)
+def fit_ensemble(
+    config: TrainingConfig,
+    x_train: Inputs,
+    y_train: np.ndarray,
+    *,
+    log: Callable[[str], None] | None = None,
+    **fit_options: Any,
+) -> FittedModel:
+    """``fit_model`` once per seed of ``config.member_seeds``, each member seeded afresh
+    (``seed_everything``), so member 0 is the model a one-member run trains.
+
+    With several members the model is one Keras model that feeds the same inputs to every
+    member and averages their probabilities: averaging seeds damps the run-to-run noise of
+    a few hundred training images, and the file stays a plain ``.keras`` model.
+    """
+    import dataclasses
+
+    import keras
+
+    emit = log or (lambda line: print(line, flush=True))
+    members = []
+    for number, seed in enumerate(config.member_seeds):
+        seed_everything(seed)
+        member_log = emit if config.ensemble == 1 else (lambda line, n=number: emit(f"member {n + 1} {line}"))
+        member_config = dataclasses.replace(config, seed=seed, ensemble=1)
+        members.append(fit_model(member_config, x_train, y_train, log=member_log, **fit_options))
+    if len(members) == 1:
+        return members[0]
+    inputs = {
+        tensor.name.split(":")[0]: keras.Input(shape=tensor.shape[1:], name=tensor.name.split(":")[0])
+        for tensor in members[0].model.inputs
+    }
+    outputs = []
+    for number, member in enumerate(members):
+        # Nested models need distinct names; the layers inside keep theirs.
+        member.model.name = f"member{number + 1}_{member.model.name}"
+        outputs.append(member.model(model_input(inputs)))
+    model = keras.Model(
+        model_input(inputs),
+        keras.layers.Average(name="probabilities")(outputs),
+        name=f"ensemble{len(members)}_{config.arch}",
+    )
+
+    def predict_probabilities(x: Inputs) -> np.ndarray:
+        return np.mean([member.predict_probabilities(x) for member in members], axis=0)
+
+    return FittedModel(
+        model=model,
+        class_weights=members[0].class_weights,
+        predict_probabilities=predict_probabilities,
+        members=tuple(members),
+    )
+
+
+def ensemble_description(config: TrainingConfig) -> dict[str, Any]:
+    """How an ensemble was made, for model cards and cross-validation reports."""
+    return {
+        "members": config.ensemble,
+        "seeds": list(config.member_seeds),
+        "combination": "mean of the members' probabilities (one .keras model)",
+    }
+
+
+def add_fit_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``TrainingConfig`` that ``ml.train`` and ``ml.crossval`` share beyond
+    the schedule: ``--mi-weight`` and ``--ensemble``."""
+    parser.add_argument(
+        "--mi-weight",
+        type=float,
+        default=1.0,
+        help="multiply the MI class's inverse-frequency loss weight by this (default 1)",
+    )
+    parser.add_argument(
+        "--ensemble",
+        type=int,
+        default=1,
+        help="train this many members with seeds S, S+1, ... and average their probabilities",
+    )
+
+
+def check_fit_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    if not 0 < args.mi_weight <= 10:
+        parser.error("--mi-weight must be in (0, 10]")
+    if not 1 <= args.ensemble <= 10:
+        parser.error("--ensemble must be in [1, 10]")
+
+
+def reproducible_evaluation(result: dict[str, Any]) -> dict[str, Any]:
+    """The parts of ``ml.evaluate``'s output that do not depend on the machine's speed, the
+    ECE without its per-bin detail: what a card records and anyone can check again."""
+    counts = {key: result[key] for key in ("n", "accuracy", "macro_f1", "per_class", "confusion_matrix")}
+    return counts | {"ece": {"value": result["ece"]["value"], "n_bins": result["ece"]["n_bins"]}}
 
 
 def dev_evaluation(data_dir: Path, model_file: Path) -> dict[str, Any]:
@@ -405,15 +502,13 @@ def dev_evaluation(data_dir: Path, model_file: Path) -> dict[str, Any]:
     the command that reproduces it (through the shipped inference path, calibration included)."""
     from ml.evaluate import evaluate_folder
 
-    result = evaluate_folder(data_dir, str(model_file))
     return {
         "command": f"python -m ml.evaluate --data {data_dir} --model {model_file.stem} --json",
         "note": (
             "the training images themselves: reproduces this card, but says nothing about new "
             "images (the cross-validation does)"
         ),
-        "result": {key: result[key] for key in REPRODUCIBLE_EVALUATION_KEYS}
-        | {"ece": {"value": result["ece"]["value"], "n_bins": result["ece"]["n_bins"]}},
+        "result": reproducible_evaluation(evaluate_folder(data_dir, str(model_file))),
     }
 
 
@@ -456,7 +551,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "out-of-fold temperature go into the card (the shipped probabilities are calibrated)",
     )
     add_weights_argument(parser)
+    add_fit_arguments(parser)
     args = parser.parse_args(argv)
+    check_fit_arguments(parser, args)
     if args.epochs < 1:
         parser.error("--epochs must be >= 1")
     if not 0 <= args.val_fraction < 0.5:
@@ -490,14 +587,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         from ml.crossval import card_section
 
         try:
-            crossval = card_section(args.crossval_report, arch=args.arch, data_sha256=dataset.sha256)
+            crossval = card_section(
+                args.crossval_report,
+                arch=args.arch,
+                data_sha256=dataset.sha256,
+                config=TrainingConfig.from_args(args),
+            )
         except ValueError as error:
             print(f"error: {error}", file=sys.stderr)
             return 2
     train_index, val_index = stratified_split(dataset.labels, args.val_fraction, args.seed)
     x_train, y_train = representations.take(dataset.inputs, train_index), dataset.labels[train_index]
     x_val, y_val = representations.take(dataset.inputs, val_index), dataset.labels[val_index]
-    weights = class_weights(y_train)  # fit_model weighs the same way; printed and carded here
+    weights = class_weights(y_train, args.mi_weight)  # as fit_model weighs; printed and carded here
     print(
         f"{len(dataset.labels)} images {dataset.counts}; train {len(y_train)}, "
         f"validation {len(y_val)}; class weights "
@@ -506,7 +608,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
 
     config = TrainingConfig.from_args(args)
-    fitted = fit_model(config, x_train, y_train, x_val=x_val, y_val=y_val, started=started)
+    fitted = fit_ensemble(config, x_train, y_train, x_val=x_val, y_val=y_val, started=started)
     model = fitted.model
 
     def predict_labels(x: Inputs) -> np.ndarray:
@@ -578,9 +680,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             "schedule": "cosine decay to 0",
             "optimizer": "Adam",
             "class_weights": {CLASSES[i]: round(w, 4) for i, w in weights.items()},
+            **({"mi_weight": args.mi_weight} if args.mi_weight != 1 else {}),
             "augmentation": AUGMENTATION_DESCRIPTIONS[representation],
             **({"pretrained_weights": args.weights} if args.weights else {}),
         },
+        **({"ensemble": ensemble_description(config)} if config.ensemble > 1 else {}),
         "metrics": metrics,
         **(crossval or {}),
         "created": dt.date.today().isoformat(),

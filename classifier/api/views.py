@@ -157,10 +157,17 @@ def _create_batch(
     _check_callback(callback_url)
     try:
         if key is None:
-            owner = request.user
-            return services.batch_create(owner=owner, files=files, name=name, callback_url=callback_url), True
+            batch = services.batch_create(
+                owner=request.user, files=files, name=name, callback_url=callback_url, request=request
+            )
+            return batch, True
         return services.batch_create_once(
-            owner=request.user, files=files, name=name, callback_url=callback_url, idempotency_key=key
+            owner=request.user,
+            files=files,
+            name=name,
+            callback_url=callback_url,
+            idempotency_key=key,
+            request=request,
         )
     except services.UploadRejected as exc:
         raise problems.InvalidImage(str(exc), field=field, errors=exc.errors) from None
@@ -188,13 +195,16 @@ def _audit_refusal(request: Request) -> Iterator[None]:
         raise
 
 
-def _audit_created(request: Request, batch: Batch, created: bool) -> None:
+def _audit_replayed(request: Request, batch: Batch, created: bool) -> None:
+    """Record an idempotent replay; a created batch was recorded with it (``batch_create``)."""
+    if created:
+        return
     audit_record(
         action=Action.BATCH_CREATE,
         request=request,
         target_type="batch",
         target_id=batch.pk,
-        detail={"jobs": [job.pk for job in batch.jobs.all()], "replayed": not created},
+        detail={"jobs": [job.pk for job in batch.jobs.all()], "replayed": True},
     )
 
 
@@ -268,7 +278,7 @@ class BatchListCreateApi(ApiView):
                 callback_url=data.get("callback_url", ""),
             )
         batch = selectors.batch_get_for_user(user=request.user, batch_id=batch.pk)
-        _audit_created(request, batch, created)
+        _audit_replayed(request, batch, created)
         return _created(api_batch_as_dict(batch), reverse("api:batch-detail", args=[batch.pk]), created)
 
 
@@ -347,7 +357,7 @@ class JobCreateApi(ApiView):
                 callback_url=serializer.validated_data.get("callback_url", ""),
             )
         batch = selectors.batch_get_for_user(user=request.user, batch_id=batch.pk)
-        _audit_created(request, batch, created)
+        _audit_replayed(request, batch, created)
         job = batch.jobs.all()[0]
         return _created(api_job_as_dict(job), reverse("api:job-detail", args=[job.pk]), created)
 

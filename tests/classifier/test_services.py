@@ -9,6 +9,7 @@ from classifier import services
 from classifier.models import Batch, Job, ModelVersion, Prediction
 from classifier.reaper import attempts_exhausted_message
 from classifier.services import ModelIdentity
+from tests.classifier.conftest import stored_files
 from tests.classifier.factories import (
     BatchFactory,
     JobFactory,
@@ -53,6 +54,42 @@ def test_batch_create_stamps_each_job_with_when_it_goes_to_the_broker(owner, mak
     stamps = [job.enqueued_at for job in batch.jobs.all()]
     assert len(stamps) == 2
     assert all(stamp is not None and before <= stamp <= timezone.now() for stamp in stamps)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_batch_create_writes_its_audit_record_before_any_job_reaches_the_queue(
+    owner, make_upload, monkeypatch
+):
+    """The record is part of the batch's transaction: when the jobs are handed over (on
+    commit) it exists, so the request writes nothing a started worker could contend with."""
+    from classifier.models import AuditEvent
+
+    seen_at_hand_off: list[list[tuple]] = []
+
+    def hand_off(**kwargs):
+        seen_at_hand_off.append(list(AuditEvent.objects.values_list("action", "target_id", "actor_id")))
+
+    monkeypatch.setattr("worker.queue.enqueue_classify", hand_off)
+
+    batch = services.batch_create(owner=owner, files=[make_upload("a.png"), make_upload("b.png")])
+
+    assert seen_at_hand_off == [[("batch.create", batch.pk, owner.pk)]] * 2
+    event = AuditEvent.objects.get()
+    assert event.detail == {"jobs": sorted(batch.jobs.values_list("pk", flat=True))}
+
+
+def test_a_batch_whose_audit_record_fails_leaves_no_row_or_file(owner, make_upload, monkeypatch, media_root):
+    def refuse(**kwargs):
+        raise RuntimeError("audit table unavailable")
+
+    monkeypatch.setattr("classifier.services.audit_record", refuse)
+    monkeypatch.setattr("worker.queue.enqueue_classify", lambda **kwargs: pytest.fail("enqueued"))
+
+    with pytest.raises(RuntimeError, match="audit table unavailable"):
+        services.batch_create(owner=owner, files=[make_upload("a.png")])
+
+    assert not Batch.objects.exists() and not Job.objects.exists()
+    assert stored_files(media_root) == []
 
 
 def test_recovering_an_orphaned_job_stamps_it_enqueued_again(batch):

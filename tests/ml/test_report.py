@@ -192,3 +192,42 @@ def test_a_class_another_model_recalls_clearly_better_is_named_under_the_table(t
     # No gap, no paragraph; and nothing without a cross-validated default.
     assert report.recall_gaps([summary_from_card(default)], "hybrid-v2") == []
     assert report.recall_gaps([summary_from_card(other)], "hybrid-v2") == []
+
+
+def test_an_ensemble_shows_how_it_was_made_and_each_member_alone(tmp_path):
+    models, reports = tmp_path / "models", tmp_path / "reports"
+    members = [
+        {
+            "seed": seed,
+            "accuracy": accuracy,
+            "macro_f1": {"value": f1, "low": f1 - 0.05, "high": f1 + 0.05},
+            "recall": {"normal": 0.9, "mi": mi, "history_mi": 0.8, "abnormal": 0.9},
+            "ece": 0.03,
+        }
+        for seed, accuracy, f1, mi in ((42, 0.9, 0.87, 0.68), (43, 0.88, 0.85, 0.73))
+    ]
+    ensemble = {"members": 2, "seeds": [42, 43], "combination": "mean of the members' probabilities"}
+    card = crossval_card("hybrid-v3", "hybrid")
+    card["crossval"] |= {"ensemble": ensemble, "members": members}
+    _write(models / "hybrid-v3.json", card)
+    (models / "hybrid-v3.keras").write_bytes(b"weights")
+    _write(
+        reports / "crossval-hybrid-ens2.json",
+        crossval_report("hybrid", 0) | {"ensemble": ensemble, "members": members},
+    )
+
+    document = report.render(models, reports)
+
+    expected = [
+        "- Ensemble: 2 members (seeds 42, 43), mean of the members' probabilities",
+        "  - seed 42 alone (pooled out-of-fold): accuracy 0.900, macro-F1 0.870 [0.820, 0.920], "
+        "recall normal 0.900 / mi 0.680 / history_mi 0.800 / abnormal 0.900",
+        "  - seed 43 alone (pooled out-of-fold): accuracy 0.880, macro-F1 0.850 [0.800, 0.900], "
+        "recall normal 0.900 / mi 0.730 / history_mi 0.800 / abnormal 0.900",
+    ]
+    model_part = document.split("### hybrid-v3")[1].split("###")[0]
+    run_part = document.split("### crossval-hybrid-ens2")[1].split("###")[0]
+    for part in (model_part, run_part):
+        lines = part.splitlines()
+        start = lines.index(expected[0])
+        assert lines[start : start + 3] == expected

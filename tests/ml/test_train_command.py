@@ -39,8 +39,8 @@ def test_a_card_from_crossval_is_calibrated_and_reproduced_by_evaluate(tmp_path:
     from ml.crossval import main as crossval
     from ml.evaluate import evaluate_folder
     from ml.synthetic import write_dataset
-    from ml.train import REPRODUCIBLE_EVALUATION_KEYS
     from ml.train import main as train
+    from ml.train import reproducible_evaluation
 
     data = tmp_path / "data"
     write_dataset(data, per_class=3, seed=4, image_format="jpg")
@@ -57,14 +57,98 @@ def test_a_card_from_crossval_is_calibrated_and_reproduced_by_evaluate(tmp_path:
     assert card["calibration"]["temperature"] > 0
     assert card["dev_evaluation"]["command"].startswith("python -m ml.evaluate --data ")
     again = evaluate_folder(data, str(out / "tiny-hybrid.keras"))
-    expected = card["dev_evaluation"]["result"]
-    for key in REPRODUCIBLE_EVALUATION_KEYS:
-        got = (
-            again[key] if key != "ece" else {"value": again["ece"]["value"], "n_bins": again["ece"]["n_bins"]}
-        )
-        assert got == expected[key], key
+    assert reproducible_evaluation(again) == card["dev_evaluation"]["result"]
 
     # A report of another architecture is refused, not silently carded.
     wrong = ["--data", str(data), "--arch", "cnn", "--out", str(out), "--name", "x"]
     assert train([*wrong, "--crossval-report", str(report)]) == 2
     assert not (out / "x.keras").exists()
+
+
+def test_an_ensemble_with_mi_weight_is_cross_validated_carded_and_reproduced(tmp_path: Path) -> None:
+    """``--ensemble 2 --mi-weight 2``: the report scores each member and the ensemble, the card
+    says how it was made, the file is one model that averages its members, ``ml.evaluate``
+    reproduces the card, and a report of another configuration is refused."""
+    import keras
+    import numpy as np
+
+    from ml import representations
+    from ml.crossval import main as crossval
+    from ml.evaluate import evaluate_folder
+    from ml.synthetic import write_dataset
+    from ml.train import main as train
+    from ml.train import reproducible_evaluation
+
+    data = tmp_path / "data"
+    write_dataset(data, per_class=3, seed=5, image_format="jpg")
+    common = ["--data", str(data), "--arch", "hybrid", "--epochs", "1", "--batch-size", "4", "--seed", "7"]
+    ensemble = ["--ensemble", "2", "--mi-weight", "2"]
+    crossval_argv = [
+        *common,
+        *ensemble,
+        "--out",
+        str(tmp_path),
+        "--folds",
+        "2",
+        "--bootstrap-resamples",
+        "50",
+    ]
+    assert crossval([*crossval_argv, "--name", "tiny-ensemble"]) == 0
+    report_file = tmp_path / "crossval-tiny-ensemble.json"
+    report = json.loads(report_file.read_text())
+    assert report["ensemble"]["seeds"] == [7, 8]
+    assert [member["seed"] for member in report["members"]] == [7, 8]
+    assert report["training"]["mi_weight"] == 2.0
+    # Member 1 is the model a one-member run trains: each member is seeded afresh.
+    assert (
+        crossval([*common, "--mi-weight", "2", "--out", str(tmp_path), "--folds", "2", "--name", "one"]) == 0
+    )
+    alone = json.loads((tmp_path / "crossval-one.json").read_text())
+    assert "members" not in alone and "ensemble" not in alone
+    assert report["members"][0]["accuracy"] == alone["pooled"]["accuracy"]
+    assert report["members"][0]["recall"] == {k: v["recall"] for k, v in alone["pooled"]["per_class"].items()}
+
+    out = tmp_path / "models"
+    argv = [*common, *ensemble, "--out", str(out), "--name", "tiny-ensemble", "--val-fraction", "0"]
+    assert train([*argv, "--crossval-report", str(report_file)]) == 0
+    card = json.loads((out / "tiny-ensemble.json").read_text())
+    assert card["ensemble"]["members"] == 2 and card["crossval"]["members"] == report["members"]
+    assert card["hyperparameters"]["mi_weight"] == 2.0
+    assert card["hyperparameters"]["class_weights"]["mi"] == pytest.approx(
+        2 * card["hyperparameters"]["class_weights"]["normal"], rel=1e-3
+    )
+
+    model = keras.models.load_model(out / "tiny-ensemble.keras", compile=False)
+    members = [layer for layer in model.layers if isinstance(layer, keras.Model)]
+    assert [member.name.split("_")[0] for member in members] == ["member1", "member2"]
+    inputs = representations.stack(
+        [
+            representations.inputs_from_bytes(path.read_bytes(), "leads")
+            for path in sorted(data.rglob("*.jpg"))[:3]
+        ]
+    )
+    expected = np.mean([np.asarray(member(inputs)) for member in members], axis=0)
+    np.testing.assert_allclose(np.asarray(model(inputs)), expected, atol=1e-6)
+    again = evaluate_folder(data, str(out / "tiny-ensemble.keras"))
+    assert reproducible_evaluation(again) == card["dev_evaluation"]["result"]
+
+    # The report must be of the configuration trained: one member is not what it measured.
+    single = [*common, "--mi-weight", "2", "--out", str(out), "--name", "single", "--val-fraction", "0"]
+    assert train([*single, "--crossval-report", str(report_file)]) == 2
+    assert not (out / "single.keras").exists()
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--ensemble", "0"], "--ensemble must be in"),
+        (["--mi-weight", "0"], "--mi-weight must be in"),
+        (["--name", "../up"], "--name may hold"),
+    ],
+)
+def test_crossval_refuses_bad_fit_options(extra: list[str], message: str, capsys) -> None:
+    from ml.crossval import parse_args
+
+    with pytest.raises(SystemExit):
+        parse_args(["--arch", "hybrid", "--data", "d", "--out", "o", *extra])
+    assert message in capsys.readouterr().err

@@ -40,6 +40,14 @@ def test_class_weights_favour_the_rare_class() -> None:
     assert max(totals) == pytest.approx(min(totals))
 
 
+def test_mi_weight_multiplies_only_the_mi_class() -> None:
+    labels = np.repeat(np.arange(4), [80, 20, 50, 140])
+    plain, boosted = class_weights(labels), class_weights(labels, mi_weight=2.0)
+    mi = class_index("mi")
+    assert boosted[mi] == pytest.approx(2 * plain[mi])
+    assert {i: w for i, w in boosted.items() if i != mi} == {i: w for i, w in plain.items() if i != mi}
+
+
 def test_unknown_label_error_lists_the_classes() -> None:
     with pytest.raises(ValueError, match="expected one of normal, mi, history_mi, abnormal"):
         class_index("stemi")

@@ -102,8 +102,9 @@ def test_the_embedded_queue_hands_uploads_to_the_worker_thread(
     handed: list[dict] = []
     real_submit = runner.submit
     # The hand-off is recorded and its job run once the response is out: the in-memory SQLite
-    # test database (shared cache) refuses a second writer at once ("table is locked") instead
-    # of waiting as a file database does, and the request still writes its audit record.
+    # test database (shared cache) locks whole tables, so the request's reads after the commit
+    # would meet the worker's writes ("table is locked") instead of waiting as a file database
+    # does. The request itself writes nothing after the commit (batch_create audits inside it).
     monkeypatch.setattr(runner, "submit", lambda **kwargs: handed.append(kwargs))
     client = Client()
     client.force_login(owner)
