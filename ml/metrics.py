@@ -238,6 +238,71 @@ def expected_calibration_error(
     return float(sum(row["count"] / total * abs(row["accuracy"] - row["confidence"]) for row in rows))
 
 
+def threshold_decisions(probabilities: np.ndarray, class_index: int, threshold: float) -> np.ndarray:
+    """Labels under an operating point for one class: ``class_index`` wherever its probability
+    reaches ``threshold``, else the argmax (so a threshold above 0.5 changes nothing)."""
+    probabilities = _probabilities(probabilities)
+    decisions = probabilities.argmax(axis=1)
+    decisions[probabilities[:, class_index] >= threshold] = class_index
+    return decisions
+
+
+def nested_operating_point(
+    y_true: Any,
+    probabilities: Any,
+    folds: Any,
+    class_index: int,
+    thresholds: Sequence[float],
+    *,
+    n_resamples: int = DEFAULT_BOOTSTRAP_RESAMPLES,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """An honest estimate of choosing a threshold for one class (``threshold_decisions``).
+
+    For each fold, the threshold of ``thresholds`` with the best macro-F1 on the *other*
+    folds' out-of-fold outputs (ties: the highest, which calls the class least) decides that
+    fold's labels; the pooled labels are scored like ``bootstrap_macro_f1``. Also returns the
+    threshold the same rule picks on all folds (what a model trained on everything would use).
+    """
+    probabilities = _probabilities(probabilities)
+    true = _labels(y_true, probabilities.shape[1], "y_true")
+    _probabilities(probabilities, true)
+    folds = np.asarray(folds, dtype=np.int64)
+    if folds.shape != true.shape:
+        raise ValueError(f"'folds' has shape {folds.shape} for {true.shape[0]} labels.")
+    grid = sorted({float(t) for t in thresholds})
+    if not grid or not all(0.0 < t <= 1.0 for t in grid):
+        raise ValueError(f"'thresholds' must be non-empty values in (0, 1]. Received: {list(thresholds)!r}")
+    num_classes = probabilities.shape[1]
+
+    def best(mask: np.ndarray) -> float:
+        scores = [
+            macro_f1(true[mask], threshold_decisions(probabilities[mask], class_index, t), num_classes)
+            for t in grid
+        ]
+        top = max(scores)
+        return max(t for t, score in zip(grid, scores, strict=True) if score == top)
+
+    decisions = np.zeros_like(true)
+    chosen = []
+    for fold in np.unique(folds):
+        held_out = folds == fold
+        threshold = best(~held_out)
+        chosen.append(threshold)
+        decisions[held_out] = threshold_decisions(probabilities[held_out], class_index, threshold)
+    counts = confusion_matrix(true, decisions, num_classes)
+    scores = scores_from_confusion(counts)
+    return {
+        "thresholds_per_fold": chosen,
+        "threshold_all_folds": best(np.ones_like(true, dtype=bool)),
+        "accuracy": accuracy(true, decisions),
+        "macro_f1": bootstrap_macro_f1(true, decisions, num_classes, n_resamples=n_resamples, seed=seed),
+        "recall": scores["recall"].tolist(),
+        "precision": scores["precision"].tolist(),
+        "confusion_matrix": counts.tolist(),
+    }
+
+
 def classification_metrics(
     y_true: np.ndarray, y_pred: np.ndarray, classes: Sequence[str]
 ) -> dict[str, object]:

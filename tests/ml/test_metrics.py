@@ -14,7 +14,9 @@ from ml.metrics import (
     evaluation_report,
     expected_calibration_error,
     macro_f1,
+    nested_operating_point,
     scores_from_confusion,
+    threshold_decisions,
 )
 
 Y_TRUE = np.array([0, 0, 1, 2, 3, 3])
@@ -161,3 +163,40 @@ def test_paired_difference_is_signed_antisymmetric_and_tighter_than_two_interval
     # The separate intervals overlap more than the paired one suggests.
     a, b = bootstrap_macro_f1(y, better, 4, seed=3), bootstrap_macro_f1(y, worse, 4, seed=3)
     assert ab["high"] - ab["low"] < (a["high"] - a["low"]) + (b["high"] - b["low"])
+
+
+def test_threshold_decisions_call_the_class_at_the_threshold_else_the_argmax() -> None:
+    probabilities = np.array([[0.7, 0.3, 0.0, 0.0], [0.6, 0.2, 0.2, 0.0], [0.1, 0.1, 0.8, 0.0]])
+    assert threshold_decisions(probabilities, 1, 0.3).tolist() == [1, 0, 2]
+    assert threshold_decisions(probabilities, 1, 0.2).tolist() == [1, 1, 2]
+    assert threshold_decisions(probabilities, 1, 0.5).tolist() == [0, 0, 2]
+
+
+def test_nested_operating_point_picks_each_folds_threshold_on_the_other_folds() -> None:
+    # Class 1 is under-called: its true samples have p1 0.3 (folds 0 and 1) or 0.15 (fold 2).
+    # On folds {1, 2} and {0, 2} the best threshold is 0.3 (0.15 would also call the negatives
+    # with p1 0.2); on folds {0, 1} 0.3 too. So fold 2's positives are missed: recall 2/3.
+    p = [[0.7, 0.3, 0.0, 0.0], [0.8, 0.2, 0.0, 0.0], [0.0, 0.0, 0.0, 1.0]]
+    fold_rows = {0: p, 1: p, 2: [[0.85, 0.15, 0.0, 0.0], [0.8, 0.2, 0.0, 0.0], [0.0, 0.0, 0.0, 1.0]]}
+    probabilities = np.array([row for fold in (0, 1, 2) for row in fold_rows[fold]])
+    truth = [1, 0, 3] * 3
+    folds = np.repeat([0, 1, 2], 3)
+
+    point = nested_operating_point(truth, probabilities, folds, 1, [0.1, 0.15, 0.3, 0.5], n_resamples=50)
+
+    assert point["thresholds_per_fold"] == [0.3, 0.3, 0.3]
+    assert point["threshold_all_folds"] == 0.3
+    assert point["recall"][1] == pytest.approx(2 / 3) and point["precision"][1] == 1.0
+    assert point["confusion_matrix"][1] == [1, 2, 0, 0]
+    assert point["accuracy"] == pytest.approx(8 / 9)
+    assert point["macro_f1"]["low"] <= point["macro_f1"]["value"] <= point["macro_f1"]["high"]
+
+
+def test_nested_operating_point_breaks_ties_towards_the_higher_threshold_and_checks_input() -> None:
+    probabilities = np.array([[0.9, 0.1, 0.0, 0.0], [0.1, 0.9, 0.0, 0.0]] * 2)
+    point = nested_operating_point([0, 1, 0, 1], probabilities, [0, 0, 1, 1], 1, [0.2, 0.5])
+    assert point["thresholds_per_fold"] == [0.5, 0.5]  # both perfect: the one calling MI least
+    with pytest.raises(ValueError, match="'thresholds' must be"):
+        nested_operating_point([0, 1, 0, 1], probabilities, [0, 0, 1, 1], 1, [0.0])
+    with pytest.raises(ValueError, match="'folds' has shape"):
+        nested_operating_point([0, 1, 0, 1], probabilities, [0, 1], 1, [0.5])

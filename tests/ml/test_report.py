@@ -231,3 +231,34 @@ def test_an_ensemble_shows_how_it_was_made_and_each_member_alone(tmp_path):
         lines = part.splitlines()
         start = lines.index(expected[0])
         assert lines[start : start + 3] == expected
+
+
+def test_each_run_shows_the_nested_mi_operating_point_beside_its_argmax(tmp_path):
+    """MI pages the argmax misses with MI at 0.3 are found by a threshold chosen on the other fold."""
+    models, reports = tmp_path / "models", tmp_path / "reports"
+    models.mkdir()
+    rows = []
+    for index in range(40):
+        label = ["normal", "mi", "history_mi", "abnormal"][index % 4]
+        probabilities = [0.0, 0.0, 0.0, 0.0]
+        probabilities[index % 4] = 1.0
+        if label == "mi":  # under-called: normal wins the argmax
+            probabilities = [0.7, 0.3, 0.0, 0.0]
+        rows.append(
+            {
+                "sha256": f"{index:064x}",
+                "label": label,
+                "fold": index // 4 % 2,
+                "probabilities": probabilities,
+            }
+        )
+    _write(reports / "crossval-hybrid.json", crossval_report("hybrid", 0) | {"out_of_fold": rows})
+
+    document = report.render(models, reports)
+
+    section = document.split("### MI operating point")[1].split("###")[0]
+    row = next(line for line in section.splitlines() if line.startswith("| crossval-hybrid |"))
+    cells = [cell.strip() for cell in row.strip("|").split("|")]
+    assert cells[1] == "0.300 / 0.300" and cells[2] == "0.300"
+    assert cells[3] == "1.000" and cells[4] == "1.000 [1.000, 1.000]"
+    assert cells[5] == "1.000 (10/10)" and cells[6] == "1.000"
