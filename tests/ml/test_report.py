@@ -20,7 +20,7 @@ def _write(path: Path, document: dict) -> None:
 def dirs(tmp_path: Path) -> tuple[Path, Path]:
     """Two shipped models (one cross-validated), a card without weights, three crossval reports, a guard."""
     models, reports = tmp_path / "models", tmp_path / "reports"
-    for card in (validation_card("hybrid-v1"), crossval_card("hybrid-v2", "hybrid")):
+    for card in (validation_card("hybrid-v1"), crossval_card("hybrid-v3", "hybrid")):
         _write(models / f"{card['name']}.json", card)
         (models / f"{card['name']}.keras").write_bytes(b"weights")
     _write(models / "draft.json", crossval_card("draft", "cnn"))  # no .keras: not shipped
@@ -47,8 +47,8 @@ def test_the_comparison_table_has_one_row_per_shipped_model(dirs):
     shipped = document.split("## Shipped models")[1].split("###")[0]
 
     rows = [line for line in shipped.splitlines() if line.startswith("| hybrid")]
-    assert [row.split(" | ")[0] for row in rows] == ["| hybrid-v1", "| hybrid-v2"]
-    assert "| default |" in rows[1] and "| default |" not in rows[0]  # DEFAULT_MODEL_NAME: hybrid-v2
+    assert [row.split(" | ")[0] for row in rows] == ["| hybrid-v1", "| hybrid-v3"]
+    assert "| default |" in rows[1] and "| default |" not in rows[0]  # DEFAULT_MODEL_NAME: hybrid-v3
     assert "not cross-validated (held-out validation split)" in rows[0]
     assert "5-fold cross-validation" in rows[1]
     assert "draft" not in shipped
@@ -56,9 +56,9 @@ def test_the_comparison_table_has_one_row_per_shipped_model(dirs):
 
 def test_each_model_has_a_section_with_command_data_and_confusion_matrix(dirs):
     document = _render(dirs)
-    section = document.split("### hybrid-v2")[1].split("###")[0]
+    section = document.split("### hybrid-v3")[1].split("###")[0]
 
-    assert "`python -m ml.train --arch hybrid --name hybrid-v2`" in section
+    assert "`python -m ml.train --arch hybrid --name hybrid-v3`" in section
     assert "normal 10, mi 10, history_mi 10, abnormal 10 (40 images)" in section
     assert "5 folds, seed 42" in section
     assert "T = 1.700" in section
@@ -74,7 +74,7 @@ def test_every_crossval_report_is_listed_with_the_model_it_backs(dirs):
     assert "| crossval-cnn | `" in runs and "| not shipped |" in runs
     assert "- Architecture: `cnn`, 54,321 parameters, input `page`" in runs
     assert "T = 1.40)" in runs
-    assert "crossval-hybrid.json` | hybrid-v2 |" in runs
+    assert "crossval-hybrid.json` | hybrid-v3 |" in runs
     assert runs.count("### crossval-") == 3
 
 
