@@ -340,9 +340,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     config = TrainingConfig.from_args(args)
     probabilities = np.zeros((len(dataset.labels), len(CLASSES)), dtype=np.float64)
     # With --ensemble, each member's own out-of-fold probabilities: what one seed alone scores.
-    member_probabilities = [np.zeros_like(probabilities) for _ in range(config.ensemble)]
-    if config.ensemble == 1:
-        member_probabilities = []
+    member_probabilities = [np.zeros_like(probabilities) for _ in config.member_seeds if config.ensemble > 1]
     per_fold: list[dict[str, Any]] = []
     parameters = 0
     for fold in range(args.folds):
@@ -361,7 +359,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parameters = int(fitted.model.count_params())
         held_out = representations.take(inputs, test_index)
         probabilities[test_index] = fitted.predict_probabilities(held_out)
-        for member, member_fit in zip(member_probabilities, fitted.members, strict=False):
+        for member, member_fit in zip(member_probabilities, fitted.members, strict=True):
             member[test_index] = member_fit.predict_probabilities(held_out)
         timing = measure_ms_per_image(
             fitted.model, [dataset.files[i].read_bytes() for i in test_index[:5]], representation, repeats=10
