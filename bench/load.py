@@ -468,7 +468,11 @@ def run_on_real_stack(
             stack.start_worker()
         tokens = create_tokens(stack, config.clients)
         print("warming up: one job per worker…", flush=True)
-        asyncio.run(warm_up(stack.base_url, tokens, images, config.workers))
+        try:
+            asyncio.run(warm_up(stack.base_url, tokens, images, config.workers))
+        except RuntimeError as error:
+            # The stack's var dir goes with it: say why the warm-up failed while it is here.
+            raise RuntimeError(f"{error}\n--- stack logs ---\n{stack.logs(limit=20_000)}") from None
         print(f"{config.clients} clients for {config.duration_s:g} s…", flush=True)
         run = asyncio.run(run_clients(stack.base_url, tokens, images, config))
         print("draining…", flush=True)
