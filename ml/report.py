@@ -327,19 +327,41 @@ def crossval_section(path: Path, report: Mapping[str, Any], summary: ModelSummar
     return lines
 
 
+@dataclasses.dataclass(frozen=True)
+class OutOfFoldRow:
+    sha256: str
+    true: int  # class index
+    probabilities: list[float]
+    fold: int | None
+
+
+def out_of_fold_rows(report: Mapping[str, Any]) -> tuple[list[OutOfFoldRow], bool]:
+    """A report's readable out-of-fold rows, and whether every row was readable (with a fold)."""
+    rows = []
+    listed = report.get("out_of_fold") or []
+    for row in listed:
+        try:
+            fold = row.get("fold")
+            rows.append(
+                OutOfFoldRow(
+                    sha256=str(row["sha256"]),
+                    true=CLASSES.index(row["label"]),
+                    probabilities=[float(p) for p in row["probabilities"]],
+                    fold=None if fold is None else int(fold),
+                )
+            )
+        except (AttributeError, KeyError, TypeError, ValueError):
+            continue
+    return rows, len(rows) == len(listed) and all(row.fold is not None for row in rows)
+
+
 def out_of_fold_predictions(report: Mapping[str, Any]) -> dict[str, tuple[int, int]]:
     """``{file sha256: (true class index, predicted class index)}`` of a report's out-of-fold rows."""
-    predictions = {}
-    for row in report.get("out_of_fold") or []:
-        try:
-            probabilities = [float(p) for p in row["probabilities"]]
-            predictions[str(row["sha256"])] = (
-                CLASSES.index(row["label"]),
-                max(range(len(probabilities)), key=probabilities.__getitem__),
-            )
-        except (KeyError, TypeError, ValueError):
-            continue
-    return predictions
+    return {
+        row.sha256: (row.true, max(range(len(row.probabilities)), key=row.probabilities.__getitem__))
+        for row in out_of_fold_rows(report)[0]
+        if row.probabilities
+    }
 
 
 def paired_differences_section(
@@ -394,20 +416,6 @@ def paired_differences_section(
 MI_THRESHOLDS: tuple[float, ...] = tuple(round(0.05 + 0.025 * step, 3) for step in range(19))
 
 
-def out_of_fold_arrays(report: Mapping[str, Any]) -> tuple[list[int], list[list[float]], list[int]] | None:
-    """(true class, probabilities, fold) of a report's out-of-fold rows; None if any is unreadable."""
-    try:
-        rows = [
-            (CLASSES.index(row["label"]), [float(p) for p in row["probabilities"]], int(row["fold"]))
-            for row in report.get("out_of_fold") or []
-        ]
-    except (KeyError, TypeError, ValueError):
-        return None
-    if not rows or any(len(probabilities) != len(CLASSES) for _, probabilities, _ in rows):
-        return None
-    return [row[0] for row in rows], [row[1] for row in rows], [row[2] for row in rows]
-
-
 def operating_point_section(
     reports: Sequence[tuple[Path, Mapping[str, Any]]], summaries: Sequence[ModelSummary]
 ) -> list[str]:
@@ -416,11 +424,12 @@ def operating_point_section(
     mi = CLASSES.index("mi")
     rows = []
     for (_, report), summary in zip(reports, summaries, strict=True):
-        arrays = out_of_fold_arrays(report)
-        if arrays is None:
+        oof, complete = out_of_fold_rows(report)
+        if not oof or not complete or any(len(row.probabilities) != len(CLASSES) for row in oof):
             continue
-        truth, probabilities, folds = arrays
-        point = nested_operating_point(truth, np.asarray(probabilities), folds, mi, MI_THRESHOLDS)
+        truth = [row.true for row in oof]
+        probabilities = np.asarray([row.probabilities for row in oof])
+        point = nested_operating_point(truth, probabilities, [row.fold for row in oof], mi, MI_THRESHOLDS)
         interval = point["macro_f1"]
         mi_total = truth.count(mi)
         found = point["confusion_matrix"][mi][mi]
