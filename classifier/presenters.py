@@ -8,6 +8,7 @@ from typing import Any
 from django.urls import reverse
 
 from classifier.models import CLASS_KEYS, Batch, Job
+from ml.decision import label_note
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -15,9 +16,14 @@ def _iso(moment: datetime | None) -> str | None:
 
 
 def job_as_dict(job: Job) -> dict[str, Any]:
-    """A job with its newest prediction (label and all four probabilities), JSON-ready."""
+    """A job with its newest prediction (label and all four probabilities), JSON-ready.
+
+    ``label_note`` says why the label is not the most probable class, when the model's
+    decision rule (an MI threshold) made it so; otherwise it is empty.
+    """
     predictions = list(job.predictions.all())
     prediction = predictions[0] if predictions else None
+    probabilities = {key: prediction.probabilities[key] for key in CLASS_KEYS} if prediction else None
     return {
         "id": job.pk,
         "batch": job.batch_id,
@@ -26,7 +32,10 @@ def job_as_dict(job: Job) -> dict[str, Any]:
         "image_url": reverse("classifier:job-image", args=[job.pk]),
         "sha256": job.sha256,
         "label": prediction.label if prediction else None,
-        "probabilities": ({key: prediction.probabilities[key] for key in CLASS_KEYS} if prediction else None),
+        "label_note": (
+            label_note(prediction.label, probabilities, prediction.model_version.card) if prediction else ""
+        ),
+        "probabilities": probabilities,
         "model_version": prediction.model_version.name if prediction else None,
         "inference_ms": prediction.inference_ms if prediction else None,
         "error": job.error,

@@ -61,6 +61,7 @@ class ModelSummary:
     ms_per_image: float | None = None
     training_seconds: float | None = None
     created: str = ""
+    decision: str = "argmax"  # how the probabilities become a label (ml.decision)
 
     def compact(self) -> dict[str, Any]:
         """The headline numbers as JSON (no bins, no confusion matrix): ModelVersion.metrics."""
@@ -158,6 +159,12 @@ def _temperature(value: Any) -> float | None:
     return number(mapping(value).get("value")) if isinstance(value, Mapping) else number(value)
 
 
+def _fold_fields(value: Any) -> dict[str, float | None]:
+    """Macro-F1 across folds, ``{"mean": m, "std": s}``, as summary fields."""
+    folds = mapping(value)
+    return {"fold_macro_f1_mean": number(folds.get("mean")), "fold_macro_f1_std": number(folds.get("std"))}
+
+
 def _calibrated_fields(report: Mapping[str, Any]) -> dict[str, Any]:
     fields = _report_fields(report)
     return {"ece_calibrated": fields["ece"], "bins_calibrated": fields["bins"]}
@@ -168,9 +175,13 @@ def summary_from_card(card: Mapping[str, Any]) -> ModelSummary:
 
     Metrics come from the first of: the pooled out-of-fold cross-validation report
     (``crossval.pooled``), the held-out validation split (``metrics.validation``), flat
-    ``metrics``, the dev evaluation (``dev_evaluation.result``).
+    ``metrics``, the dev evaluation (``dev_evaluation.result``). A card with a ``decision``
+    rule (``ml.decision``) shows the labels that rule gives, from its nested cross-validation
+    (``decision.crossval.pooled``); the ECE stays the probabilities' own.
     """
     crossval = mapping(card.get("crossval"))
+    decision = mapping(card.get("decision"))
+    decided = mapping(mapping(decision.get("crossval")).get("pooled"))
     metrics = mapping(card.get("metrics"))
     dev_result = mapping(mapping(card.get("dev_evaluation")).get("result"))
     fields: dict[str, Any] = {}
@@ -178,10 +189,12 @@ def summary_from_card(card: Mapping[str, Any]) -> ModelSummary:
         fields = {**_report_fields(mapping(crossval["pooled"])), "source": SOURCE_CROSSVAL}
         fields["cross_validated"] = True
         fields["n_folds"] = integer(crossval.get("n_folds"))
-        folds = mapping(crossval.get("fold_macro_f1"))
-        fields["fold_macro_f1_mean"] = number(folds.get("mean"))
-        fields["fold_macro_f1_std"] = number(folds.get("std"))
+        fields.update(_fold_fields(crossval.get("fold_macro_f1")))
         fields.update(_calibrated_fields(mapping(crossval.get("pooled_calibrated"))))
+        if decided:
+            labels = _report_fields(decided)
+            fields.update({key: labels[key] for key in labels if key not in ("ece", "bins")})
+            fields.update(_fold_fields(mapping(decision.get("crossval")).get("fold_macro_f1")))
     elif mapping(metrics.get("validation")):
         fields = {**_report_fields(mapping(metrics["validation"])), "source": SOURCE_VALIDATION}
     elif number(metrics.get("macro_f1")) is not None or number(metrics.get("accuracy")) is not None:
@@ -201,8 +214,22 @@ def summary_from_card(card: Mapping[str, Any]) -> ModelSummary:
         ms_per_image=ms_per_image if ms_per_image is not None else number(crossval.get("ms_per_image")),
         training_seconds=number(card.get("training_seconds")),
         created=text(card.get("created")),
+        decision=_decision_text(decision),
         **fields,
     )
+
+
+def describe_decision(class_name: str | None, threshold: float | None) -> str:
+    """``argmax``, or e.g. ``mi if p ≥ 0.200, else argmax``: a decision rule in a table cell."""
+    if not class_name or threshold is None:
+        return "argmax"
+    return f"{class_name} if p ≥ {threshold:.3f}, else argmax"
+
+
+def _decision_text(decision: Mapping[str, Any]) -> str:
+    if decision.get("rule") != "threshold":
+        return describe_decision(None, None)
+    return describe_decision(text(decision.get("class")), number(decision.get("threshold")))
 
 
 def summary_from_crossval_report(report: Mapping[str, Any], name: str = "") -> ModelSummary:
@@ -215,7 +242,6 @@ def summary_from_crossval_report(report: Mapping[str, Any], name: str = "") -> M
     per_fold = report.get("per_fold") if isinstance(report.get("per_fold"), list) else []
     fold_seconds = [number(mapping(fold).get("training_seconds")) for fold in per_fold]
     known_seconds = [seconds for seconds in fold_seconds if seconds is not None]
-    folds = mapping(report.get("fold_macro_f1"))
     temperature = _temperature(report.get("temperature"))
     if temperature is None:
         temperature = _temperature(mapping(report.get("calibration")).get("temperature"))
@@ -226,14 +252,13 @@ def summary_from_crossval_report(report: Mapping[str, Any], name: str = "") -> M
         source=SOURCE_CROSSVAL,
         cross_validated=True,
         n_folds=integer(report.get("n_folds")),
-        fold_macro_f1_mean=number(folds.get("mean")),
-        fold_macro_f1_std=number(folds.get("std")),
         temperature=temperature,
         ms_per_image=number(report.get("ms_per_image")),
         training_seconds=round(sum(known_seconds) / len(known_seconds), 1) if known_seconds else None,
         created=text(report.get("created")),
         **_report_fields(mapping(report.get("pooled"))),
         **_calibrated_fields(mapping(report.get("pooled_calibrated"))),
+        **_fold_fields(report.get("fold_macro_f1")),
     )
 
 
@@ -286,6 +311,7 @@ def table_columns(classes: tuple[str, ...] = CLASSES) -> list[Column]:
         Column("parameters", "parameters"),
         Column("file_size", "file size"),
         Column("evaluated_on", "evaluated on"),
+        Column("decision", "decision"),
         Column("n", "n"),
         Column("accuracy", "accuracy"),
         Column("macro_f1", "macro-F1 [95% CI]"),
@@ -308,6 +334,7 @@ def table_row(summary: ModelSummary, *, is_default: bool = False) -> dict[str, s
         "parameters": format_int(summary.parameters),
         "file_size": format_megabytes(summary.file_bytes),
         "evaluated_on": evaluated_on(summary),
+        "decision": summary.decision,
         "n": format_int(summary.n),
         "accuracy": format_float(summary.accuracy),
         "macro_f1": format_interval(summary),

@@ -42,6 +42,7 @@ import numpy as np
 
 from ml import representations
 from ml.calibration import fit_temperature, logits_from_probabilities, softmax
+from ml.decision import operating_point
 from ml.labels import CLASSES
 from ml.metrics import DEFAULT_BOOTSTRAP_RESAMPLES, evaluation_report
 from ml.preprocess import INPUT_SIZE
@@ -190,11 +191,18 @@ def report_configuration(document: dict[str, Any]) -> dict[str, Any]:
 
 
 def card_section(
-    report_file: Path, *, arch: str, data_sha256: str, config: Any | None = None
+    report_file: Path,
+    *,
+    arch: str,
+    data_sha256: str,
+    config: Any | None = None,
+    mi_operating_point: bool = False,
 ) -> dict[str, Any]:
     """The ``crossval`` and ``calibration`` entries of a model card, from a report of ``arch``
-    on the same data; ``ValueError`` when the report is of another architecture or data, or
-    (given the ``TrainingConfig`` being trained) of another configuration."""
+    on the same data, and with ``mi_operating_point`` its ``decision`` (``ml.decision``);
+    ``ValueError`` when the report is of another architecture or data, (given the
+    ``TrainingConfig`` being trained) of another configuration, or lacks out-of-fold rows
+    for a decision."""
     document = json.loads(Path(report_file).read_text(encoding="utf-8"))
     if document.get("architecture") != arch:
         raise ValueError(f"{report_file} cross-validates {document.get('architecture')!r}, not {arch!r}.")
@@ -209,6 +217,9 @@ def card_section(
         ]
         if differing:
             raise ValueError(f"{report_file} cross-validates another configuration: {', '.join(differing)}.")
+    decision = operating_point(document) if mi_operating_point else None
+    if mi_operating_point and decision is None:
+        raise ValueError(f"{report_file} has no complete out-of-fold rows to choose an MI threshold on.")
     if "temperature" not in document:
         add_calibration(document)
     return {
@@ -229,6 +240,7 @@ def card_section(
             "temperature": document["temperature"]["value"],
             "fitted_on": f"the out-of-fold probabilities of {report_file}",
         },
+        **({"decision": decision} if decision else {}),
     }
 
 

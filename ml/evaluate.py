@@ -80,14 +80,15 @@ def evaluate_folder(
 
     1. List ``<class>/<image>`` files; load the model with ``Classifier.load``.
     2. Classify each image alone; an image that cannot be decoded is listed in ``skipped``.
-    3. Metrics (``ml.metrics.evaluation_report``) over the classified images and the
-       median ``inference_ms`` as ``ms_per_image``.
+    3. Metrics (``ml.metrics.evaluation_report``) of the labels the model gave (its card's
+       decision rule, as served) over the classified images, and the median
+       ``inference_ms`` as ``ms_per_image``.
     """
     from ml.inference import Classifier
 
     files = labelled_files(data_dir)
     classifier = Classifier.load(resolve_model(model))
-    labels, probabilities, timings, digests = [], [], [], []
+    labels, decided, probabilities, timings, digests = [], [], [], [], []
     skipped = []
     for path, label in files:
         data = path.read_bytes()
@@ -97,6 +98,7 @@ def evaluate_folder(
             skipped.append({"file": str(path.relative_to(data_dir)), "reason": str(error)})
             continue
         labels.append(label)
+        decided.append(CLASSES.index(prediction.label))
         probabilities.append([prediction.probabilities[c] for c in CLASSES])
         timings.append(prediction.inference_ms)
         digests.append(hashlib.sha256(data).hexdigest())
@@ -108,6 +110,7 @@ def evaluate_folder(
         CLASSES,
         n_resamples=n_resamples,
         seed=seed,
+        predictions=np.asarray(decided, dtype=np.int64),
     )
     return {
         **report,

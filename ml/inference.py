@@ -17,6 +17,7 @@ import numpy as np
 
 from ml import representations
 from ml.calibration import logits_from_probabilities, softmax
+from ml.decision import ARGMAX, DecisionRule, rule_from_card
 from ml.labels import CLASSES
 from ml.models import default_model_path, read_card
 from ml.representations import Inputs
@@ -30,7 +31,7 @@ class ModelLoadError(RuntimeError):
 class Prediction:
     """The classifier's answer for one image."""
 
-    label: str  # one of CLASSES
+    label: str  # one of CLASSES: the card's decision rule applied to the probabilities
     probabilities: dict[str, float]  # exactly the CLASSES keys, summing to 1
     inference_ms: float  # this image's share of the batch forward pass plus its preprocessing
 
@@ -58,10 +59,12 @@ class Classifier:
         device: str,
         representation: str = "page",
         temperature: float = 1.0,
+        decision: DecisionRule = ARGMAX,
     ) -> None:
         self._model = model
         self.representation = representation
         self.temperature = temperature
+        self.decision = decision
         self._forward = forward
         self.name = name
         self.architecture = architecture
@@ -78,8 +81,9 @@ class Classifier:
 
         1. Check the file exists and, when a card (``<name>.json``) lies beside it, that
            the card's sha256 and class order match; a mismatch raises ``ModelLoadError``.
-           The card names the input representation (default ``page``) and the calibration
-           temperature (default 1: the softmax as it is).
+           The card names the input representation (default ``page``), the calibration
+           temperature (default 1: the softmax as it is) and the decision rule that turns
+           calibrated probabilities into a label (default: the argmax; ``ml.decision``).
         2. Configure TensorFlow (GPU memory growth) and load the Keras model; its inputs
            must have the representation's shapes.
         3. Wrap the forward pass in a ``tf.function`` with a fixed input signature (no
@@ -105,6 +109,10 @@ class Classifier:
         temperature = float(card.get("calibration", {}).get("temperature", 1.0))
         if not temperature > 0:
             raise ModelLoadError(f"{path}: the card's temperature must be > 0, not {temperature}.")
+        try:
+            decision = rule_from_card(card)
+        except ValueError as error:
+            raise ModelLoadError(f"{path}: {error}") from None
 
         from ml.device import configure_tensorflow
 
@@ -142,6 +150,7 @@ class Classifier:
             device=device,
             representation=spec.name,
             temperature=temperature,
+            decision=decision,
         )
 
     def predict(self, images: Sequence[bytes]) -> list[Prediction]:
@@ -182,11 +191,12 @@ class Classifier:
         # Temperature scaling (the card's, fitted out of fold); also renormalises in float64,
         # as a float32 softmax sums to 1 only within ~1e-7.
         outputs = softmax(logits_from_probabilities(outputs), self.temperature)
+        labels = self.decision.labels(outputs)
         predictions = []
-        for row, extra_ms in zip(outputs, preprocess_ms, strict=True):
+        for row, label, extra_ms in zip(outputs, labels, preprocess_ms, strict=True):
             predictions.append(
                 Prediction(
-                    label=CLASSES[int(row.argmax())],
+                    label=CLASSES[int(label)],
                     probabilities={c: float(p) for c, p in zip(CLASSES, row, strict=True)},
                     inference_ms=round(model_ms + extra_ms, 3),
                 )

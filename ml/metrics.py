@@ -22,6 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from ml.calibration import fit_temperature, logits_from_probabilities, softmax
+
 DEFAULT_BOOTSTRAP_RESAMPLES = 2000
 DEFAULT_ECE_BINS = 10
 
@@ -254,6 +256,7 @@ def nested_operating_point(
     class_index: int,
     thresholds: Sequence[float],
     *,
+    calibrate: bool = False,
     n_resamples: int = DEFAULT_BOOTSTRAP_RESAMPLES,
     seed: int = 0,
 ) -> dict[str, Any]:
@@ -263,6 +266,12 @@ def nested_operating_point(
     folds' out-of-fold outputs (ties: the highest, which calls the class least) decides that
     fold's labels; the pooled labels are scored like ``bootstrap_macro_f1``. Also returns the
     threshold the same rule picks on all folds (what a model trained on everything would use).
+
+    With ``calibrate``, every choice is made as a shipped model would make it, on
+    temperature-scaled probabilities (``ml.calibration``): T is fitted on the same rows the
+    threshold is chosen on (the other folds; all rows for ``threshold_all_folds``), and the
+    held-out fold is calibrated with it. ``decisions`` and ``probabilities`` are the
+    held-out labels and the probabilities they were decided from (numpy arrays).
     """
     probabilities = _probabilities(probabilities)
     true = _labels(y_true, probabilities.shape[1], "y_true")
@@ -274,32 +283,48 @@ def nested_operating_point(
     if not grid or not all(0.0 < t <= 1.0 for t in grid):
         raise ValueError(f"'thresholds' must be non-empty values in (0, 1]. Received: {list(thresholds)!r}")
     num_classes = probabilities.shape[1]
+    logits = logits_from_probabilities(probabilities)
 
-    def best(mask: np.ndarray) -> float:
+    def fitted_on(mask: np.ndarray) -> tuple[float, float, np.ndarray]:
+        """The temperature and threshold chosen on ``mask``'s rows, and every row calibrated."""
+        temperature = fit_temperature(logits[mask], true[mask]) if calibrate else 1.0
+        calibrated = softmax(logits, temperature) if calibrate else probabilities
         scores = [
-            macro_f1(true[mask], threshold_decisions(probabilities[mask], class_index, t), num_classes)
+            macro_f1(true[mask], threshold_decisions(calibrated[mask], class_index, t), num_classes)
             for t in grid
         ]
         top = max(scores)
-        return max(t for t, score in zip(grid, scores, strict=True) if score == top)
+        threshold = max(t for t, score in zip(grid, scores, strict=True) if score == top)
+        return temperature, threshold, calibrated
 
     decisions = np.zeros_like(true)
-    chosen = []
+    decided_from = np.zeros_like(probabilities)
+    chosen, temperatures = [], []
     for fold in np.unique(folds):
         held_out = folds == fold
-        threshold = best(~held_out)
+        temperature, threshold, calibrated = fitted_on(~held_out)
         chosen.append(threshold)
-        decisions[held_out] = threshold_decisions(probabilities[held_out], class_index, threshold)
+        temperatures.append(round(temperature, 4))
+        decided_from[held_out] = calibrated[held_out]
+        decisions[held_out] = threshold_decisions(calibrated[held_out], class_index, threshold)
+    temperature_all, threshold_all, _ = fitted_on(np.ones_like(true, dtype=bool))
     counts = confusion_matrix(true, decisions, num_classes)
     scores = scores_from_confusion(counts)
     return {
         "thresholds_per_fold": chosen,
-        "threshold_all_folds": best(np.ones_like(true, dtype=bool)),
+        "threshold_all_folds": threshold_all,
+        **(
+            {"temperatures_per_fold": temperatures, "temperature_all_folds": round(temperature_all, 4)}
+            if calibrate
+            else {}
+        ),
         "accuracy": accuracy(true, decisions),
         "macro_f1": bootstrap_macro_f1(true, decisions, num_classes, n_resamples=n_resamples, seed=seed),
         "recall": scores["recall"].tolist(),
         "precision": scores["precision"].tolist(),
         "confusion_matrix": counts.tolist(),
+        "decisions": decisions,
+        "probabilities": decided_from,
     }
 
 
@@ -339,20 +364,28 @@ def evaluation_report(
     n_resamples: int = DEFAULT_BOOTSTRAP_RESAMPLES,
     seed: int = 0,
     n_bins: int = DEFAULT_ECE_BINS,
+    predictions: Any | None = None,
 ) -> dict[str, Any]:
     """The evaluation JSON of ``ml.evaluate`` and ``ml.crossval`` for labels and probabilities.
 
     Keys: ``n``, ``accuracy``, ``macro_f1`` (``value``, ``low``, ``high``, ...), ``per_class``
     (``precision``, ``recall``, ``f1``, ``support`` per class key), ``confusion_matrix``
     (rows true, columns predicted), ``ece`` (``value``, ``n_bins``, ``bins``). The predicted
-    class is the argmax of ``probabilities``. Floats are rounded to 4 decimals.
+    classes are ``predictions`` where a decision rule made them (``ml.decision``), else the
+    argmax of ``probabilities``; the ECE is always the probabilities' own (top-label).
+    Floats are rounded to 4 decimals.
     """
     probabilities = _probabilities(probabilities)
     if probabilities.shape[1] != len(classes):
         raise ValueError(f"'probabilities' has {probabilities.shape[1]} columns for {len(classes)} classes.")
     true = _labels(y_true, len(classes), "y_true")
     _probabilities(probabilities, true)
-    pred = probabilities.argmax(axis=1) if len(true) else np.zeros(0, dtype=np.int64)
+    if predictions is not None:
+        pred = _labels(predictions, len(classes), "predictions")
+        if pred.shape != true.shape:
+            raise ValueError(f"'predictions' has shape {pred.shape} for {true.shape[0]} labels.")
+    else:
+        pred = probabilities.argmax(axis=1) if len(true) else np.zeros(0, dtype=np.int64)
     counts = confusion_matrix(true, pred, len(classes))
     scores = scores_from_confusion(counts)
     interval = bootstrap_macro_f1(true, pred, len(classes), n_resamples=n_resamples, seed=seed)

@@ -12,7 +12,7 @@ Usage::
    and the data credit.
 
 The output depends only on the files read (sorted by name; no clock), so re-running it on
-unchanged inputs changes nothing. No TensorFlow, numpy or Django.
+unchanged inputs changes nothing. No TensorFlow or Django.
 """
 
 from __future__ import annotations
@@ -24,8 +24,6 @@ import sys
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 from ml.cards import (
     MISSING,
@@ -45,8 +43,9 @@ from ml.cards import (
     table_row,
     text,
 )
+from ml.decision import MI_THRESHOLDS, decided_out_of_fold, operating_point, out_of_fold_rows
 from ml.labels import CLASSES
-from ml.metrics import nested_operating_point, paired_bootstrap_macro_f1_difference
+from ml.metrics import paired_bootstrap_macro_f1_difference
 from ml.models import DEFAULT_MODEL_NAME
 
 CREDIT = (
@@ -268,6 +267,13 @@ def model_section(card: Mapping[str, Any], summary: ModelSummary, default_name: 
             f"T = {format_float(summary.temperature, 3)}, "
             f"fitted on {text(calibration.get('fitted_on')) or MISSING}"
         )
+    decision = mapping(card.get("decision"))
+    if decision:
+        lines.append(
+            f"- Decision: {text(decision.get('description')) or MISSING}; chosen by "
+            f"{text(decision.get('chosen_by')) or MISSING}. The figures below are its nested "
+            "cross-validation's"
+        )
     lines.append(f"- Runtime: {text(card.get('runtime')) or MISSING}; created {summary.created or MISSING}")
     lines += metrics_lines(summary)
     lines += ["Per class:", "", *per_class_table(summary)]
@@ -327,34 +333,6 @@ def crossval_section(path: Path, report: Mapping[str, Any], summary: ModelSummar
     return lines
 
 
-@dataclasses.dataclass(frozen=True)
-class OutOfFoldRow:
-    sha256: str
-    true: int  # class index
-    probabilities: list[float]
-    fold: int | None
-
-
-def out_of_fold_rows(report: Mapping[str, Any]) -> tuple[list[OutOfFoldRow], bool]:
-    """A report's readable out-of-fold rows, and whether every row was readable (with a fold)."""
-    rows = []
-    listed = report.get("out_of_fold") or []
-    for row in listed:
-        try:
-            fold = row.get("fold")
-            rows.append(
-                OutOfFoldRow(
-                    sha256=str(row["sha256"]),
-                    true=CLASSES.index(row["label"]),
-                    probabilities=[float(p) for p in row["probabilities"]],
-                    fold=None if fold is None else int(fold),
-                )
-            )
-        except (AttributeError, KeyError, TypeError, ValueError):
-            continue
-    return rows, len(rows) == len(listed) and all(row.fold is not None for row in rows)
-
-
 def out_of_fold_predictions(report: Mapping[str, Any]) -> dict[str, tuple[int, int]]:
     """``{file sha256: (true class index, predicted class index)}`` of a report's out-of-fold rows."""
     return {
@@ -365,14 +343,19 @@ def out_of_fold_predictions(report: Mapping[str, Any]) -> dict[str, tuple[int, i
 
 
 def paired_differences_section(
-    reports: Sequence[tuple[Path, Mapping[str, Any]]], summaries: Sequence[ModelSummary]
+    reports: Sequence[tuple[Path, Mapping[str, Any]]],
+    summaries: Sequence[ModelSummary],
+    decided_runs: Sequence[tuple[ModelSummary, dict[str, tuple[int, int]]]] = (),
 ) -> list[str]:
-    """The best run's macro-F1 minus each other run's, paired on the images both predicted."""
+    """The best run's macro-F1 minus each other run's, paired on the images both predicted.
+
+    ``decided_runs`` are shipped models with a decision rule, as (their summary, their nested
+    cross-validation labels per image): compared like the runs, under the model's name."""
     runs = [
         (summary, out_of_fold_predictions(report))
         for (_, report), summary in zip(reports, summaries, strict=True)
         if summary.macro_f1 is not None
-    ]
+    ] + [(summary, predictions) for summary, predictions in decided_runs if summary.macro_f1 is not None]
     runs = [(summary, predictions) for summary, predictions in runs if predictions]
     if len(runs) < 2:
         return []
@@ -406,57 +389,63 @@ def paired_differences_section(
         f"Macro-F1 of the best run ({best.name}) minus each other run's, on the same images "
         "(matched by sha256) with a paired stratified bootstrap (2000 resamples, seed 0): an "
         "interval that excludes 0 means the difference is not a matter of which images landed "
-        "in the sample.",
+        "in the sample."
+        + (
+            " A shipped model with an MI operating point takes part under its own name, with the "
+            "labels of its nested cross-validation (see the MI operating point below)."
+            if decided_runs
+            else ""
+        ),
         "",
         *table(["difference", "images", "macro-F1", "95% interval", "share of resamples > 0"], rows),
     ]
 
 
-# Thresholds tried for the MI operating point: fine steps where an MI call is plausible.
-MI_THRESHOLDS: tuple[float, ...] = tuple(round(0.05 + 0.025 * step, 3) for step in range(19))
-
-
 def operating_point_section(
-    reports: Sequence[tuple[Path, Mapping[str, Any]]], summaries: Sequence[ModelSummary]
+    reports: Sequence[tuple[Path, Mapping[str, Any]]],
+    summaries: Sequence[ModelSummary],
+    applied_by: Mapping[str, str],
 ) -> list[str]:
-    """What an MI threshold chosen by nested cross-validation would give each run, beside
-    its argmax labels: the trade of a few false alarms for fewer missed acute MIs."""
+    """What an MI threshold chosen by nested cross-validation gives each run, beside its
+    argmax labels (the trade of a few false alarms for fewer missed acute MIs), and which
+    shipped model applies it (``applied_by``: report file name to model name)."""
     mi = CLASSES.index("mi")
     rows = []
-    for (_, report), summary in zip(reports, summaries, strict=True):
-        oof, complete = out_of_fold_rows(report)
-        if not oof or not complete or any(len(row.probabilities) != len(CLASSES) for row in oof):
+    for (path, report), summary in zip(reports, summaries, strict=True):
+        point = operating_point(report)
+        if point is None:
             continue
-        truth = [row.true for row in oof]
-        probabilities = np.asarray([row.probabilities for row in oof])
-        point = nested_operating_point(truth, probabilities, [row.fold for row in oof], mi, MI_THRESHOLDS)
-        interval = point["macro_f1"]
-        mi_total = truth.count(mi)
-        found = point["confusion_matrix"][mi][mi]
+        pooled = point["crossval"]["pooled"]
+        interval = pooled["macro_f1"]
+        mi_scores = pooled["per_class"]["mi"]
+        counts = pooled["confusion_matrix"]["counts"]
         argmax_mi = summary.per_class.get("mi", ClassScores())
         rows.append(
             [
                 summary.name,
-                " / ".join(f"{threshold:.3f}" for threshold in point["thresholds_per_fold"]),
-                f"{point['threshold_all_folds']:.3f}",
-                f"{point['accuracy']:.3f}",
+                " / ".join(f"{threshold:.3f}" for threshold in point["crossval"]["thresholds_per_fold"]),
+                f"{point['threshold']:.3f}",
+                f"{pooled['accuracy']:.3f}",
                 f"{interval['value']:.3f} [{interval['low']:.3f}, {interval['high']:.3f}]",
-                f"{point['recall'][mi]:.3f} ({found}/{mi_total})",
-                f"{point['precision'][mi]:.3f}",
+                f"{mi_scores['recall']:.3f} ({counts[mi][mi]}/{mi_scores['support']})",
+                f"{mi_scores['precision']:.3f}",
                 f"{format_float(summary.macro_f1)}; MI recall {format_float(argmax_mi.recall)}",
+                applied_by.get(path.name, "none"),
             ]
         )
     if not rows:
         return []
     return [
-        "### MI operating point (nested cross-validation; not applied by the shipped models)",
+        "### MI operating point (nested cross-validation)",
         "",
-        "Label MI whenever its out-of-fold probability reaches a threshold, else the argmax. "
-        "Each fold's threshold is the one (of "
+        "Label MI whenever its calibrated probability reaches a threshold, else the argmax. "
+        "Each fold is labelled with the temperature and the threshold (of "
         f"{MI_THRESHOLDS[0]:.2f} to {MI_THRESHOLDS[-1]:.2f} in steps of 0.025) with the best "
         "macro-F1 on the other folds, so every figure here is measured on images the choice "
         "never saw; at 0.50 the rule changes (almost) nothing, as a probability of 0.5 or more "
-        "is the largest. Uncalibrated probabilities; 2000 bootstrap resamples, seed 0.",
+        "is the largest. A shipped model applies the rule when its card has a `decision` "
+        "(`python -m ml.train --mi-operating-point`), with the threshold chosen on all folds. "
+        "2000 bootstrap resamples, seed 0.",
         "",
         *table(
             [
@@ -468,6 +457,7 @@ def operating_point_section(
                 "MI recall",
                 "MI precision",
                 "argmax: macro-F1",
+                "applied by",
             ],
             rows,
         ),
@@ -511,6 +501,12 @@ def render(models_dir: Path, reports_dir: Path) -> str:
         for card, summary in zip(cards, summaries, strict=True)
         if text(mapping(card.get("crossval")).get("report"))
     }
+    shipped = {summary.name: summary for summary in summaries}
+    applied_by = {  # report file name: the shipped model that applies its MI operating point
+        Path(text(mapping(card.get("crossval")).get("report"))).name: summary.name
+        for card, summary in zip(cards, summaries, strict=True)
+        if mapping(card.get("decision")) and text(mapping(card.get("crossval")).get("report"))
+    }
     lines = [
         "# Models",
         "",
@@ -552,8 +548,16 @@ def render(models_dir: Path, reports_dir: Path) -> str:
                 for (path, _), summary in zip(reports, report_summaries, strict=True)
             ],
         )
-        lines += paired_differences_section(reports, report_summaries)
-        lines += operating_point_section(reports, report_summaries)
+        lines += paired_differences_section(
+            reports,
+            report_summaries,
+            [
+                (shipped[applied_by[path.name]], decided_out_of_fold(report))
+                for path, report in reports
+                if path.name in applied_by
+            ],
+        )
+        lines += operating_point_section(reports, report_summaries, applied_by)
         for (path, report), summary in zip(reports, report_summaries, strict=True):
             lines += crossval_section(path, report, summary)
     else:

@@ -550,10 +550,19 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="an ml.crossval report of this configuration on the same data: its metrics and "
         "out-of-fold temperature go into the card (the shipped probabilities are calibrated)",
     )
+    parser.add_argument(
+        "--mi-operating-point",
+        action="store_true",
+        help="label MI when its calibrated probability reaches the threshold chosen on the "
+        "--crossval-report's out-of-fold outputs, else the argmax (ml.decision); the card "
+        "records the rule and its nested cross-validation figures",
+    )
     add_weights_argument(parser)
     add_fit_arguments(parser)
     args = parser.parse_args(argv)
     check_fit_arguments(parser, args)
+    if args.mi_operating_point and not args.crossval_report:
+        parser.error("--mi-operating-point needs --crossval-report (the threshold is chosen on its outputs)")
     if args.epochs < 1:
         parser.error("--epochs must be >= 1")
     if not 0 <= args.val_fraction < 0.5:
@@ -592,6 +601,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 arch=args.arch,
                 data_sha256=dataset.sha256,
                 config=TrainingConfig.from_args(args),
+                mi_operating_point=args.mi_operating_point,
             )
         except ValueError as error:
             print(f"error: {error}", file=sys.stderr)

@@ -30,6 +30,7 @@ def api_job_as_dict(job: Job) -> dict[str, Any]:
     data = job_as_dict(job)
     return {
         **{key: data[key] for key in JOB_FIELDS},
+        "label_note": data["label_note"],
         "image_url": reverse("api:job-image", args=[job.pk]),
     }
 

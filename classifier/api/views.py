@@ -60,6 +60,11 @@ class JobOutput(serializers.Serializer):
     created = serializers.DateTimeField()
     started = serializers.DateTimeField(allow_null=True)
     finished = serializers.DateTimeField(allow_null=True)
+    label_note = serializers.CharField(
+        allow_blank=True,
+        help_text="Extra: why the label is not the most probable class, when the model's decision "
+        "rule (an MI threshold) made it so; empty otherwise.",
+    )
     image_url = serializers.CharField(help_text="Extra: the path of GET /api/v1/jobs/{id}/image/.")
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 MODELS_DIR: Path = Path(__file__).resolve().parent
-DEFAULT_MODEL_NAME = "hybrid-v3"
+DEFAULT_MODEL_NAME = "hybrid-v4"
 
 
 def model_path(name: str) -> Path:

@@ -39,6 +39,7 @@
       var result = el("p", "job-label label-" + job.label, labelName ? labelName[1] : job.label);
       result.dataset.label = job.label;
       body.appendChild(result);
+      if (job.label_note) body.appendChild(el("p", "label-note small", job.label_note));
       var bars = el("dl", "probabilities");
       classNames.forEach(function (pair) {
         var value = job.probabilities[pair[0]];

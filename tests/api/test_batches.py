@@ -23,6 +23,7 @@ JOB_KEYS = {
     "image_name",
     "sha256",
     "label",
+    "label_note",
     "probabilities",
     "model_version",
     "error",
@@ -71,6 +72,27 @@ def test_a_finished_job_has_the_issue_shape_and_its_probabilities_sum_to_one(api
     assert set(body["probabilities"]) == {"normal", "mi", "history_mi", "abnormal"}
     assert math.isclose(sum(body["probabilities"].values()), 1.0, abs_tol=1e-6)
     assert body["image_url"] == f"/api/v1/jobs/{job.pk}/image/"
+    assert body["label_note"] == ""  # the label is the most probable class
+
+
+def test_a_label_set_by_the_models_mi_threshold_says_why(api, owner):
+    """p(mi) 0.3 loses the argmax to normal, but reaches the card's threshold of 0.2."""
+    batch = BatchFactory(owner=owner, completed=timezone.now())
+    job = JobFactory(batch=batch, status=Job.Status.SUCCEEDED, finished=timezone.now())
+    card = {"decision": {"rule": "threshold", "class": "mi", "threshold": 0.2}}
+    probabilities = {"normal": 0.6, "mi": 0.3, "history_mi": 0.05, "abnormal": 0.05}
+    PredictionFactory(
+        job=job, model_version=ModelVersionFactory(card=card), label="mi", probabilities=probabilities
+    )
+
+    body = api.get(f"{JOBS}{job.pk}/").json()
+
+    assert body["label"] == "mi"
+    assert body["label_note"] == (
+        "Labelled acute myocardial infarction: its probability, 30.0%, is not the highest but "
+        "reaches this model's threshold of 20.0%, set so that fewer acute MIs are missed at the "
+        "cost of some false alarms."
+    )
 
 
 def test_a_posted_batch_is_classified_and_its_results_read_back(

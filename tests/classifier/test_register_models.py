@@ -18,7 +18,7 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def shipped(monkeypatch) -> list[dict]:
     """The cards ml.models.list_model_cards() returns; tests change them in place."""
-    cards = [validation_card("hybrid-v1"), crossval_card("hybrid-v3")]
+    cards = [validation_card("hybrid-v1"), crossval_card("hybrid-v4")]
     monkeypatch.setattr(ml.models, "list_model_cards", lambda: cards)
     return cards
 
@@ -35,13 +35,13 @@ def test_it_registers_every_shipped_model_with_its_card_and_metrics(shipped, set
     output = _register()
 
     versions = {version.name: version for version in ModelVersion.objects.all()}
-    assert sorted(versions) == ["hybrid-v1", "hybrid-v3"]
-    assert versions["hybrid-v3"].card == shipped[1]
-    assert versions["hybrid-v3"].file_sha256 == shipped[1]["file_sha256"]
-    assert versions["hybrid-v3"].metrics["source"] == "cross-validation"
-    assert versions["hybrid-v3"].metrics["ece_calibrated"] is not None
+    assert sorted(versions) == ["hybrid-v1", "hybrid-v4"]
+    assert versions["hybrid-v4"].card == shipped[1]
+    assert versions["hybrid-v4"].file_sha256 == shipped[1]["file_sha256"]
+    assert versions["hybrid-v4"].metrics["source"] == "cross-validation"
+    assert versions["hybrid-v4"].metrics["ece_calibrated"] is not None
     assert versions["hybrid-v1"].metrics["macro_f1"] == 0.5925
-    assert "hybrid-v3 (hybrid, sha256 000000000000): created [default]" in output  # DEFAULT_MODEL_NAME
+    assert "hybrid-v4 (hybrid, sha256 000000000000): created [default]" in output  # DEFAULT_MODEL_NAME
     assert "hybrid-v1 (hybrid, sha256 eeeeeeeeeeee): created\n" in output
 
 
@@ -61,8 +61,8 @@ def test_a_changed_file_sha256_is_updated_and_reported(shipped):
 
     output = _register()
 
-    assert ModelVersion.objects.get(name="hybrid-v3").file_sha256 == "9" * 64
-    assert "hybrid-v3 (hybrid, sha256 999999999999): sha256 changed (was 000000000000)" in output
+    assert ModelVersion.objects.get(name="hybrid-v4").file_sha256 == "9" * 64
+    assert "hybrid-v4 (hybrid, sha256 999999999999): sha256 changed (was 000000000000)" in output
 
 
 def test_a_changed_card_with_the_same_file_is_updated(shipped):
@@ -85,7 +85,7 @@ def test_a_card_without_a_file_sha256_stops_the_command_before_anything_is_store
 
 def test_a_worker_still_refuses_a_file_that_differs_from_the_registered_one(shipped):
     _register()
-    identity = services.ModelIdentity(name="hybrid-v3", architecture="hybrid", file_sha256="8" * 64, card={})
+    identity = services.ModelIdentity(name="hybrid-v4", architecture="hybrid", file_sha256="8" * 64, card={})
 
     with pytest.raises(ValueError, match="give a retrained model a new name"):
         services.model_version_register(identity=identity)

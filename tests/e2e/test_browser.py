@@ -41,6 +41,7 @@ READ_CARDS = """() => Array.from(document.querySelectorAll("#jobs article.job"))
   status: card.dataset.status,
   name: card.querySelector(".job-name").textContent,
   label: card.querySelector(".job-label") ? card.querySelector(".job-label").textContent : null,
+  note: card.querySelector(".label-note") ? card.querySelector(".label-note").textContent : null,
   bars: Array.from(card.querySelectorAll(".prob-row")).map((row) => ({
     cls: row.dataset.class,
     value: parseFloat(row.querySelector(".prob-value").textContent),
@@ -114,6 +115,10 @@ def test_a_new_user_signs_up_uploads_three_images_and_sees_the_results_arrive_li
         for card in cards:
             assert card["status"] == "succeeded", card
             assert card["label"] in LABEL_NAMES, card
+            # A label that is not the tallest bar (the model's MI threshold made it) says why.
+            label_key = next(label.value for label in Label if label.label == card["label"])
+            tallest = max(card["bars"], key=lambda bar: bar["value"])["cls"]
+            assert (card["note"] is not None) == (label_key != tallest), card
             assert [bar["cls"] for bar in card["bars"]] == ["normal", "mi", "history_mi", "abnormal"], card
             # Each bar shows its percentage (one decimal) and is drawn that wide.
             assert sum(bar["value"] for bar in card["bars"]) == pytest.approx(100, abs=0.3), card

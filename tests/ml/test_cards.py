@@ -39,6 +39,27 @@ def test_a_cross_validated_card_gives_pooled_numbers_with_interval_and_both_eces
     assert (summary.ms_per_image, summary.training_seconds, summary.file_bytes) == (12.3, 600.0, 2_500_000)
 
 
+def test_a_card_with_a_decision_rule_shows_its_nested_labels_and_the_probabilities_ece():
+    from tests.model_cards import report
+
+    card = crossval_card()
+    decided = report(seed=7)
+    nested = {"pooled": decided, "fold_macro_f1": {"mean": 0.61, "std": 0.05}}
+    card["decision"] = {"rule": "threshold", "class": "mi", "threshold": 0.2, "crossval": nested}
+
+    summary = summary_from_card(card)
+
+    assert summary.decision == "mi if p ≥ 0.200, else argmax"
+    assert summary.accuracy == decided["accuracy"] and summary.macro_f1 == decided["macro_f1"]["value"]
+    assert summary.per_class["mi"].recall == decided["per_class"]["mi"]["recall"]
+    assert summary.confusion == decided["confusion_matrix"]["counts"]
+    assert (summary.fold_macro_f1_mean, summary.fold_macro_f1_std) == (0.61, 0.05)
+    assert summary.ece == card["crossval"]["pooled"]["ece"]["value"]  # the rule changes no probability
+    assert summary.ece_calibrated == card["crossval"]["pooled_calibrated"]["ece"]["value"]
+    assert table_row(summary)["decision"] == "mi if p ≥ 0.200, else argmax"
+    assert summary_from_card(crossval_card()).decision == "argmax"
+
+
 def test_a_validation_only_card_is_not_cross_validated_but_keeps_its_numbers():
     summary = summary_from_card(validation_card())
 

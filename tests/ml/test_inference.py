@@ -140,3 +140,38 @@ def test_the_cards_temperature_calibrates_the_probabilities(tmp_path: Path, synt
     (tmp_path / "tiny.json").write_text(json.dumps(card | {"calibration": {"temperature": 0}}))
     with pytest.raises(ModelLoadError, match="temperature must be > 0"):
         Classifier.load(model_file)
+
+
+def test_the_cards_decision_rule_picks_the_label_and_leaves_the_probabilities(
+    tmp_path: Path, synthetic_jpeg: bytes
+) -> None:
+    """A card's threshold labels its class whenever that class's probability reaches it (here the
+    least probable class, so the argmax would never say it); the probabilities are the same."""
+    import hashlib
+
+    from ml.network import build_model
+
+    model_file = tmp_path / "tiny.keras"
+    build_model("cnn", seed=0).save(model_file)
+    sha = hashlib.sha256(model_file.read_bytes()).hexdigest()
+    card = {"name": "tiny", "architecture": "cnn", "file_sha256": sha, "classes": list(CLASSES)}
+    (tmp_path / "tiny.json").write_text(json.dumps(card))
+    argmax = Classifier.load(model_file).predict([synthetic_jpeg])[0]
+    least = min(CLASSES, key=argmax.probabilities.__getitem__)
+    below = argmax.probabilities[least] * 0.99  # a threshold this image's p(least) reaches
+
+    (tmp_path / "tiny.json").write_text(
+        json.dumps(card | {"decision": {"rule": "threshold", "class": least, "threshold": below}})
+    )
+    decided = Classifier.load(model_file).predict([synthetic_jpeg])[0]
+    assert decided.label == least != argmax.label
+    assert decided.probabilities == pytest.approx(argmax.probabilities, abs=1e-6)
+
+    (tmp_path / "tiny.json").write_text(
+        json.dumps(card | {"decision": {"rule": "threshold", "class": least, "threshold": 1.0}})
+    )
+    assert Classifier.load(model_file).predict([synthetic_jpeg])[0].label == argmax.label
+    for broken in ({"rule": "threshold", "class": "stemi", "threshold": 0.2}, {"rule": "vote"}):
+        (tmp_path / "tiny.json").write_text(json.dumps(card | {"decision": broken}))
+        with pytest.raises(ModelLoadError, match="decision"):
+            Classifier.load(model_file)

@@ -137,6 +137,18 @@ def test_evaluation_report_has_the_documented_keys_and_values() -> None:
     assert report["ece"]["value"] == pytest.approx(abs(0.775 - 4 / 6), abs=1e-4)
 
 
+def test_evaluation_report_scores_given_predictions_and_keeps_the_probabilities_ece() -> None:
+    """A decision rule's labels are scored instead of the argmax; the ECE is unchanged."""
+    probabilities = np.eye(4)[Y_PRED] * 0.7 + 0.075
+    argmax = evaluation_report(Y_TRUE, probabilities, CLASSES, n_resamples=100, seed=0)
+    decided = evaluation_report(Y_TRUE, probabilities, CLASSES, n_resamples=100, seed=0, predictions=Y_TRUE)
+    assert decided["accuracy"] == 1.0 and decided["macro_f1"]["value"] == 1.0
+    assert decided["confusion_matrix"]["counts"] == np.diag(np.bincount(Y_TRUE, minlength=4)).tolist()
+    assert decided["ece"] == argmax["ece"]
+    with pytest.raises(ValueError, match="'predictions' has shape"):
+        evaluation_report(Y_TRUE, probabilities, CLASSES, predictions=Y_TRUE[:-1])
+
+
 def test_paired_difference_of_a_model_with_itself_is_exactly_zero() -> None:
     from ml.metrics import paired_bootstrap_macro_f1_difference
 
@@ -200,3 +212,33 @@ def test_nested_operating_point_breaks_ties_towards_the_higher_threshold_and_che
         nested_operating_point([0, 1, 0, 1], probabilities, [0, 0, 1, 1], 1, [0.0])
     with pytest.raises(ValueError, match="'folds' has shape"):
         nested_operating_point([0, 1, 0, 1], probabilities, [0, 1], 1, [0.5])
+
+
+def test_a_calibrated_operating_point_fits_each_folds_temperature_on_the_other_folds() -> None:
+    """With ``calibrate`` the choice sees temperature-scaled probabilities, T fitted where the
+    threshold is chosen; the held-out decisions come from the held-out fold's calibrated rows."""
+    from ml.calibration import fit_temperature, logits_from_probabilities, softmax
+
+    rng = np.random.default_rng(3)
+    truth = np.arange(60) % 4
+    logits = rng.normal(size=(60, 4))
+    logits[np.arange(60), truth] += 1.5
+    probabilities = softmax(logits)
+    folds = np.arange(60) % 3
+
+    point = nested_operating_point(
+        truth, probabilities, folds, 1, [0.1, 0.2, 0.3, 0.5], calibrate=True, n_resamples=20
+    )
+
+    log_p = logits_from_probabilities(probabilities)
+    for fold, temperature in enumerate(point["temperatures_per_fold"]):
+        assert temperature == round(fit_temperature(log_p[folds != fold], truth[folds != fold]), 4)
+        held_out = folds == fold
+        expected = softmax(log_p[held_out], fit_temperature(log_p[~held_out], truth[~held_out]))
+        assert point["probabilities"][held_out] == pytest.approx(expected)
+        threshold = point["thresholds_per_fold"][fold]
+        assert point["decisions"][held_out].tolist() == threshold_decisions(expected, 1, threshold).tolist()
+    assert point["temperature_all_folds"] == round(fit_temperature(log_p, truth), 4)
+    assert "temperatures_per_fold" not in nested_operating_point(
+        truth, probabilities, folds, 1, [0.5], n_resamples=20
+    )

@@ -20,7 +20,7 @@ def _write(path: Path, document: dict) -> None:
 def dirs(tmp_path: Path) -> tuple[Path, Path]:
     """Two shipped models (one cross-validated), a card without weights, three crossval reports, a guard."""
     models, reports = tmp_path / "models", tmp_path / "reports"
-    for card in (validation_card("hybrid-v1"), crossval_card("hybrid-v3", "hybrid")):
+    for card in (validation_card("hybrid-v1"), crossval_card("hybrid-v4", "hybrid")):
         _write(models / f"{card['name']}.json", card)
         (models / f"{card['name']}.keras").write_bytes(b"weights")
     _write(models / "draft.json", crossval_card("draft", "cnn"))  # no .keras: not shipped
@@ -47,8 +47,8 @@ def test_the_comparison_table_has_one_row_per_shipped_model(dirs):
     shipped = document.split("## Shipped models")[1].split("###")[0]
 
     rows = [line for line in shipped.splitlines() if line.startswith("| hybrid")]
-    assert [row.split(" | ")[0] for row in rows] == ["| hybrid-v1", "| hybrid-v3"]
-    assert "| default |" in rows[1] and "| default |" not in rows[0]  # DEFAULT_MODEL_NAME: hybrid-v3
+    assert [row.split(" | ")[0] for row in rows] == ["| hybrid-v1", "| hybrid-v4"]
+    assert "| default |" in rows[1] and "| default |" not in rows[0]  # DEFAULT_MODEL_NAME: hybrid-v4
     assert "not cross-validated (held-out validation split)" in rows[0]
     assert "5-fold cross-validation" in rows[1]
     assert "draft" not in shipped
@@ -56,9 +56,9 @@ def test_the_comparison_table_has_one_row_per_shipped_model(dirs):
 
 def test_each_model_has_a_section_with_command_data_and_confusion_matrix(dirs):
     document = _render(dirs)
-    section = document.split("### hybrid-v3")[1].split("###")[0]
+    section = document.split("### hybrid-v4")[1].split("###")[0]
 
-    assert "`python -m ml.train --arch hybrid --name hybrid-v3`" in section
+    assert "`python -m ml.train --arch hybrid --name hybrid-v4`" in section
     assert "normal 10, mi 10, history_mi 10, abnormal 10 (40 images)" in section
     assert "5 folds, seed 42" in section
     assert "T = 1.700" in section
@@ -74,7 +74,7 @@ def test_every_crossval_report_is_listed_with_the_model_it_backs(dirs):
     assert "| crossval-cnn | `" in runs and "| not shipped |" in runs
     assert "- Architecture: `cnn`, 54,321 parameters, input `page`" in runs
     assert "T = 1.40)" in runs
-    assert "crossval-hybrid.json` | hybrid-v3 |" in runs
+    assert "crossval-hybrid.json` | hybrid-v4 |" in runs
     assert runs.count("### crossval-") == 3
 
 
@@ -234,7 +234,11 @@ def test_an_ensemble_shows_how_it_was_made_and_each_member_alone(tmp_path):
 
 
 def test_each_run_shows_the_nested_mi_operating_point_beside_its_argmax(tmp_path):
-    """MI pages the argmax misses with MI at 0.3 are found by a threshold chosen on the other fold."""
+    """MI pages the argmax misses with MI at 0.3 are found by a threshold chosen on the other fold.
+
+    Calibration flattens their probabilities (T > 1, as the argmax is wrong on them) to a
+    p(mi) between 0.45 and 0.5; every threshold up to 0.45 then finds them all on the other
+    fold, and ties go to the highest."""
     models, reports = tmp_path / "models", tmp_path / "reports"
     models.mkdir()
     rows = []
@@ -259,6 +263,7 @@ def test_each_run_shows_the_nested_mi_operating_point_beside_its_argmax(tmp_path
     section = document.split("### MI operating point")[1].split("###")[0]
     row = next(line for line in section.splitlines() if line.startswith("| crossval-hybrid |"))
     cells = [cell.strip() for cell in row.strip("|").split("|")]
-    assert cells[1] == "0.300 / 0.300" and cells[2] == "0.300"
+    assert cells[1] == "0.450 / 0.450" and cells[2] == "0.450"
     assert cells[3] == "1.000" and cells[4] == "1.000 [1.000, 1.000]"
     assert cells[5] == "1.000 (10/10)" and cells[6] == "1.000"
+    assert cells[8] == "none"  # no shipped card applies it

@@ -26,7 +26,7 @@ def test_train_writes_a_model_and_a_card_shaped_like_the_shipped_one(tmp_path: P
     shipped = read_card(model_path(DEFAULT_MODEL_NAME))
     # Without --crossval-report the card has no cross-validation or calibration section; a
     # single model trained with MI's plain weight has no ensemble or mi_weight entry.
-    assert set(card) == set(shipped) - {"crossval", "calibration", "ensemble"}
+    assert set(card) == set(shipped) - {"crossval", "calibration", "ensemble", "decision"}
     assert set(card["hyperparameters"]) == set(shipped["hyperparameters"]) - {"mi_weight"}
     assert card["architecture"] == "cnn" and card["training_data"]["images_per_class"]["mi"] == 3
     assert card["metrics"]["validation"]["n"] == 4  # one of each class at 30%
@@ -38,6 +38,7 @@ def test_a_card_from_crossval_is_calibrated_and_reproduced_by_evaluate(tmp_path:
     """The shipping path: cross-validate, train on everything with the report, then
     ``python -m ml.evaluate`` on the same folder gives exactly the card's figures."""
     from ml.crossval import main as crossval
+    from ml.decision import operating_point
     from ml.evaluate import evaluate_folder
     from ml.synthetic import write_dataset
     from ml.train import main as train
@@ -64,6 +65,17 @@ def test_a_card_from_crossval_is_calibrated_and_reproduced_by_evaluate(tmp_path:
     wrong = ["--data", str(data), "--arch", "cnn", "--out", str(out), "--name", "x"]
     assert train([*wrong, "--crossval-report", str(report)]) == 2
     assert not (out / "x.keras").exists()
+
+    # With an MI operating point the card carries the rule chosen on the report's outputs,
+    # and ml.evaluate, which scores the labels the served model gives, still reproduces it.
+    decided = [*common, "--out", str(out), "--name", "tiny-decided", "--val-fraction", "0"]
+    assert train([*decided, "--crossval-report", str(report), "--mi-operating-point"]) == 0
+    card = json.loads((out / "tiny-decided.json").read_text())
+    assert card["decision"] == operating_point(json.loads(report.read_text()))
+    again = evaluate_folder(data, str(out / "tiny-decided.keras"))
+    assert reproducible_evaluation(again) == card["dev_evaluation"]["result"]
+    with pytest.raises(SystemExit):  # the threshold needs out-of-fold outputs to be chosen on
+        train([*decided, "--mi-operating-point"])
 
 
 def test_an_ensemble_with_mi_weight_is_cross_validated_carded_and_reproduced(tmp_path: Path) -> None:

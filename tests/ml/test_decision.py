@@ -1,0 +1,119 @@
+"""Decision rules: how calibrated probabilities become a label, and how an MI threshold is chosen."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ml.crossval import card_section
+from ml.decision import ARGMAX, MI_THRESHOLDS, DecisionRule, label_note, operating_point, rule_from_card
+from tests.model_cards import crossval_report
+
+PROBABILITIES = np.array(
+    [
+        [0.70, 0.25, 0.05, 0.00],  # normal wins; MI at 0.25
+        [0.60, 0.10, 0.30, 0.00],
+        [0.10, 0.05, 0.05, 0.80],
+    ]
+)
+
+
+def test_the_argmax_rule_and_a_threshold_rule() -> None:
+    assert ARGMAX.labels(PROBABILITIES).tolist() == [0, 0, 3]
+    assert DecisionRule("mi", 0.2).labels(PROBABILITIES).tolist() == [1, 0, 3]
+    assert DecisionRule("mi", 0.05).labels(PROBABILITIES).tolist() == [1, 1, 1]
+    assert ARGMAX.describe() == "argmax"
+    assert DecisionRule("mi", 0.2).describe() == "mi if p ≥ 0.200, else argmax"
+
+
+def test_a_card_without_a_decision_uses_the_argmax_and_a_malformed_one_is_refused() -> None:
+    assert rule_from_card({}) == ARGMAX
+    card = {"decision": {"rule": "threshold", "class": "mi", "threshold": 0.2}}
+    assert rule_from_card(card) == DecisionRule("mi", 0.2)
+    for broken, message in [
+        ({"rule": "vote"}, "must be a"),
+        ({"rule": "threshold", "class": "stemi", "threshold": 0.2}, "names class 'stemi'"),
+        ({"rule": "threshold", "class": "mi", "threshold": 0}, r"in \(0, 1\]"),
+        ({"rule": "threshold", "class": "mi", "threshold": True}, r"in \(0, 1\]"),
+        ({"rule": "threshold", "class": "mi"}, r"in \(0, 1\]"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            rule_from_card({"decision": broken})
+
+
+def test_a_label_the_rule_made_gets_a_note_and_the_argmax_none() -> None:
+    card = {"decision": {"rule": "threshold", "class": "history_mi", "threshold": 0.25}}
+    probabilities = {"normal": 0.6, "mi": 0.05, "history_mi": 0.3, "abnormal": 0.05}
+    assert label_note("history_mi", probabilities, card) == (
+        "Labelled history of myocardial infarction: its probability, 30.0%, is not the highest but "
+        "reaches this model's threshold of 25.0%, set at the cost of some false alarms."
+    )
+    assert label_note("normal", probabilities, card) == ""  # the most probable class
+    assert label_note("history_mi", probabilities, {}) == ""  # no rule explains it
+    assert label_note("history_mi", probabilities, {"decision": {"rule": "vote"}}) == ""
+
+
+def under_called_mi_report() -> dict:
+    """Two folds of 40 pages; the argmax misses every MI page (normal 0.7, MI 0.3)."""
+    rows = []
+    for index in range(40):
+        label = ["normal", "mi", "history_mi", "abnormal"][index % 4]
+        probabilities = [0.0, 0.0, 0.0, 0.0]
+        probabilities[index % 4] = 1.0
+        if label == "mi":
+            probabilities = [0.7, 0.3, 0.0, 0.0]
+        rows.append(
+            {
+                "sha256": f"{index:064x}",
+                "label": label,
+                "fold": index // 4 % 2,
+                "probabilities": probabilities,
+            }
+        )
+    return crossval_report("hybrid", 0) | {"out_of_fold": rows, "seed": 42}
+
+
+def test_the_operating_point_is_chosen_on_all_folds_and_scored_nested() -> None:
+    """Calibration flattens the MI pages' probabilities to p(mi) in [0.45, 0.5); every
+    threshold up to 0.45 finds them all, and ties go to the highest."""
+    decision = operating_point(under_called_mi_report(), n_resamples=50)
+
+    assert decision["rule"] == "threshold" and decision["class"] == "mi"
+    assert decision["threshold"] == 0.45 and decision["threshold"] in MI_THRESHOLDS
+    assert rule_from_card({"decision": decision}) == DecisionRule("mi", 0.45)
+    nested = decision["crossval"]
+    assert nested["thresholds_per_fold"] == [0.45, 0.45]
+    assert len(nested["temperatures_per_fold"]) == 2 and all(t > 1 for t in nested["temperatures_per_fold"])
+    pooled = nested["pooled"]
+    assert pooled["n"] == 40 and pooled["accuracy"] == 1.0
+    assert pooled["per_class"]["mi"] == {"precision": 1.0, "recall": 1.0, "f1": 1.0, "support": 10}
+    assert pooled["confusion_matrix"]["counts"][1] == [0, 10, 0, 0]
+    assert nested["fold_macro_f1"] == {"mean": 1.0, "std": 0.0}
+    assert "0.450" in decision["description"] and "40 out-of-fold outputs" in decision["chosen_by"]
+
+
+def test_no_operating_point_without_complete_out_of_fold_rows() -> None:
+    report = under_called_mi_report()
+    assert operating_point(crossval_report("hybrid", 0)) is None
+    del report["out_of_fold"][3]["fold"]
+    assert operating_point(report) is None
+
+
+def test_a_card_section_carries_the_decision_only_when_asked(tmp_path: Path) -> None:
+    report = under_called_mi_report()
+    report_file = tmp_path / "crossval-hybrid.json"
+    report_file.write_text(json.dumps(report))
+    sha = report["data"]["sha256"]
+
+    plain = card_section(report_file, arch="hybrid", data_sha256=sha)
+    decided = card_section(report_file, arch="hybrid", data_sha256=sha, mi_operating_point=True)
+
+    assert "decision" not in plain
+    assert decided["decision"] == operating_point(report)
+    assert decided["crossval"] == plain["crossval"] and decided["calibration"] == plain["calibration"]
+    report_file.write_text(json.dumps(crossval_report("hybrid", 0) | {"out_of_fold": []}))
+    with pytest.raises(ValueError, match="no complete out-of-fold rows"):
+        card_section(report_file, arch="hybrid", data_sha256=sha, mi_operating_point=True)
