@@ -20,7 +20,6 @@ from typing import Any
 
 import numpy as np
 
-from ml.cards import describe_decision
 from ml.labels import CLASSES, DESCRIPTIONS
 from ml.metrics import (
     DEFAULT_BOOTSTRAP_RESAMPLES,
@@ -49,9 +48,6 @@ class DecisionRule:
         if self.class_name is None:
             return probabilities.argmax(axis=1)
         return threshold_decisions(probabilities, CLASSES.index(self.class_name), self.threshold)
-
-    def describe(self) -> str:
-        return describe_decision(self.class_name, self.threshold)
 
 
 ARGMAX = DecisionRule()

@@ -496,17 +496,15 @@ def render(models_dir: Path, reports_dir: Path) -> str:
     summaries = [with_file_size(summary_from_card(card), models_dir) for card in cards]
     reports = crossval_reports(reports_dir)
     report_summaries = [summary_from_crossval_report(report, path.stem) for path, report in reports]
-    backing = {
-        Path(text(mapping(card.get("crossval")).get("report"))).name: summary.name
-        for card, summary in zip(cards, summaries, strict=True)
-        if text(mapping(card.get("crossval")).get("report"))
-    }
+    backing: dict[str, list[str]] = {}  # report file name: the shipped models it backs
+    applied_by: dict[str, str] = {}  # report file name: the model applying its MI operating point
+    for card, summary in zip(cards, summaries, strict=True):
+        report_file = text(mapping(card.get("crossval")).get("report"))
+        if report_file:
+            backing.setdefault(Path(report_file).name, []).append(summary.name)
+            if mapping(card.get("decision")):
+                applied_by[Path(report_file).name] = summary.name
     shipped = {summary.name: summary for summary in summaries}
-    applied_by = {  # report file name: the shipped model that applies its MI operating point
-        Path(text(mapping(card.get("crossval")).get("report"))).name: summary.name
-        for card, summary in zip(cards, summaries, strict=True)
-        if mapping(card.get("decision")) and text(mapping(card.get("crossval")).get("report"))
-    }
     lines = [
         "# Models",
         "",
@@ -544,7 +542,7 @@ def render(models_dir: Path, reports_dir: Path) -> str:
         lines += table(
             ["run", "report", "shipped as"],
             [
-                [summary.name, f"`{path}`", backing.get(path.name, "not shipped")]
+                [summary.name, f"`{path}`", ", ".join(backing.get(path.name, ["not shipped"]))]
                 for (path, _), summary in zip(reports, report_summaries, strict=True)
             ],
         )

@@ -115,3 +115,24 @@ def crossval_report(architecture: str = "cnn", seed: int = 1) -> dict[str, Any]:
         "seconds": 700.0,
         "credit": CREDIT,
     }
+
+
+def under_called_mi_report() -> dict[str, Any]:
+    """A hybrid report with two folds of 40 out-of-fold rows: every class certain and right,
+    except the 10 MI pages, which the argmax calls normal (normal 0.7, MI 0.3)."""
+    rows = []
+    for index in range(40):
+        label = CLASSES[index % 4]
+        probabilities = [0.0, 0.0, 0.0, 0.0]
+        probabilities[index % 4] = 1.0
+        if label == "mi":
+            probabilities = [0.7, 0.3, 0.0, 0.0]
+        rows.append(
+            {
+                "sha256": f"{index:064x}",
+                "label": label,
+                "fold": index // 4 % 2,
+                "probabilities": probabilities,
+            }
+        )
+    return crossval_report("hybrid", 0) | {"out_of_fold": rows}

@@ -10,7 +10,7 @@ import pytest
 
 from ml.crossval import card_section
 from ml.decision import ARGMAX, MI_THRESHOLDS, DecisionRule, label_note, operating_point, rule_from_card
-from tests.model_cards import crossval_report
+from tests.model_cards import crossval_report, under_called_mi_report
 
 PROBABILITIES = np.array(
     [
@@ -25,8 +25,6 @@ def test_the_argmax_rule_and_a_threshold_rule() -> None:
     assert ARGMAX.labels(PROBABILITIES).tolist() == [0, 0, 3]
     assert DecisionRule("mi", 0.2).labels(PROBABILITIES).tolist() == [1, 0, 3]
     assert DecisionRule("mi", 0.05).labels(PROBABILITIES).tolist() == [1, 1, 1]
-    assert ARGMAX.describe() == "argmax"
-    assert DecisionRule("mi", 0.2).describe() == "mi if p ≥ 0.200, else argmax"
 
 
 def test_a_card_without_a_decision_uses_the_argmax_and_a_malformed_one_is_refused() -> None:
@@ -54,26 +52,6 @@ def test_a_label_the_rule_made_gets_a_note_and_the_argmax_none() -> None:
     assert label_note("normal", probabilities, card) == ""  # the most probable class
     assert label_note("history_mi", probabilities, {}) == ""  # no rule explains it
     assert label_note("history_mi", probabilities, {"decision": {"rule": "vote"}}) == ""
-
-
-def under_called_mi_report() -> dict:
-    """Two folds of 40 pages; the argmax misses every MI page (normal 0.7, MI 0.3)."""
-    rows = []
-    for index in range(40):
-        label = ["normal", "mi", "history_mi", "abnormal"][index % 4]
-        probabilities = [0.0, 0.0, 0.0, 0.0]
-        probabilities[index % 4] = 1.0
-        if label == "mi":
-            probabilities = [0.7, 0.3, 0.0, 0.0]
-        rows.append(
-            {
-                "sha256": f"{index:064x}",
-                "label": label,
-                "fold": index // 4 % 2,
-                "probabilities": probabilities,
-            }
-        )
-    return crossval_report("hybrid", 0) | {"out_of_fold": rows, "seed": 42}
 
 
 def test_the_operating_point_is_chosen_on_all_folds_and_scored_nested() -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from ml import report
-from tests.model_cards import crossval_card, crossval_report, validation_card
+from tests.model_cards import crossval_card, crossval_report, under_called_mi_report, validation_card
 
 
 def _write(path: Path, document: dict) -> None:
@@ -241,22 +241,7 @@ def test_each_run_shows_the_nested_mi_operating_point_beside_its_argmax(tmp_path
     fold, and ties go to the highest."""
     models, reports = tmp_path / "models", tmp_path / "reports"
     models.mkdir()
-    rows = []
-    for index in range(40):
-        label = ["normal", "mi", "history_mi", "abnormal"][index % 4]
-        probabilities = [0.0, 0.0, 0.0, 0.0]
-        probabilities[index % 4] = 1.0
-        if label == "mi":  # under-called: normal wins the argmax
-            probabilities = [0.7, 0.3, 0.0, 0.0]
-        rows.append(
-            {
-                "sha256": f"{index:064x}",
-                "label": label,
-                "fold": index // 4 % 2,
-                "probabilities": probabilities,
-            }
-        )
-    _write(reports / "crossval-hybrid.json", crossval_report("hybrid", 0) | {"out_of_fold": rows})
+    _write(reports / "crossval-hybrid.json", under_called_mi_report())
 
     document = report.render(models, reports)
 
@@ -267,3 +252,36 @@ def test_each_run_shows_the_nested_mi_operating_point_beside_its_argmax(tmp_path
     assert cells[3] == "1.000" and cells[4] == "1.000 [1.000, 1.000]"
     assert cells[5] == "1.000 (10/10)" and cells[6] == "1.000"
     assert cells[8] == "none"  # no shipped card applies it
+
+
+def test_a_shipped_model_applying_the_operating_point_is_named_and_compared_with_its_nested_labels(
+    tmp_path,
+):
+    """hybrid-v2 (argmax) and hybrid-v4 (its MI threshold) share one report: the run lists both,
+    the operating point names hybrid-v4, and the paired comparison scores hybrid-v4's nested
+    labels (every MI page found) against the run's argmax (none found)."""
+    from ml.decision import operating_point
+
+    models, reports = tmp_path / "models", tmp_path / "reports"
+    run = under_called_mi_report()
+    _write(reports / "crossval-hybrid.json", run)
+    for name in ("hybrid-v2", "hybrid-v4"):
+        card = crossval_card(name, "hybrid")
+        card["crossval"]["report"] = "ml/reports/crossval-hybrid.json"
+        if name == "hybrid-v4":
+            card["decision"] = operating_point(run, n_resamples=50)
+        _write(models / f"{name}.json", card)
+        (models / f"{name}.keras").write_bytes(b"weights")
+
+    document = report.render(models, reports)
+
+    assert "crossval-hybrid.json` | hybrid-v2, hybrid-v4 |" in document
+    model_part = document.split("### hybrid-v4")[1].split("###")[0]
+    assert "- Decision: label mi when its calibrated probability reaches 0.450" in model_part
+    assert "| mi | 1.000 | 1.000 | 1.000 | 10 |" in model_part  # the nested labels' figures
+    paired = document.split("### Paired differences")[1].split("###")[0]
+    assert "Macro-F1 of the best run (hybrid-v4)" in paired
+    assert "| hybrid-v4 - crossval-hybrid | 40 |" in paired
+    operating = document.split("### MI operating point")[1].split("###")[0]
+    row = next(line for line in operating.splitlines() if line.startswith("| crossval-hybrid |"))
+    assert row.strip("|").split("|")[-1].strip() == "hybrid-v4"  # applied by
