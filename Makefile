@@ -64,6 +64,7 @@ crossval: venv ## Cross-validate the four architectures on the same 5 folds into
 		$(PY) -m ml.crossval --arch $$arch $(FIT) --folds 5 --out ml/reports || exit 1; \
 	done
 	$(PY) -m ml.crossval --arch hybrid $(FIT) $(HYBRID) --folds 5 --out ml/reports --name hybrid-mi2-ens3
+	$(PY) -m ml.crossval --arch hybrid $(FIT) --ensemble 3 --folds 5 --out ml/reports --name hybrid-ens3
 
 train: venv ## Retrain the shipped models from their cross-validation reports, as their cards say
 	$(PY) -m ml.train --arch hybrid $(FIT) --out ml/models --name hybrid-v4 --val-fraction 0 \
