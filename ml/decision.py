@@ -49,6 +49,10 @@ class DecisionRule:
             return probabilities.argmax(axis=1)
         return threshold_decisions(probabilities, CLASSES.index(self.class_name), self.threshold)
 
+    def label_of(self, probabilities: Mapping[str, float]) -> str:
+        """The label of one image's probabilities, keyed by class."""
+        return CLASSES[int(self.labels(np.array([[probabilities[name] for name in CLASSES]]))[0])]
+
 
 ARGMAX = DecisionRule()
 

@@ -25,6 +25,8 @@ def test_the_argmax_rule_and_a_threshold_rule() -> None:
     assert ARGMAX.labels(PROBABILITIES).tolist() == [0, 0, 3]
     assert DecisionRule("mi", 0.2).labels(PROBABILITIES).tolist() == [1, 0, 3]
     assert DecisionRule("mi", 0.05).labels(PROBABILITIES).tolist() == [1, 1, 1]
+    one_image = dict(zip(("normal", "mi", "history_mi", "abnormal"), PROBABILITIES[0], strict=True))
+    assert (ARGMAX.label_of(one_image), DecisionRule("mi", 0.2).label_of(one_image)) == ("normal", "mi")
 
 
 def test_a_card_without_a_decision_uses_the_argmax_and_a_malformed_one_is_refused() -> None:

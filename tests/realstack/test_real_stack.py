@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import pytest
 
 from classifier.models import CLASS_KEYS
+from ml.decision import DecisionRule
 from tests.e2e.client import (
     EventStream,
     Message,
@@ -108,7 +109,11 @@ def test_the_owner_hears_each_job_succeed_with_four_probabilities_summing_to_one
         assert list(final["probabilities"]) == list(CLASS_KEYS)
         assert math.isclose(sum(final["probabilities"].values()), 1.0, abs_tol=1e-6), final["probabilities"]
         assert all(0.0 <= p <= 1.0 for p in final["probabilities"].values()), final["probabilities"]
-        assert final["label"] == max(final["probabilities"], key=final["probabilities"].get)
+        # The model's decision rule (an MI threshold) picks the label; one that is not the most
+        # probable class comes with a note saying why.
+        assert final["label"] == expected_decision_rule().label_of(final["probabilities"]), final
+        most_probable = max(final["probabilities"], key=final["probabilities"].get)
+        assert bool(final["label_note"]) == (final["label"] != most_probable), final
         assert final["model_version"] == expected_model_name()
 
 
@@ -190,6 +195,14 @@ def expected_model_name() -> str:
     from ml.models import DEFAULT_MODEL_NAME, default_model_path, read_card
 
     return str(read_card(default_model_path()).get("name", DEFAULT_MODEL_NAME))
+
+
+def expected_decision_rule() -> DecisionRule:
+    """How the shipped default model turns its probabilities into a label (from its card)."""
+    from ml.decision import rule_from_card
+    from ml.models import default_model_path, read_card
+
+    return rule_from_card(read_card(default_model_path()))
 
 
 def test_an_idle_websocket_stays_open_and_still_answers(real_stack: LiveStack, bob: SiteClient) -> None:
