@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import xml.etree.ElementTree as ElementTree
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from django.urls import reverse
 
 from classifier import svg_charts
 from classifier.model_comparison import comparison_build, crossval_comparison_build
+from ml.cards import table_columns
 from tests.classifier.factories import ModelVersionFactory
 from tests.model_cards import crossval_card, crossval_report, validation_card
 
@@ -176,6 +178,31 @@ def test_staff_see_every_model_with_table_and_charts(staff_client, registered, s
     assert charts == 3 + 1 + 2 + 2  # shared charts; hybrid-v1 heatmap; 2 each for the others
     default_row = page.split('class="default-model"')[1].split("</tr>")[0]
     assert "hybrid-v2" in default_row and "<strong>default</strong>" in default_row
+
+
+def test_a_version_with_an_mi_threshold_shows_the_rule_and_its_nested_figures(staff_client):
+    from ml.decision import operating_point
+    from tests.model_cards import under_called_mi_report
+
+    card = crossval_card("hybrid-v4")
+    card["decision"] = operating_point(under_called_mi_report(), n_resamples=50)
+    ModelVersionFactory(name="hybrid-v4", card=card)
+    ModelVersionFactory(name="hybrid-v2", card=crossval_card("hybrid-v2"))
+
+    page = staff_client.get(COMPARE_URL).content.decode()
+
+    table = page.split('id="comparison-table"')[1].split("</table>")[0]
+    rows = {}
+    for row in table.split("</thead>")[1].split("</tr>")[:-1]:
+        cells = [
+            re.sub(r"<[^>]+>", "", cell).strip()
+            for cell in re.findall(r"<t[dh][^>]*>(.*?)</t[dh]>", row, re.S)
+        ]
+        rows[cells[0]] = dict(zip([column.key for column in table_columns()], cells, strict=True))
+    assert rows["hybrid-v4"]["decision"] == "mi if p ≥ 0.450, else argmax"
+    assert rows["hybrid-v2"]["decision"] == "argmax"
+    assert rows["hybrid-v4"]["accuracy"] == "1.000"  # the nested labels', not the card's argmax figures
+    assert rows["hybrid-v4"]["recall_mi"] == "1.000"
 
 
 def test_the_model_version_list_links_to_the_comparison(staff_client, registered):
