@@ -219,17 +219,12 @@ def summary_from_card(card: Mapping[str, Any]) -> ModelSummary:
     )
 
 
-def describe_decision(class_name: str | None, threshold: float | None) -> str:
-    """``argmax``, or e.g. ``mi if p ≥ 0.200, else argmax``: a decision rule in a table cell."""
-    if not class_name or threshold is None:
+def _decision_text(decision: Mapping[str, Any]) -> str:
+    """``argmax``, or e.g. ``mi if p ≥ 0.200, else argmax``: a card's decision rule in a table cell."""
+    class_name, threshold = text(decision.get("class")), number(decision.get("threshold"))
+    if decision.get("rule") != "threshold" or not class_name or threshold is None:
         return "argmax"
     return f"{class_name} if p ≥ {threshold:.3f}, else argmax"
-
-
-def _decision_text(decision: Mapping[str, Any]) -> str:
-    if decision.get("rule") != "threshold":
-        return describe_decision(None, None)
-    return describe_decision(text(decision.get("class")), number(decision.get("threshold")))
 
 
 def summary_from_crossval_report(report: Mapping[str, Any], name: str = "") -> ModelSummary:

@@ -76,27 +76,16 @@ def test_evaluate_prints_the_documented_json_for_the_shipped_model(tmp_path: Pat
 def test_evaluate_scores_the_labels_the_cards_decision_rule_gives(tmp_path: Path) -> None:
     """A card whose rule calls a class at any probability: every image is scored as that
     class, as the served model labels it, while the ECE stays the probabilities' own."""
-    import hashlib
-
     from ml.evaluate import evaluate_folder
-    from ml.labels import CLASSES
-    from ml.network import build_model
     from ml.synthetic import write_dataset
+    from tests.ml.helpers import tiny_model, write_card
 
     data = tmp_path / "data"
     write_dataset(data, per_class=1, seed=5, image_format="jpg")
-    model_file = tmp_path / "tiny.keras"
-    build_model("cnn", seed=0).save(model_file)
-    card = {
-        "name": "tiny",
-        "architecture": "cnn",
-        "file_sha256": hashlib.sha256(model_file.read_bytes()).hexdigest(),
-        "classes": list(CLASSES),
-    }
-    (tmp_path / "tiny.json").write_text(json.dumps(card))
+    model_file, card = tiny_model(tmp_path)
     argmax = evaluate_folder(data, str(model_file), n_resamples=10)
     rule = {"rule": "threshold", "class": "history_mi", "threshold": 1e-9}
-    (tmp_path / "tiny.json").write_text(json.dumps(card | {"decision": rule}))
+    write_card(model_file, card | {"decision": rule})
 
     decided = evaluate_folder(data, str(model_file), n_resamples=10)
 

@@ -17,7 +17,7 @@ from ml.labels import CLASSES
 from ml.models import DEFAULT_MODEL_NAME, default_model_path, list_model_cards
 from ml.preprocess import InvalidImageError
 from ml.synthetic import render_ecg
-from tests.ml.helpers import encode
+from tests.ml.helpers import encode, tiny_model, write_card
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # Loading TensorFlow and the model takes seconds.
@@ -120,24 +120,17 @@ def test_predict_command_prints_json_and_flags_bad_images(tmp_path: Path, synthe
 
 def test_the_cards_temperature_calibrates_the_probabilities(tmp_path: Path, synthetic_jpeg: bytes) -> None:
     """softmax(log p / T) with the card's T: same label, flatter (T > 1) probabilities."""
-    import hashlib
-
     from ml.calibration import softmax
-    from ml.network import build_model
 
-    model_file = tmp_path / "tiny.keras"
-    build_model("cnn", seed=0).save(model_file)
-    sha = hashlib.sha256(model_file.read_bytes()).hexdigest()
-    card = {"name": "tiny", "architecture": "cnn", "file_sha256": sha, "classes": list(CLASSES)}
-    (tmp_path / "tiny.json").write_text(json.dumps(card))
+    model_file, card = tiny_model(tmp_path)
     raw = Classifier.load(model_file).predict([synthetic_jpeg])[0]
-    (tmp_path / "tiny.json").write_text(json.dumps(card | {"calibration": {"temperature": 2.0}}))
+    write_card(model_file, card | {"calibration": {"temperature": 2.0}})
     calibrated = Classifier.load(model_file).predict([synthetic_jpeg])[0]
 
     expected = softmax(np.log([[raw.probabilities[c] for c in CLASSES]]), 2.0)[0]
     assert [calibrated.probabilities[c] for c in CLASSES] == pytest.approx(expected.tolist(), abs=1e-6)
     assert calibrated.label == raw.label
-    (tmp_path / "tiny.json").write_text(json.dumps(card | {"calibration": {"temperature": 0}}))
+    write_card(model_file, card | {"calibration": {"temperature": 0}})
     with pytest.raises(ModelLoadError, match="temperature must be > 0"):
         Classifier.load(model_file)
 
@@ -147,31 +140,19 @@ def test_the_cards_decision_rule_picks_the_label_and_leaves_the_probabilities(
 ) -> None:
     """A card's threshold labels its class whenever that class's probability reaches it (here the
     least probable class, so the argmax would never say it); the probabilities are the same."""
-    import hashlib
-
-    from ml.network import build_model
-
-    model_file = tmp_path / "tiny.keras"
-    build_model("cnn", seed=0).save(model_file)
-    sha = hashlib.sha256(model_file.read_bytes()).hexdigest()
-    card = {"name": "tiny", "architecture": "cnn", "file_sha256": sha, "classes": list(CLASSES)}
-    (tmp_path / "tiny.json").write_text(json.dumps(card))
+    model_file, card = tiny_model(tmp_path)
     argmax = Classifier.load(model_file).predict([synthetic_jpeg])[0]
     least = min(CLASSES, key=argmax.probabilities.__getitem__)
     below = argmax.probabilities[least] * 0.99  # a threshold this image's p(least) reaches
 
-    (tmp_path / "tiny.json").write_text(
-        json.dumps(card | {"decision": {"rule": "threshold", "class": least, "threshold": below}})
-    )
+    write_card(model_file, card | {"decision": {"rule": "threshold", "class": least, "threshold": below}})
     decided = Classifier.load(model_file).predict([synthetic_jpeg])[0]
     assert decided.label == least != argmax.label
     assert decided.probabilities == pytest.approx(argmax.probabilities, abs=1e-6)
 
-    (tmp_path / "tiny.json").write_text(
-        json.dumps(card | {"decision": {"rule": "threshold", "class": least, "threshold": 1.0}})
-    )
+    write_card(model_file, card | {"decision": {"rule": "threshold", "class": least, "threshold": 1.0}})
     assert Classifier.load(model_file).predict([synthetic_jpeg])[0].label == argmax.label
     for broken in ({"rule": "threshold", "class": "stemi", "threshold": 0.2}, {"rule": "vote"}):
-        (tmp_path / "tiny.json").write_text(json.dumps(card | {"decision": broken}))
+        write_card(model_file, card | {"decision": broken})
         with pytest.raises(ModelLoadError, match="decision"):
             Classifier.load(model_file)
