@@ -36,6 +36,26 @@ class UploadRejected(ValueError):
         self.errors = errors
 
 
+class ClassificationUnavailable(RuntimeError):
+    """No worker can classify now (its model failed the self-test): uploads are refused."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(
+            "Classification is unavailable on this server, so uploads are refused until an "
+            f"administrator fixes it. Reason: {reason}"
+        )
+        self.reason = reason
+
+
+def classification_unavailable_check() -> None:
+    """Raise ``ClassificationUnavailable`` when the worker cannot classify (see worker.queue)."""
+    from worker.queue import classification_unavailable
+
+    reason = classification_unavailable()
+    if reason:
+        raise ClassificationUnavailable(reason)
+
+
 def batch_create(
     *,
     owner: User,
@@ -56,7 +76,10 @@ def batch_create(
        batch.create audit record (who and where from `request`): a batch never exists without
        its record, and the request writes nothing after the workers may start.
     3. On commit, hand each job to the queue. If the transaction fails, remove stored files.
+
+    Raises ``ClassificationUnavailable`` first, storing nothing, when no worker can classify.
     """
+    classification_unavailable_check()
     if not files:
         raise UploadRejected(["Choose at least one JPEG or PNG image."])
     limit = settings.ECGSITE_MAX_FILES_PER_BATCH

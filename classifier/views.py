@@ -34,12 +34,14 @@ def home(request: HttpRequest) -> HttpResponse:
 def upload(request: HttpRequest) -> HttpResponse:
     """GET: the drop zone. POST: one batch from the files; JSON for the page's script."""
     if request.method == "GET":
-        return render(request, "classifier/upload.html", _limits())
+        return render(request, "classifier/upload.html", {**_limits(), "unavailable": _unavailable()})
     files = request.FILES.getlist("images")
     try:
         batch = services.batch_create(
             owner=request.user, files=files, name=request.POST.get("name", ""), request=request
         )
+    except services.ClassificationUnavailable as exc:
+        return upload_refused(request, [str(exc)], status=503)
     except services.UploadRejected as exc:
         audit_record(
             action=Action.BATCH_CREATE,
@@ -54,11 +56,20 @@ def upload(request: HttpRequest) -> HttpResponse:
     return redirect(url)
 
 
-def upload_refused(request: HttpRequest, errors: list[str]) -> HttpResponse:
-    """The 400 answer to a refused upload: JSON for the page's script, else the page with messages."""
+def upload_refused(request: HttpRequest, errors: list[str], status: int = 400) -> HttpResponse:
+    """The answer to a refused upload: JSON for the page's script, else the page with messages."""
     if _wants_json(request):
-        return JsonResponse({"errors": errors}, status=400)
-    return render(request, "classifier/upload.html", {**_limits(), "errors": errors}, status=400)
+        return JsonResponse({"errors": errors}, status=status)
+    return render(request, "classifier/upload.html", {**_limits(), "errors": errors}, status=status)
+
+
+def _unavailable() -> str:
+    """The refusal every upload gets while no worker can classify, or ""."""
+    try:
+        services.classification_unavailable_check()
+    except services.ClassificationUnavailable as exc:
+        return str(exc)
+    return ""
 
 
 def _wants_json(request: HttpRequest) -> bool:

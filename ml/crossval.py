@@ -313,11 +313,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python -m ml.crossval``; returns the exit code."""
     args = parse_args(argv)
     started = time.perf_counter()
-    from ml.device import configure_tensorflow
+    from ml.device import configure_tensorflow, machine_description
 
     device = configure_tensorflow()
     import tensorflow as tf
 
+    from ml.timing import measure_ms_per_image
     from ml.train import (
         AUGMENTATION_DESCRIPTIONS,
         CREDIT,
@@ -325,7 +326,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         ensemble_description,
         fit_ensemble,
         load_dataset,
-        measure_ms_per_image,
         synthetic_dataset,
     )
 
@@ -458,6 +458,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "created": dt.date.today().isoformat(),
         "runtime": f"tensorflow-cpu {tf.__version__} tf.function",
         "device": device,
+        "machine": machine_description(),
         "seconds": round(time.perf_counter() - started, 1),
         "credit": CREDIT,
     }

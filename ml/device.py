@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import platform
 
 _description: str | None = None
 
@@ -34,3 +35,43 @@ def configure_tensorflow() -> str:
     else:
         _description = "CPU"
     return _description
+
+
+# CPU features that decide TensorFlow's speed and kernels: vector widths, and the ones for
+# which TensorFlow turns oneDNN on by default on Linux (AVX512_VNNI, AVX512_BF16, AVX_VNNI, AMX).
+_TIMING_FLAGS = ("avx", "avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx_vnni", "amx_tile")
+_ONEDNN_DEFAULT_FLAGS = ("avx512_vnni", "avx512_bf16", "avx_vnni", "amx_tile")
+_ARM_FLAGS = ("asimd", "sve", "sve2", "bf16", "i8mm")
+
+
+def _cpuinfo() -> tuple[str, set[str]]:
+    """The first CPU's model name and flags from /proc/cpuinfo (x86 and ARM spellings)."""
+    model, flags = "", set()
+    with contextlib.suppress(OSError), open("/proc/cpuinfo", encoding="utf-8") as handle:
+        for line in handle:
+            key, _, value = (part.strip() for part in line.partition(":"))
+            if key in ("model name", "Model") and not model:
+                model = value
+            elif key in ("flags", "Features") and not flags:
+                flags = set(value.split())
+    return model or platform.processor() or platform.machine(), flags
+
+
+def machine_description() -> dict[str, object]:
+    """The machine a timing was taken on: CPU model, the flags that matter, cores this process
+    may use, and whether TensorFlow's oneDNN kernels were on (``TF_ENABLE_ONEDNN_OPTS``, else
+    TensorFlow's own default for this CPU)."""
+    model, flags = _cpuinfo()
+    setting = os.environ.get("TF_ENABLE_ONEDNN_OPTS")
+    if setting in ("0", "1"):
+        onednn = f"{'on' if setting == '1' else 'off'} (TF_ENABLE_ONEDNN_OPTS={setting})"
+    else:
+        default_on = platform.machine() in ("x86_64", "AMD64") and bool(flags & set(_ONEDNN_DEFAULT_FLAGS))
+        onednn = f"{'on' if default_on else 'off'} (TensorFlow's default for this CPU)"
+    return {
+        "cpu": model,
+        "arch": platform.machine(),
+        "flags": sorted(flags & set(_TIMING_FLAGS + _ARM_FLAGS)),
+        "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "onednn": onednn,
+    }

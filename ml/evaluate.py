@@ -31,20 +31,10 @@ import numpy as np
 
 from ml.labels import CLASSES
 from ml.metrics import DEFAULT_BOOTSTRAP_RESAMPLES, evaluation_report
-from ml.models import default_model_path, model_path
+from ml.models import resolve_model
 from ml.preprocess import InvalidImageError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
-
-
-def resolve_model(name_or_path: str | None) -> Path:
-    """The model file for a shipped model's name or a path (None: the default model)."""
-    if name_or_path is None:
-        return default_model_path()
-    candidate = Path(name_or_path)
-    if candidate.suffix == ".keras" or candidate.is_file():
-        return candidate
-    return model_path(name_or_path)
 
 
 def labelled_files(data_dir: Path) -> list[tuple[Path, int]]:

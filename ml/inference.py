@@ -27,6 +27,14 @@ class ModelLoadError(RuntimeError):
     """The model file is missing, unreadable, or does not match its card or our classes."""
 
 
+class ModelSelfTestError(ModelLoadError):
+    """The model loaded but could not classify a page the project renders itself."""
+
+
+# The self-test's page: a synthetic normal ECG (``ml.synthetic``), the same on every machine.
+SELF_TEST_LABEL, SELF_TEST_SEED = "normal", 0
+
+
 @dataclass(frozen=True)
 class Prediction:
     """The classifier's answer for one image."""
@@ -85,9 +93,13 @@ class Classifier:
            temperature (default 1: the softmax as it is) and the decision rule that turns
            calibrated probabilities into a label (default: the argmax; ``ml.decision``).
         2. Configure TensorFlow (GPU memory growth) and load the Keras model; its inputs
-           must have the representation's shapes.
+           must have the representation's shapes, and every layer must run on TensorFlow's
+           plain kernels (``ml.network.unsupported_operations``), so a model that would work
+           only where oneDNN is on is refused on every machine, not just on the others.
         3. Wrap the forward pass in a ``tf.function`` with a fixed input signature (no
-           retracing per batch size) and call it once, so the first request is not slow.
+           retracing per batch size) and prove it with ``self_test``: one page the project
+           renders, classified end to end (this also warms it up for the first request).
+           A failure raises ``ModelSelfTestError`` saying why.
         """
         path = Path(model_path) if model_path is not None else default_model_path()
         if not path.is_file():
@@ -133,14 +145,21 @@ class Classifier:
                 f"{path} maps {model_shapes} to {model.output_shape}; its {spec.name!r} inputs "
                 f"need {expected} to (None, {len(CLASSES)})."
             )
+        from ml.network import unsupported_operations
+
+        problems = unsupported_operations(model)
+        if problems:
+            raise ModelLoadError(
+                f"{path} cannot run on TensorFlow's plain kernels: {'; '.join(problems)}. "
+                "Carry its weights onto a graph that can with `python -m ml.rebuild`."
+            )
         signature = {name: tf.TensorSpec((None, *shape), tf.float32) for name, shape in expected.items()}
 
         @tf.function(input_signature=[signature])
         def forward(batch: dict[str, tf.Tensor]) -> tf.Tensor:
             return model(next(iter(batch.values())) if len(batch) == 1 else batch, training=False)
 
-        forward(representations.zeros(spec.name, 1))  # trace and warm up
-        return cls(
+        classifier = cls(
             model=model,
             forward=forward,
             name=str(card.get("name", path.stem)),
@@ -152,6 +171,35 @@ class Classifier:
             temperature=temperature,
             decision=decision,
         )
+        classifier.self_test()
+        return classifier
+
+    def self_test(self) -> Prediction:
+        """Classify a synthetic page end to end and check the answer is well formed.
+
+        Raises ``ModelSelfTestError`` with the reason when the forward pass fails (a kernel
+        this machine lacks, a broken file) or gives something that is not four probabilities.
+        """
+        import io
+
+        from ml.synthetic import render_ecg
+
+        page = io.BytesIO()
+        render_ecg(SELF_TEST_LABEL, SELF_TEST_SEED).save(page, format="PNG")
+        try:
+            prediction = self.predict([page.getvalue()])[0]
+        except Exception as error:  # any failure here means the model cannot serve
+            reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise ModelSelfTestError(
+                f"{self.name} failed its self-test on {self.device}: {type(error).__name__}: {reason}"
+            ) from error
+        values = np.array(list(prediction.probabilities.values()))
+        if not (np.isfinite(values).all() and abs(values.sum() - 1) < 1e-6 and (values >= 0).all()):
+            raise ModelSelfTestError(
+                f"{self.name} failed its self-test on {self.device}: it answered {prediction.probabilities}, "
+                "not four probabilities that sum to 1."
+            )
+        return prediction
 
     def predict(self, images: Sequence[bytes]) -> list[Prediction]:
         """Classify image bytes as one batch; raises ``InvalidImageError`` for a bad image."""

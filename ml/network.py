@@ -119,22 +119,97 @@ def _set_batchnorm_momentum(model: keras.Model, momentum: float) -> None:
             layer.momentum = momentum
 
 
+class UnsupportedOperationError(ValueError):
+    """A layer configuration that TensorFlow's plain kernels (any CPU without oneDNN, ARM,
+    CUDA) refuse to run, found before the model is built or used."""
+
+
+# Layers whose TensorFlow kernel is DepthwiseConv2dNative, which on CPU and CUDA accepts only
+# equal row and column strides; only oneDNN's kernel (on by default just on recent x86) runs others.
+_DEPTHWISE_LAYERS = (layers.DepthwiseConv2D, layers.SeparableConv2D)
+
+
+def unsupported_operations(model: keras.Model) -> list[str]:
+    """One sentence for each layer of ``model`` (nested models included) that TensorFlow's
+    plain kernels cannot run; empty when the model runs on every CPU and GPU."""
+    problems = []
+    for layer in _all_layers(model):
+        strides = getattr(layer, "strides", None)
+        if isinstance(layer, _DEPTHWISE_LAYERS) and len(set(strides)) > 1:
+            problems.append(
+                f"layer {layer.name!r} ({type(layer).__name__}) has unequal strides {tuple(strides)}, "
+                "which only oneDNN's kernel runs: not a CPU without oneDNN, not ARM, not a GPU"
+            )
+    return problems
+
+
+def check_supported(model: keras.Model) -> None:
+    """Raise ``UnsupportedOperationError`` naming every layer that cannot run everywhere."""
+    problems = unsupported_operations(model)
+    if problems:
+        raise UnsupportedOperationError(
+            f"{model.name} cannot run on TensorFlow's plain kernels: " + "; ".join(problems) + "."
+        )
+
+
+def _all_layers(model: keras.Model) -> list[Any]:
+    found = []
+    for layer in model.layers:
+        found.append(layer)
+        if isinstance(layer, keras.Model):
+            found.extend(_all_layers(layer))
+    return found
+
+
+def _same_padding_offset(size: int, stride: int, kernel: int) -> int:
+    """Where a stride-``stride`` 'same' convolution centres its first output, relative to a
+    stride-1 'same' convolution's outputs (TensorFlow pads ``total // 2`` before)."""
+    outputs = -(-size // stride)
+    pad_before = max((outputs - 1) * stride + kernel - size, 0) // 2
+    return (kernel - 1) // 2 - pad_before
+
+
+def _strided_depthwise(x: Any, *, strides: tuple[int, int], kernel: int, name: str) -> Any:
+    """A 'same' depthwise convolution with ``strides``, built from kernels every device runs.
+
+    Equal strides go to ``DepthwiseConv2D`` as they are. Otherwise it convolves at the smaller
+    stride on both axes and keeps, along the other axis, only the outputs a strided kernel
+    would have computed (``Cropping2D`` to the first one, then a 1x1 ``MaxPooling2D`` with the
+    remaining stride): the same numbers as the strided kernel, without needing oneDNN.
+    """
+    square = min(strides)
+    y = layers.DepthwiseConv2D(kernel, strides=square, padding="same", use_bias=False, name=name)(x)
+    if strides[0] == strides[1]:
+        return y
+    remaining = (strides[0] // square, strides[1] // square)
+    if any(r * square != s for r, s in zip(remaining, strides, strict=True)):
+        raise UnsupportedOperationError(
+            f"strides {strides} are not multiples of their smaller one; use equal strides."
+        )
+    crop = tuple(
+        (_same_padding_offset(size, r, kernel) if r > 1 else 0, 0)
+        for size, r in zip(y.shape[1:3], remaining, strict=True)
+    )
+    if any(before for before, _ in crop):
+        y = layers.Cropping2D(crop, name=f"{name}_align")(y)
+    return layers.MaxPooling2D(pool_size=1, strides=remaining, name=f"{name}_subsample")(y)
+
+
 def _inverted_residual(
     x: Any, *, expansion: int, filters: int, strides: int | tuple[int, int], name: str
 ) -> Any:
     """MobileNetV2's block: 1x1 expand, 3x3 depthwise, linear 1x1 project, residual if shapes match."""
+    strides = (strides, strides) if isinstance(strides, int) else tuple(strides)
     channels = x.shape[-1]
     y = layers.Conv2D(channels * expansion, 1, use_bias=False, name=f"{name}_expand")(x)
     y = layers.BatchNormalization(momentum=0.9, name=f"{name}_expand_bn")(y)
     y = layers.ReLU(6.0, name=f"{name}_expand_relu")(y)
-    y = layers.DepthwiseConv2D(3, strides=strides, padding="same", use_bias=False, name=f"{name}_depthwise")(
-        y
-    )
+    y = _strided_depthwise(y, strides=strides, kernel=3, name=f"{name}_depthwise")
     y = layers.BatchNormalization(momentum=0.9, name=f"{name}_depthwise_bn")(y)
     y = layers.ReLU(6.0, name=f"{name}_depthwise_relu")(y)
     y = layers.Conv2D(filters, 1, use_bias=False, name=f"{name}_project")(y)
     y = layers.BatchNormalization(momentum=0.9, name=f"{name}_project_bn")(y)
-    if strides in (1, (1, 1)) and channels == filters:
+    if strides == (1, 1) and channels == filters:
         y = layers.Add(name=f"{name}_add")([x, y])
     return y
 
@@ -409,4 +484,6 @@ def build_model(arch: str, **kwargs: Any) -> keras.Model:
         raise ValueError(
             f"'arch' must be one of {', '.join(sorted(ARCHITECTURES))}. Received: arch={arch!r}"
         ) from None
-    return builder(**kwargs)
+    model = builder(**kwargs)
+    check_supported(model)
+    return model

@@ -2,11 +2,13 @@
 
 Usage::
 
-    python -m ml.predict IMAGE... [--model PATH]
+    python -m ml.predict IMAGE... [--model NAME_OR_PATH]
 
 Prints a JSON list with one object per image, in argument order: ``{"image", "label",
 "probabilities", "inference_ms"}``, or ``{"image", "error"}`` for a file that cannot be
-read or is not a usable image. The exit code is 1 when any image failed, else 0.
+read or is not a usable image. ``--model`` is a shipped model's name (``ml/models``) or a
+``.keras`` path; default: the default model. The exit code is 1 when any image failed, 2 when
+the model cannot be loaded or fails its self-test (the reason on stderr), else 0.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ml import representations
-from ml.models import default_model_path, read_card
+from ml.models import read_card, resolve_model
 from ml.preprocess import InvalidImageError
 
 
@@ -28,12 +30,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python -m ml.predict``; returns the exit code."""
     parser = argparse.ArgumentParser(prog="python -m ml.predict", description=__doc__.split("\n")[0])
     parser.add_argument("images", nargs="+", type=Path, help="JPEG or PNG pages")
-    parser.add_argument("--model", type=Path, default=None, help="model file (.keras)")
+    parser.add_argument("--model", default=None, help="a shipped model's name or a .keras file")
     args = parser.parse_args(argv)
+    model_file = resolve_model(args.model)
 
     results: list[dict[str, Any]] = [{"image": str(path)} for path in args.images]
     # The card (plain JSON) says how the model reads a page, before TensorFlow loads.
-    card = read_card(args.model or default_model_path())
+    card = read_card(model_file)
     representation = card.get("input", {}).get("representation", "page")
     samples, preprocess_ms, good = [], [], []
     for index, path in enumerate(args.images):
@@ -53,9 +56,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     if good:
         # Import here so argument errors and bad files answer without loading TensorFlow.
-        from ml.inference import Classifier
+        from ml.inference import Classifier, ModelLoadError
 
-        classifier = Classifier.load(args.model)
+        try:
+            classifier = Classifier.load(model_file)
+        except ModelLoadError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
         predictions = classifier.predict_inputs(representations.stack(samples), preprocess_ms)
         for index, prediction in zip(good, predictions, strict=True):
             results[index].update(

@@ -40,6 +40,7 @@ from ml import representations
 from ml.labels import CLASSES
 from ml.metrics import classification_metrics
 from ml.representations import ARCHITECTURE_REPRESENTATION, Inputs
+from ml.timing import card_timing, model_input
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 # The names ``ml.network.ARCHITECTURES`` registers (a test keeps them equal); here so that
@@ -156,41 +157,6 @@ def seed_everything(seed: int) -> None:
     np.random.seed(seed)
     keras.utils.set_random_seed(seed)
     tf.config.experimental.enable_op_determinism()
-
-
-def measure_ms_per_image(
-    model: Any, samples: Sequence[bytes], representation: str = "page", repeats: int = 20
-) -> dict[str, float]:
-    """Median milliseconds per image: preprocessing of ``samples`` and the forward pass
-    through a ``tf.function`` at batch sizes 1 and 32 (as ``ml.inference`` runs it)."""
-    import tensorflow as tf
-
-    preprocess_ms = []
-    for data in samples:
-        start = time.perf_counter()
-        representations.inputs_from_bytes(data, representation)
-        preprocess_ms.append((time.perf_counter() - start) * 1000)
-    result = {"preprocess": round(float(np.median(preprocess_ms)), 2)}
-    forward = tf.function(lambda x: model(x, training=False))
-    for batch_size in (1, 32):
-        # Zeros shaped like the model's own inputs (tests shrink page images).
-        batch = model_input(
-            {t.name.split(":")[0]: np.zeros((batch_size, *t.shape[1:]), np.float32) for t in model.inputs}
-        )
-        forward(batch)  # trace and warm up
-        timings = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            forward(batch).numpy()
-            timings.append((time.perf_counter() - start) * 1000 / batch_size)
-        result[f"forward_batch_{batch_size}"] = round(float(np.median(timings)), 2)
-    return result
-
-
-def model_input(inputs: Inputs) -> Any:
-    """What a Keras model is called with: the array itself for a one-input model (whatever
-    its input layer is named), else the dict keyed by input name."""
-    return next(iter(inputs.values())) if len(inputs) == 1 else inputs
 
 
 @dataclass(frozen=True)
@@ -420,8 +386,6 @@ def fit_ensemble(
     """
     import dataclasses
 
-    import keras
-
     emit = log or (lambda line: print(line, flush=True))
     members = []
     for number, seed in enumerate(config.member_seeds):
@@ -431,20 +395,7 @@ def fit_ensemble(
         members.append(fit_model(member_config, x_train, y_train, log=member_log, **fit_options))
     if len(members) == 1:
         return members[0]
-    inputs = {
-        tensor.name.split(":")[0]: keras.Input(shape=tensor.shape[1:], name=tensor.name.split(":")[0])
-        for tensor in members[0].model.inputs
-    }
-    outputs = []
-    for number, member in enumerate(members):
-        # Nested models need distinct names; the layers inside keep theirs.
-        member.model.name = f"member{number + 1}_{member.model.name}"
-        outputs.append(member.model(model_input(inputs)))
-    model = keras.Model(
-        model_input(inputs),
-        keras.layers.Average(name="probabilities")(outputs),
-        name=f"ensemble{len(members)}_{config.arch}",
-    )
+    model = average_models([member.model for member in members], arch=config.arch)
 
     def predict_probabilities(x: Inputs) -> np.ndarray:
         return np.mean([member.predict_probabilities(x) for member in members], axis=0)
@@ -454,6 +405,27 @@ def fit_ensemble(
         class_weights=members[0].class_weights,
         predict_probabilities=predict_probabilities,
         members=tuple(members),
+    )
+
+
+def average_models(models: Sequence[Any], *, arch: str) -> Any:
+    """One Keras model that feeds its inputs to every model of ``models`` and averages their
+    probabilities (how an ensemble ships); renames the members, whose layers keep their names."""
+    import keras
+
+    inputs = {
+        tensor.name.split(":")[0]: keras.Input(shape=tensor.shape[1:], name=tensor.name.split(":")[0])
+        for tensor in models[0].inputs
+    }
+    outputs = []
+    for number, member in enumerate(models):
+        # Nested models need distinct names; the layers inside keep theirs.
+        member.name = f"member{number + 1}_{member.name}"
+        outputs.append(member(model_input(inputs)))
+    return keras.Model(
+        model_input(inputs),
+        keras.layers.Average(name="probabilities")(outputs),
+        name=f"ensemble{len(models)}_{arch}",
     )
 
 
@@ -586,7 +558,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     device = configure_tensorflow()
     seed_everything(args.seed)
     import keras
-    import tensorflow as tf
 
     representation = ARCHITECTURE_REPRESENTATION[args.arch]
     print(f"device: {device}; reading {args.data} as {representation!r} inputs", flush=True)
@@ -648,7 +619,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # file holds the weights, not the optimizer's state.
     compiled = getattr(model, "optimizer", None) is not None
     (keras.Model(model.inputs, model.outputs, name=model.name) if compiled else model).save(model_file)
-    timing = measure_ms_per_image(
+    timing = card_timing(
         keras.models.load_model(model_file, compile=False),
         [path.read_bytes() for path in dataset.files[:: max(1, len(dataset.files) // 20)]],
         representation,
@@ -698,14 +669,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "metrics": metrics,
         **(crossval or {}),
         "created": dt.date.today().isoformat(),
-        "runtime": f"tensorflow-cpu {tf.__version__} tf.function",
-        "device": device,
-        # One image end to end (preprocessing + forward pass at batch size 1).
-        "ms_per_image": round(timing["preprocess"] + timing["forward_batch_1"], 2),
-        "ms_per_image_detail": {
-            **timing,
-            "note": "medians on the training machine (2 CPU cores), which other runs may have shared",
-        },
+        **timing,
         "training_seconds": round(time.perf_counter() - started, 1),
         "credit": CREDIT,
     }

@@ -17,6 +17,7 @@ from PIL import Image
 
 from accounts.models import User
 from classifier.models import CLASS_KEYS
+from worker.runtime import ModelStatus
 
 PASSWORD = "correct-horse-battery-staple"
 
@@ -133,6 +134,19 @@ class FakeClassifier:
         probabilities = {key: 0.1 for key in CLASS_KEYS}
         probabilities[self.label] = 0.7
         return [FakePrediction(self.label, dict(probabilities)) for _ in images]
+
+
+UNAVAILABLE = ModelStatus("unavailable", "the model x cannot run here: it is broken")
+
+
+@pytest.fixture
+def classification_unavailable(settings, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The embedded default whose worker found that its model cannot run; returns the reason."""
+    import worker.runtime
+
+    settings.ECGSITE_TASK_RUNNER = "embedded"
+    monkeypatch.setattr(worker.runtime, "_status", UNAVAILABLE)
+    return UNAVAILABLE.reason
 
 
 @pytest.fixture

@@ -13,6 +13,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from django.conf import settings
 from django.db import close_old_connections, connection
 
+from worker.runtime import model_status, prove_default_model
+
 logger = logging.getLogger(__name__)
 
 
@@ -46,7 +48,9 @@ class EmbeddedRunner:
         timer.start()
 
     def recover_unfinished(self) -> Future[None]:
-        """Re-queue jobs a previous run of this process left queued or running; start reaping."""
+        """Prove the model, then re-queue jobs a previous run of this process left queued or
+        running; start reaping. Jobs submitted meanwhile wait behind the proof."""
+        self._executor.submit(prove_default_model)
         if self._reap_interval_s > 0:
             self.start_reaping()
         return self._executor.submit(self._recover)
@@ -86,6 +90,11 @@ class EmbeddedRunner:
     def _run(self, job_id: int, task_id: str) -> None:
         from worker.tasks import classify
 
+        status = model_status()
+        if status.unavailable:
+            # Left queued, not failed: a restart with a model that runs will take it.
+            logger.warning("embedded worker: job %s stays queued: %s", job_id, status.reason)
+            return
         close_old_connections()
         try:
             classify.apply(args=[job_id], task_id=task_id)

@@ -20,6 +20,20 @@ def enqueue_classify(*, job_id: int, task_id: str) -> None:
         classify.apply(args=[job_id], task_id=task_id)
 
 
+def classification_unavailable() -> str:
+    """Why new jobs cannot be classified now, or "" when they can.
+
+    Known only where the worker lives in this process (the embedded default): its model failed
+    the self-test. Celery workers whose model cannot run exit instead of taking jobs.
+    """
+    if settings.ECGSITE_TASK_RUNNER != "embedded":
+        return ""
+    from worker.runtime import model_status
+
+    status = model_status()
+    return status.reason if status.unavailable else ""
+
+
 def enqueue_webhook(*, delivery_id: int, countdown: float = 0.0) -> None:
     """Queue one webhook attempt, `countdown` seconds from now. Call after commit.
 

@@ -4,6 +4,10 @@ TensorFlow is not fork-safe, so nothing here runs at import time; Celery's prefo
 the embedded worker thread each load a model the first time they need it. A job re-run on
 another model version names that model; a few models stay loaded per process, the least
 recently used going first.
+
+Before a worker takes its first job it proves its default model (``prove_default_model``):
+loading includes a self-test, one page the project renders classified end to end
+(``ml.inference.Classifier.self_test``). The outcome is this process's ``ModelStatus``.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import OrderedDict
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -34,18 +39,9 @@ def model_path(name: str | None = None) -> Path:
     The default is ECGSITE_MODEL (a shipped model's name or a path to a .keras file), or
     ml.models.DEFAULT_MODEL_NAME when that is empty.
     """
-    from ml.models import default_model_path
-    from ml.models import model_path as shipped_model_path
+    from ml.models import resolve_model
 
-    if name:
-        return shipped_model_path(name)
-    choice = settings.ECGSITE_MODEL
-    if not choice:
-        return default_model_path()
-    as_path = Path(choice)
-    if as_path.suffix == ".keras":
-        return as_path
-    return shipped_model_path(choice)
+    return resolve_model(name or settings.ECGSITE_MODEL)
 
 
 def _load(path: Path) -> Classifier:
@@ -74,6 +70,44 @@ def get_classifier(name: str | None = None) -> Classifier:
         else:
             _classifiers.move_to_end(path)
     return classifier
+
+
+@dataclass(frozen=True)
+class ModelStatus:
+    """Whether this process can classify: ``loading`` (not proven yet), ``ready`` or
+    ``unavailable``, with the reason a worker logs and the upload page shows."""
+
+    state: str
+    reason: str = ""
+
+    @property
+    def unavailable(self) -> bool:
+        return self.state == "unavailable"
+
+
+LOADING = ModelStatus("loading")
+_status = LOADING
+
+
+def model_status() -> ModelStatus:
+    return _status
+
+
+def prove_default_model() -> ModelStatus:
+    """Load the configured default model, which runs its self-test, and record the outcome.
+
+    Never raises: a failure is logged with its reason and becomes an ``unavailable`` status.
+    """
+    global _status
+    try:
+        classifier = get_classifier()
+    except Exception as error:  # whatever stops the model, this worker must not take jobs
+        _status = ModelStatus("unavailable", f"the model {model_path().stem!r} cannot run here: {error}")
+        logger.critical("classification unavailable, this worker takes no job: %s", _status.reason)
+    else:
+        _status = ModelStatus("ready")
+        logger.info("model %s passed its self-test on %s; taking jobs", classifier.name, classifier.device)
+    return _status
 
 
 def model_identity(classifier: Classifier) -> ModelIdentity:

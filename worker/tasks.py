@@ -3,21 +3,28 @@
 from __future__ import annotations
 
 import logging
+import os
+import signal
 import time
 from collections.abc import Callable
 
 from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
-from celery.signals import worker_process_init
+from celery.signals import worker_init, worker_process_init
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
 from classifier import events, notifications, reaper, services, webhooks
 from classifier.models import Job
 from classifier.selectors import job_get_with_prediction
-from worker.runtime import get_classifier, model_identity
+from worker.runtime import get_classifier, model_identity, prove_default_model
 
 logger = logging.getLogger(__name__)
+# A worker whose model cannot run exits with this (sysexits' EX_SOFTWARE) instead of taking jobs;
+# a prefork child tells its parent with this signal (Celery leaves SIGUSR2 alone unless remote
+# debugging is asked for with CELERY_RDBSIG).
+EX_MODEL_UNAVAILABLE = 70
+MODEL_UNAVAILABLE_SIGNAL = signal.SIGUSR2
 
 
 @shared_task(
@@ -36,6 +43,7 @@ def classify(self, job_id: int) -> None:
 
     The model is the job's requested model version (an admin re-run), else the default.
     """
+    from ml.inference import ModelLoadError
     from ml.preprocess import InvalidImageError
 
     job = services.job_claim(job_id=job_id, task_id=self.request.id)
@@ -55,6 +63,13 @@ def classify(self, job_id: int) -> None:
         result = classifier.predict([image_bytes])[0]
     except InvalidImageError as exc:
         services.job_fail(job_id=job_id, error=str(exc))
+    except ModelLoadError:
+        # Only a re-run's model can get here: a worker proves its default one before any job.
+        logger.exception("job %s: its model could not run on this worker", job_id)
+        services.job_fail(
+            job_id=job_id,
+            error="The model version chosen for this job could not run on the worker. It has been logged.",
+        )
     except SoftTimeLimitExceeded:
         services.job_fail(job_id=job_id, error="Classification took too long and was stopped.")
     except (OperationalError, InterfaceError):
@@ -88,11 +103,39 @@ def _pause_for_fault_tests(job: Job) -> None:
 
 @worker_process_init.connect
 def load_model_after_fork(**_kwargs: object) -> None:
-    """Load the model in each prefork child as it starts, so no task waits for it."""
-    try:
-        get_classifier()
-    except Exception:  # the first task retries the load and fails its job with a clear error
-        logger.exception("could not load the model at worker start")
+    """Load and prove the model in each worker process as it starts, so no task waits for it,
+    and stop the whole worker, exit code non-zero, when the model cannot run here."""
+    status = prove_default_model()
+    if status.unavailable:
+        stop_worker_process()
+
+
+def stop_worker_process() -> None:
+    """End this Celery worker before it takes a job, with a non-zero exit code.
+
+    A prefork child signals its parent (``MODEL_UNAVAILABLE_SIGNAL``), which then shuts down
+    with ``EX_MODEL_UNAVAILABLE`` (Celery's cold shutdown would exit 0, and billiard alone would
+    only start another child), and exits; with the solo or threads pool this is the worker.
+    """
+    from billiard.process import current_process
+
+    logging.shutdown()  # flush the reason to the log before leaving without clean-up
+    if current_process().name != "MainProcess":
+        os.kill(os.getppid(), MODEL_UNAVAILABLE_SIGNAL)
+    os._exit(EX_MODEL_UNAVAILABLE)
+
+
+@worker_init.connect
+def listen_for_unavailable_model(**_kwargs: object) -> None:
+    """In the worker's main process: a child's ``MODEL_UNAVAILABLE_SIGNAL`` stops the worker
+    (a warm shutdown: nothing runs, since no child could load the model) with that exit code."""
+
+    def shut_down(_signum: int, _frame: object) -> None:
+        from celery.worker import state
+
+        state.should_stop = EX_MODEL_UNAVAILABLE  # the worker's loop raises WorkerShutdown(70)
+
+    signal.signal(MODEL_UNAVAILABLE_SIGNAL, shut_down)
 
 
 def _report(job_id: int) -> None:

@@ -66,6 +66,12 @@ class UnsupportedImageType(FieldProblem):
     title = "Unsupported image type"
 
 
+class ClassificationUnavailable(FieldProblem):
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    slug = "classification-unavailable"
+    title = "Classification unavailable"
+
+
 class BatchBusy(FieldProblem):
     status_code = status.HTTP_409_CONFLICT
     slug = "batch-busy"

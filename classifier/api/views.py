@@ -176,6 +176,8 @@ def _create_batch(
         )
     except services.UploadRejected as exc:
         raise problems.InvalidImage(str(exc), field=field, errors=exc.errors) from None
+    except services.ClassificationUnavailable as exc:
+        raise problems.ClassificationUnavailable(str(exc)) from None
 
 
 def _created(data: dict[str, Any], location: str, created: bool) -> Response:

@@ -20,6 +20,16 @@ def default_model_path() -> Path:
     return model_path(DEFAULT_MODEL_NAME)
 
 
+def resolve_model(name_or_path: str | None) -> Path:
+    """The model file for a shipped model's name or a path (None or "": the default model)."""
+    if not name_or_path:
+        return default_model_path()
+    candidate = Path(name_or_path)
+    if candidate.suffix == ".keras" or candidate.is_file():
+        return candidate
+    return model_path(name_or_path)
+
+
 def card_path(model_file: str | Path) -> Path:
     """Path of the model card that belongs beside ``model_file``."""
     return Path(model_file).with_suffix(".json")

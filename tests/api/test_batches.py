@@ -334,3 +334,13 @@ def test_uploads_have_their_own_tighter_rate(api, settings, media_root):
     api.post(BATCHES, {"name": "no files"})
     assert_problem(api.post(BATCHES, {"name": "no files"}), 429)
     assert api.get(BATCHES).status_code == 200
+
+
+def test_uploads_are_refused_while_classification_is_unavailable(
+    api, ecg_png, media_root, classification_unavailable
+):
+    response = api.post(BATCHES, {"images": [_png(ecg_png)]})
+    problem = assert_problem(response, 503, field=None)
+    assert problem["type"] == "urn:ecgsite:problem:classification-unavailable"
+    assert classification_unavailable in problem["detail"]
+    assert not Batch.objects.exists() and stored_files(media_root) == []

@@ -365,3 +365,20 @@ def test_a_file_name_with_a_path_is_stored_as_its_last_component(owner, make_upl
     batch = services.batch_create(owner=owner, files=[upload])
 
     assert batch.jobs.get().original_name == "ecg.png"
+
+
+def test_while_classification_is_unavailable_the_page_says_why_and_refuses_uploads(
+    owner_client, make_upload, classification_unavailable, enqueue, media_root
+):
+    """The embedded default whose model failed its self-test: no batch, no file, no job."""
+    page = owner_client.get(UPLOAD_URL).content.decode()
+    assert 'id="classification-unavailable"' in page and classification_unavailable in page
+    assert 'id="upload-button" disabled' in page
+
+    response = _post_json(owner_client, [make_upload()])
+    assert response.status_code == 503
+    (error,) = response.json()["errors"]
+    assert error.startswith("Classification is unavailable on this server")
+    assert classification_unavailable in error
+    assert not Batch.objects.exists() and stored_files(media_root) == []
+    enqueue.assert_not_called()

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from ml.evaluate import labelled_files, resolve_model
-from ml.models import DEFAULT_MODEL_NAME, default_model_path, model_path, read_card
+from ml.evaluate import labelled_files
+from ml.models import DEFAULT_MODEL_NAME, default_model_path, model_path, read_card, resolve_model
 from ml.synthetic import render_ecg
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

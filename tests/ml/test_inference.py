@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,12 +13,12 @@ import numpy as np
 import pytest
 
 from ml import representations
-from ml.inference import Classifier, ModelLoadError
+from ml.inference import Classifier, ModelLoadError, ModelSelfTestError
 from ml.labels import CLASSES
 from ml.models import DEFAULT_MODEL_NAME, default_model_path, list_model_cards
 from ml.preprocess import InvalidImageError
 from ml.synthetic import render_ecg
-from tests.ml.helpers import encode, tiny_model, write_card
+from tests.ml.helpers import encode, nan_model, tiny_model, unrunnable_model, write_card
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # Loading TensorFlow and the model takes seconds.
@@ -95,6 +96,63 @@ def test_predict_inputs_validates_shapes(classifier: Classifier) -> None:
 def test_load_refuses_a_missing_model(tmp_path: Path) -> None:
     with pytest.raises(ModelLoadError, match="No model file"):
         Classifier.load(tmp_path / "absent.keras")
+
+
+def test_load_refuses_a_model_that_only_onednn_can_run(tmp_path: Path) -> None:
+    """Refused on every machine, oneDNN or not, naming the layer and the way out."""
+    with pytest.raises(ModelLoadError, match=r"uneven_depthwise.*unequal strides \(2, 1\).*ml\.rebuild"):
+        Classifier.load(unrunnable_model(tmp_path))
+
+
+def test_load_proves_the_model_on_a_rendered_page(tmp_path: Path) -> None:
+    """A model that loads but answers NaN fails the self-test, which says why."""
+    with pytest.raises(ModelSelfTestError, match=r"nan failed its self-test on .*not four probabilities"):
+        Classifier.load(nan_model(tmp_path))
+
+
+def test_the_self_test_classifies_the_rendered_page(classifier: Classifier) -> None:
+    prediction = classifier.self_test()
+    assert prediction.label in CLASSES
+    assert math.isclose(sum(prediction.probabilities.values()), 1.0, abs_tol=1e-9)
+
+
+def test_the_self_test_reports_a_failing_forward_pass(classifier: Classifier, monkeypatch) -> None:
+    def broken(batch: object) -> object:
+        raise RuntimeError("Current implementation only supports equal length strides\n\t [[{{node x}}]]")
+
+    monkeypatch.setattr(classifier, "_forward", broken)
+    with pytest.raises(ModelSelfTestError, match="RuntimeError: Current implementation only supports equal"):
+        classifier.self_test()
+
+
+def test_every_shipped_model_runs_on_tensorflows_plain_kernels(tmp_path: Path, synthetic_jpeg: bytes) -> None:
+    """What an AVX2-only CPU, ARM and a GPU run: ``python -m ml.predict --model M`` with oneDNN
+    off, for every shipped model, in a fresh process (TensorFlow reads the switch at import)."""
+    page = tmp_path / "page.jpg"
+    page.write_bytes(synthetic_jpeg)
+    names = [card["name"] for card in list_model_cards()]
+    assert DEFAULT_MODEL_NAME in names
+    env = {**os.environ, "TF_ENABLE_ONEDNN_OPTS": "0"}
+    for name in names:
+        result = subprocess.run(
+            [sys.executable, "-m", "ml.predict", "--model", name, str(page)],
+            capture_output=True, text=True, cwd=REPO_ROOT, timeout=180, env=env,
+        )  # fmt: skip
+        assert result.returncode == 0, f"{name} with oneDNN off:\n{result.stderr[-3000:]}"
+        (answer,) = json.loads(result.stdout)
+        assert answer["label"] in CLASSES, name
+
+
+def test_predict_command_says_why_a_model_cannot_run(tmp_path: Path, synthetic_jpeg: bytes) -> None:
+    page = tmp_path / "page.jpg"
+    page.write_bytes(synthetic_jpeg)
+    result = subprocess.run(
+        [sys.executable, "-m", "ml.predict", "--model", str(unrunnable_model(tmp_path)), str(page)],
+        capture_output=True, text=True, cwd=REPO_ROOT, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "cannot run on TensorFlow's plain kernels" in result.stderr
+    assert result.stdout == ""
 
 
 def test_predict_command_prints_json_and_flags_bad_images(tmp_path: Path, synthetic_jpeg: bytes) -> None:

@@ -185,3 +185,53 @@ def test_from_scratch_networks_use_a_fast_batchnorm_momentum(arch: str) -> None:
         if isinstance(layer, keras.layers.BatchNormalization)
     ]
     assert layers and {layer.momentum for layer in layers} == {0.9}
+
+
+def _depthwise_model(height: int, width: int, strides: tuple[int, int]) -> keras.Model:
+    inputs = keras.Input(shape=(height, width, 2))
+    return keras.Model(inputs, network._strided_depthwise(inputs, strides=strides, kernel=3, name="dw"))
+
+
+@pytest.mark.parametrize("height", [8, 7])
+@pytest.mark.parametrize("width", [6, 5])
+def test_unequal_strides_give_exactly_what_a_strided_kernel_computes(height: int, width: int) -> None:
+    """Strides (2, 1) from plain kernels: the stride-1 depthwise, kept at the rows TensorFlow's
+    strided kernel centres on. Checked against the (2, 2) kernel every device runs: its output
+    is ours (2, 1) at the columns that kernel keeps, for odd and even sizes."""
+    uneven, square = _depthwise_model(height, width, (2, 1)), _depthwise_model(height, width, (2, 2))
+    square.get_layer("dw").set_weights(uneven.get_layer("dw").get_weights())
+    x = np.random.default_rng(0).normal(size=(2, height, width, 2)).astype(np.float32)
+    ours, reference = np.asarray(uneven(x)), np.asarray(square(x))
+    assert ours.shape == (2, -(-height // 2), width, 2)
+    first = network._same_padding_offset(width, 2, 3)  # the first column a stride-2 kernel keeps
+    np.testing.assert_allclose(ours[:, :, first::2, :], reference, atol=1e-6)
+    assert network.unsupported_operations(uneven) == []
+
+
+def test_the_builder_refuses_a_network_only_onednn_can_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    def build_uneven(**_kwargs: object) -> keras.Model:
+        inputs = keras.Input(shape=(16, 16, 3))
+        x = keras.layers.DepthwiseConv2D(3, strides=(1, 2), name="sideways")(inputs)
+        return keras.Model(inputs, x, name="uneven")
+
+    monkeypatch.setitem(ARCHITECTURES, "uneven", build_uneven)
+    with pytest.raises(network.UnsupportedOperationError, match=r"'sideways' .*unequal strides \(1, 2\)"):
+        build_model("uneven")
+
+
+def test_nested_models_are_checked_too() -> None:
+    inputs = keras.Input(shape=(16, 16, 3))
+    member = keras.Model(inputs, keras.layers.SeparableConv2D(4, 3, strides=(2, 1), name="inner")(inputs))
+    outer_inputs = keras.Input(shape=(16, 16, 3))
+    outer = keras.Model(outer_inputs, member(outer_inputs))
+    assert [problem.split(" (")[0] for problem in network.unsupported_operations(outer)] == ["layer 'inner'"]
+
+
+def test_every_shipped_model_is_built_from_plain_kernels() -> None:
+    from ml.models import MODELS_DIR
+
+    files = sorted(MODELS_DIR.glob("*.keras"))
+    assert len(files) >= 4
+    for path in files:
+        model = keras.models.load_model(path, compile=False)
+        assert network.unsupported_operations(model) == [], path.name

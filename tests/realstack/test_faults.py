@@ -12,6 +12,8 @@ c. Redis restarts (no persistence) while jobs wait in its queue: the messages ar
    the reaper (beat) enqueues the jobs again from the database; all complete.
 d. The database is unreachable for a while (a TCP proxy in front of MariaDB is cut): tasks
    retry, the reaper picks up what they gave up on, and no job is half-written or left behind.
+e. A worker's model cannot run on this machine: the worker logs why and exits non-zero
+   before it takes a job (prefork and solo pools); the job waits, and a good worker runs it.
 """
 
 from __future__ import annotations
@@ -456,3 +458,40 @@ def test_tasks_retry_through_a_database_outage_and_nothing_is_half_written(
     )
     assert unfinished_or_half == 0
     assert "OperationalError" in worker.log(500_000), "the outage never reached a task"
+
+
+# e. A model that cannot run
+
+
+@pytest.mark.parametrize("pool", ["prefork", "solo"])
+def test_a_worker_whose_model_cannot_run_exits_non_zero_and_takes_no_job(
+    stack: LiveStack,
+    fault_db: MariaDB,
+    uploader: SiteClient,
+    processes: list[ManagedProcess],
+    tmp_path: Path,
+    pool: str,
+) -> None:
+    from tests.ml.helpers import unrunnable_model
+
+    _, [job_id] = upload(uploader, fault_db, 1)
+    broken = stack.start_worker(
+        *("worker", f"--pool={pool}", "--concurrency=1", "-Q", CLASSIFY_QUEUE, "--loglevel=INFO"),
+        *("--without-gossip", "--without-mingle"),
+        env={"ECGSITE_MODEL": str(unrunnable_model(tmp_path))},
+        wait=False,
+    )
+    processes.append(broken)
+    wait_until(lambda: not broken.is_running(), CLAIM_TIMEOUT_S, f"the {pool} worker's exit")
+
+    log = broken.log(200_000)
+    assert broken.popen.returncode != 0, log
+    assert "classification unavailable, this worker takes no job" in log
+    assert "'uneven_depthwise' (DepthwiseConv2D) has unequal strides (2, 1)" in log
+    assert job_rows(fault_db, [job_id]) == [(job_id, "queued", 0, 0, "")]
+
+    processes.append(stack.start_worker())
+    wait_until(
+        all_finished(fault_db, [job_id]), FINISH_TIMEOUT_S, f"job {job_id} finishes", show(fault_db, [job_id])
+    )
+    assert job_rows(fault_db, [job_id]) == [(job_id, "succeeded", 1, 1, "")]
