@@ -9,7 +9,7 @@ PORT ?= 8000
 SYSTEM_PACKAGES := libmariadb-dev pkg-config chromium
 
 .DEFAULT_GOAL := help
-.PHONY: help system-deps venv run test test-realstack lint format bench train predict synthetic verify-models models-doc crossval load reliability-doc clean
+.PHONY: help system-deps venv run test test-realstack lint format bench gpu-check train predict synthetic verify-models models-doc crossval load reliability-doc clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -24,7 +24,7 @@ system-deps: ## Install the Debian packages the venv and browser tests need (whe
 		echo "Please install these system packages:$$missing"; exit 1; \
 	fi
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt
+$(VENV)/.installed: requirements-base.txt requirements.txt requirements-dev.txt
 	$(MAKE) system-deps
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
@@ -94,6 +94,18 @@ bench: venv ## Measure upload-to-result latency, throughput and worker memory on
 	bash .ci/run --services-only
 	$(PY) -m bench.service
 	$(PY) -m bench.service --api --batch-size 100
+
+# A GPU worker's install (requirements-gpu.txt: tensorflow[and-cuda]) in a venv of its own.
+VENV_GPU := .venv-gpu
+$(VENV_GPU)/.installed: requirements-base.txt requirements-gpu.txt
+	$(MAKE) system-deps
+	test -x $(VENV_GPU)/bin/python || $(PYTHON) -m venv $(VENV_GPU)
+	$(VENV_GPU)/bin/python -m pip install --quiet --upgrade pip
+	$(VENV_GPU)/bin/python -m pip install --quiet -r requirements-gpu.txt
+	touch $@
+
+gpu-check: $(VENV_GPU)/.installed ## On a GPU machine: every shipped model on the GPU against the CPU, and its speed
+	$(VENV_GPU)/bin/python -m bench.gpu_check
 
 load: venv ## Load test: 50 API clients for 60 s against daphne and two workers (MariaDB, Redis)
 	bash .ci/run --services-only

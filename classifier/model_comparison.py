@@ -200,6 +200,7 @@ def crossval_columns(classes: tuple[str, ...] = CLASSES) -> list[Column]:
         *(Column(f"f1_{name}", f"F1 {name}") for name in classes),
         Column("ece", "ECE before → after temperature scaling"),
         Column("ms_per_image", "ms/image"),
+        Column("timed_on", "timed on"),
         Column("fold_macro_f1", "fold macro-F1 mean ± std"),
         Column("shipped_as", "shipped model"),
     ]
@@ -225,6 +226,7 @@ def crossval_row(file_name: str, summary: ModelSummary, shipped_as: str) -> dict
         "macro_f1": format_interval(summary),
         "ece": ece,
         "ms_per_image": format_float(summary.ms_per_image, 1),
+        "timed_on": summary.timed_on,
         "fold_macro_f1": folds,
         "shipped_as": shipped_as,
     }

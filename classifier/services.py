@@ -39,21 +39,21 @@ class UploadRejected(ValueError):
 class ClassificationUnavailable(RuntimeError):
     """No worker can classify now (its model failed the self-test): uploads are refused."""
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, model: str) -> None:
         super().__init__(
-            "Classification is unavailable on this server, so uploads are refused until an "
-            f"administrator fixes it. Reason: {reason}"
+            f"Classification is unavailable on this server: the model {model!r} failed its start-up "
+            "check. Uploads are refused until an administrator fixes it; the server's log says why."
         )
-        self.reason = reason
+        self.model = model
 
 
 def classification_unavailable_check() -> None:
     """Raise ``ClassificationUnavailable`` when the worker cannot classify (see worker.queue)."""
     from worker.queue import classification_unavailable
 
-    reason = classification_unavailable()
-    if reason:
-        raise ClassificationUnavailable(reason)
+    model = classification_unavailable()
+    if model:
+        raise ClassificationUnavailable(model)
 
 
 def batch_create(

@@ -59,6 +59,7 @@ class ModelSummary:
     bins: list[dict[str, float]] = field(default_factory=list)
     bins_calibrated: list[dict[str, float]] = field(default_factory=list)
     ms_per_image: float | None = None
+    timed_on: str = ""  # the machine ms_per_image was measured on (machine_text)
     training_seconds: float | None = None
     created: str = ""
     decision: str = "argmax"  # how the probabilities become a label (ml.decision)
@@ -205,6 +206,7 @@ def summary_from_card(card: Mapping[str, Any]) -> ModelSummary:
     if temperature is None:
         temperature = _temperature(crossval.get("temperature"))
     ms_per_image = number(card.get("ms_per_image"))
+    timed_by = card if ms_per_image is not None else crossval
     return ModelSummary(
         name=text(card.get("name")) or "unnamed",
         architecture=text(card.get("architecture")),
@@ -212,10 +214,23 @@ def summary_from_card(card: Mapping[str, Any]) -> ModelSummary:
         file_bytes=integer(card.get("file_bytes")),
         temperature=temperature,
         ms_per_image=ms_per_image if ms_per_image is not None else number(crossval.get("ms_per_image")),
+        timed_on=machine_text(timed_by.get("machine")),
         training_seconds=number(card.get("training_seconds")),
         created=text(card.get("created")),
         decision=_decision_text(decision),
         **fields,
+    )
+
+
+def machine_text(machine: object) -> str:
+    """The machine a timing was taken on (``ml.device.machine_description``), in words."""
+    machine = mapping(machine)
+    if not machine:
+        return "not recorded"
+    flags = ", ".join(str(flag) for flag in machine.get("flags") or []) or "none of note"
+    return (
+        f"{text(machine.get('cpu')) or MISSING} ({text(machine.get('arch')) or MISSING}; {flags}), "
+        f"{format_int(integer(machine.get('cores')))} cores, oneDNN {text(machine.get('onednn')) or MISSING}"
     )
 
 
@@ -249,6 +264,7 @@ def summary_from_crossval_report(report: Mapping[str, Any], name: str = "") -> M
         n_folds=integer(report.get("n_folds")),
         temperature=temperature,
         ms_per_image=number(report.get("ms_per_image")),
+        timed_on=machine_text(report.get("machine")),
         training_seconds=round(sum(known_seconds) / len(known_seconds), 1) if known_seconds else None,
         created=text(report.get("created")),
         **_report_fields(mapping(report.get("pooled"))),
@@ -315,6 +331,7 @@ def table_columns(classes: tuple[str, ...] = CLASSES) -> list[Column]:
         Column("ece", "ECE"),
         Column("ece_calibrated", "ECE calibrated"),
         Column("ms_per_image", "ms/image"),
+        Column("timed_on", "timed on"),
         Column("training_seconds", "training s"),
         Column("created", "created"),
     ]
@@ -336,6 +353,7 @@ def table_row(summary: ModelSummary, *, is_default: bool = False) -> dict[str, s
         "ece": format_float(summary.ece),
         "ece_calibrated": format_float(summary.ece_calibrated),
         "ms_per_image": format_float(summary.ms_per_image, 1),
+        "timed_on": summary.timed_on,
         "training_seconds": format_float(summary.training_seconds, 0),
         "created": summary.created or MISSING,
     }

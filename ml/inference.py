@@ -7,6 +7,7 @@ module's callers' parents: TF is not fork-safe, so workers load after they fork.
 from __future__ import annotations
 
 import hashlib
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -42,6 +43,16 @@ class Prediction:
     label: str  # one of CLASSES: the card's decision rule applied to the probabilities
     probabilities: dict[str, float]  # exactly the CLASSES keys, summing to 1
     inference_ms: float  # this image's share of the batch forward pass plus its preprocessing
+
+
+def error_summary(error: BaseException) -> str:
+    """``Type: the line that says what went wrong``. TensorFlow's messages open with "Graph
+    execution error:" and a stack; the cause is the line before the failing node (``[[...]]``)."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    node = next((i for i, line in enumerate(lines) if line.startswith("[[")), None)
+    cause = lines[node - 1] if node else (lines[0] if lines else "")
+    cause = re.sub(r"^\{\{function_node [^}]*\}\}\s*", "", cause)
+    return f"{type(error).__name__}: {cause}" if cause else type(error).__name__
 
 
 def _sha256(path: Path) -> str:
@@ -189,9 +200,8 @@ class Classifier:
         try:
             prediction = self.predict([page.getvalue()])[0]
         except Exception as error:  # any failure here means the model cannot serve
-            reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
             raise ModelSelfTestError(
-                f"{self.name} failed its self-test on {self.device}: {type(error).__name__}: {reason}"
+                f"{self.name} failed its self-test on {self.device}: {error_summary(error)}"
             ) from error
         values = np.array(list(prediction.probabilities.values()))
         if not (np.isfinite(values).all() and abs(values.sum() - 1) < 1e-6 and (values >= 0).all()):

@@ -35,6 +35,7 @@ from ml.cards import (
     format_interval,
     format_megabytes,
     integer,
+    machine_text,
     mapping,
     number,
     summary_from_card,
@@ -237,6 +238,40 @@ def ensemble_lines(document: Mapping[str, Any]) -> list[str]:
     return lines
 
 
+def format_small(value: float | None) -> str:
+    return MISSING if value is None else f"{value:.2g}"
+
+
+def rebuilt_lines(card: Mapping[str, Any]) -> list[str]:
+    """Where ``ml.rebuild`` moved the card's weights onto today's graph, and its check."""
+    rebuilt = mapping(card.get("rebuilt"))
+    if not rebuilt:
+        return []
+    check = mapping(rebuilt.get("check"))
+    return [
+        f"- Rebuilt {text(rebuilt.get('date')) or MISSING} with {code(text(rebuilt.get('command')))} "
+        f"from sha256 {code(text(rebuilt.get('from_file_sha256')))}: {text(rebuilt.get('how')) or MISSING}. "
+        f"On {format_int(integer(check.get('images')))} `{text(check.get('data')) or MISSING}` images the "
+        "original (oneDNN) and the rebuilt file (plain kernels) differ by at most "
+        f"{format_small(number(check.get('max_abs_probability_difference')))} in any probability and give "
+        f"the same label on {format_int(integer(check.get('same_label')))}"
+    ]
+
+
+def gpu_text(check: object) -> str:
+    """``bench.gpu_check``'s figures for one model (``--write-cards``), in words."""
+    check = mapping(check)
+    if not check:
+        return "not yet checked on a GPU (`make gpu-check` on a GPU machine records it here)"
+    pages = integer(check.get("pages"))
+    return (
+        f"{text(check.get('gpu')) or MISSING}, {text(check.get('date')) or MISSING}: max |difference| "
+        f"{format_small(number(check.get('max_abs_difference_vs_cpu')))} from the CPU's probabilities; "
+        f"{format_float(number(check.get('ms_per_image_batch_1')), 2)} ms/image at batch 1, "
+        f"{format_float(number(check.get(f'ms_per_image_batch_{pages}')), 2)} at batch {format_int(pages)}"
+    )
+
+
 def model_section(card: Mapping[str, Any], summary: ModelSummary, default_name: str) -> list[str]:
     data = mapping(card.get("training_data"))
     crossval = mapping(card.get("crossval"))
@@ -275,6 +310,9 @@ def model_section(card: Mapping[str, Any], summary: ModelSummary, default_name: 
             "cross-validation's"
         )
     lines.append(f"- Runtime: {text(card.get('runtime')) or MISSING}; created {summary.created or MISSING}")
+    lines.append(f"- Timed on: {machine_text(card.get('machine'))}")
+    lines += rebuilt_lines(card)
+    lines.append(f"- GPU: {gpu_text(card.get('gpu_check'))}")
     lines += metrics_lines(summary)
     lines += ["Per class:", "", *per_class_table(summary)]
     lines += ["Confusion matrix (rows true, columns predicted):", "", *confusion_table(summary)]
@@ -321,6 +359,7 @@ def crossval_section(path: Path, report: Mapping[str, Any], summary: ModelSummar
         *ensemble_lines(report),
         f"- Runtime: {text(report.get('runtime')) or MISSING} on {text(report.get('device')) or MISSING}; "
         f"created {summary.created or MISSING}",
+        f"- Timed on: {machine_text(report.get('machine'))}",
         "",
         *metrics_lines(summary),
         "Per class (pooled out-of-fold):",

@@ -136,17 +136,17 @@ class FakeClassifier:
         return [FakePrediction(self.label, dict(probabilities)) for _ in images]
 
 
-UNAVAILABLE = ModelStatus("unavailable", "the model x cannot run here: it is broken")
+UNAVAILABLE = ModelStatus("unavailable", "broken-v1", "the model 'broken-v1' cannot run: /srv/x.keras")
 
 
 @pytest.fixture
 def classification_unavailable(settings, monkeypatch: pytest.MonkeyPatch) -> str:
-    """The embedded default whose worker found that its model cannot run; returns the reason."""
+    """The embedded default whose worker found that its model cannot run; returns its name."""
     import worker.runtime
 
     settings.ECGSITE_TASK_RUNNER = "embedded"
     monkeypatch.setattr(worker.runtime, "_status", UNAVAILABLE)
-    return UNAVAILABLE.reason
+    return UNAVAILABLE.model
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ def enqueue_classify(*, job_id: int, task_id: str) -> None:
 
 
 def classification_unavailable() -> str:
-    """Why new jobs cannot be classified now, or "" when they can.
+    """The model that stops new jobs from being classified now, or "" when they can be.
 
     Known only where the worker lives in this process (the embedded default): its model failed
     the self-test. Celery workers whose model cannot run exit instead of taking jobs.
@@ -31,7 +31,7 @@ def classification_unavailable() -> str:
     from worker.runtime import model_status
 
     status = model_status()
-    return status.reason if status.unavailable else ""
+    return status.model if status.unavailable else ""
 
 
 def enqueue_webhook(*, delivery_id: int, countdown: float = 0.0) -> None:

@@ -75,9 +75,10 @@ def get_classifier(name: str | None = None) -> Classifier:
 @dataclass(frozen=True)
 class ModelStatus:
     """Whether this process can classify: ``loading`` (not proven yet), ``ready`` or
-    ``unavailable``, with the reason a worker logs and the upload page shows."""
+    ``unavailable``: then which model, and why (for the log: it may name server paths)."""
 
     state: str
+    model: str = ""
     reason: str = ""
 
     @property
@@ -102,7 +103,8 @@ def prove_default_model() -> ModelStatus:
     try:
         classifier = get_classifier()
     except Exception as error:  # whatever stops the model, this worker must not take jobs
-        _status = ModelStatus("unavailable", f"the model {model_path().stem!r} cannot run here: {error}")
+        model = model_path().stem
+        _status = ModelStatus("unavailable", model, f"the model {model!r} cannot run here: {error}")
         logger.critical("classification unavailable, this worker takes no job: %s", _status.reason)
     else:
         _status = ModelStatus("ready")

@@ -342,5 +342,6 @@ def test_uploads_are_refused_while_classification_is_unavailable(
     response = api.post(BATCHES, {"images": [_png(ecg_png)]})
     problem = assert_problem(response, 503, field=None)
     assert problem["type"] == "urn:ecgsite:problem:classification-unavailable"
-    assert classification_unavailable in problem["detail"]
+    assert f"the model '{classification_unavailable}' failed its start-up check" in problem["detail"]
+    assert "/srv/" not in problem["detail"]
     assert not Batch.objects.exists() and stored_files(media_root) == []

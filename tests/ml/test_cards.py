@@ -138,3 +138,20 @@ def test_compact_metrics_are_json_without_bins_or_matrix():
 
     assert "bins" not in compact and "confusion" not in compact
     assert json.loads(json.dumps(compact))["per_class"]["mi"]["recall"] is not None
+
+
+MACHINE = {"cpu": "AMD EPYC", "arch": "x86_64", "flags": ["avx2", "fma"], "cores": 2}
+MACHINE["onednn"] = "off (default)"
+
+
+def test_every_timing_names_the_machine_it_was_taken_on():
+    card = {**crossval_card("hybrid-v4", "hybrid"), "machine": MACHINE}
+    summary = summary_from_card(card)
+    assert summary.timed_on == "AMD EPYC (x86_64; avx2, fma), 2 cores, oneDNN off (default)"
+    assert table_row(summary)["timed_on"] == summary.timed_on
+    assert [column.key for column in table_columns()].index("timed_on") == [
+        column.key for column in table_columns()
+    ].index("ms_per_image") + 1
+    assert summary_from_card(crossval_card("old", "cnn")).timed_on == "not recorded"
+    report_summary = summary_from_crossval_report({**crossval_report("cnn"), "machine": MACHINE})
+    assert report_summary.timed_on.startswith("AMD EPYC")

@@ -214,3 +214,22 @@ def test_the_cards_decision_rule_picks_the_label_and_leaves_the_probabilities(
         write_card(model_file, card | {"decision": broken})
         with pytest.raises(ModelLoadError, match="decision"):
             Classifier.load(model_file)
+
+
+@pytest.mark.parametrize(
+    ("message", "summary"),
+    [
+        (
+            "{{function_node __inference_forward_37}} Current implementation only supports equal length "
+            "strides in the row and column dimensions.\n\t [[{{node m/dw/depthwise}}]] [Op:__inference_f_37]",
+            "RuntimeError: Current implementation only supports equal length strides in the row and "
+            "column dimensions.",
+        ),
+        ("out of memory\nmore detail", "RuntimeError: out of memory"),
+        ("", "RuntimeError"),
+    ],
+)
+def test_error_summary_keeps_the_line_that_says_what_went_wrong(message: str, summary: str) -> None:
+    from ml.inference import error_summary
+
+    assert error_summary(RuntimeError(message)) == summary

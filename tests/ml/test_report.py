@@ -285,3 +285,35 @@ def test_a_shipped_model_applying_the_operating_point_is_named_and_compared_with
     operating = document.split("### MI operating point")[1].split("###")[0]
     row = next(line for line in operating.splitlines() if line.startswith("| crossval-hybrid |"))
     assert row.strip("|").split("|")[-1].strip() == "hybrid-v4"  # applied by
+
+
+def test_a_models_section_says_where_it_was_timed_how_it_was_rebuilt_and_its_gpu_check(tmp_path):
+    models, reports = tmp_path / "models", tmp_path / "reports"
+    reports.mkdir(parents=True)
+    card = crossval_card("hybrid-v4", "hybrid") | {
+        "machine": {"cpu": "AMD EPYC", "arch": "x86_64", "flags": ["avx2"], "cores": 2, "onednn": "off"},
+        "rebuilt": {
+            "date": "2026-12-02",
+            "command": "python -m ml.rebuild hybrid-v4 --check-data DIR",
+            "from_file_sha256": "b" * 64,
+            "how": "the same weights on plain kernels",
+            "check": {"images": 367, "data": "khan-ecg", "same_label": 367},
+        },
+        "gpu_check": {
+            "gpu": "NVIDIA H200", "date": "2026-12-03", "pages": 32, "max_abs_difference_vs_cpu": 3.1e-06,
+            "ms_per_image_batch_1": 2.5, "ms_per_image_batch_32": 0.4,
+        },
+    }  # fmt: skip
+    card["rebuilt"]["check"]["max_abs_probability_difference"] = 1.79e-07
+    _write(models / "hybrid-v4.json", card)
+    (models / "hybrid-v4.keras").write_bytes(b"weights")
+    text = report.render(models, reports)
+    assert "- Timed on: AMD EPYC (x86_64; avx2), 2 cores, oneDNN off" in text
+    assert "from sha256 `" + "b" * 64 + "`: the same weights on plain kernels" in text
+    assert "differ by at most 1.8e-07 in any probability and give the same label on 367" in text
+    assert "- GPU: NVIDIA H200, 2026-12-03: max |difference| 3.1e-06 from the CPU's probabilities; " in text
+    assert "2.50 ms/image at batch 1, 0.40 at batch 32" in text
+
+
+def test_a_model_never_checked_on_a_gpu_says_so(dirs):
+    assert "- GPU: not yet checked on a GPU (`make gpu-check`" in _render(dirs)

@@ -25,8 +25,10 @@ def test_train_writes_a_model_and_a_card_shaped_like_the_shipped_one(tmp_path: P
     card = json.loads((out / "tiny.json").read_text())
     shipped = read_card(model_path(DEFAULT_MODEL_NAME))
     # Without --crossval-report the card has no cross-validation or calibration section; a
-    # single model trained with MI's plain weight has no ensemble or mi_weight entry.
-    assert set(card) == set(shipped) - {"crossval", "calibration", "ensemble", "decision"}
+    # single model trained with MI's plain weight has no ensemble or mi_weight entry; a model
+    # just trained was not rebuilt (ml.rebuild).
+    assert set(card) == set(shipped) - {"crossval", "calibration", "ensemble", "decision", "rebuilt"}
+    assert card["machine"]["cpu"] and card["machine"]["onednn"].startswith(("on", "off"))
     assert set(card["hyperparameters"]) == set(shipped["hyperparameters"]) - {"mi_weight"}
     assert card["architecture"] == "cnn" and card["training_data"]["images_per_class"]["mi"] == 3
     assert card["metrics"]["validation"]["n"] == 4  # one of each class at 30%

@@ -40,7 +40,7 @@ def test_a_model_that_cannot_run_makes_the_worker_unavailable_with_a_logged_reas
     with caplog.at_level(logging.CRITICAL, logger="worker.runtime"):
         status = runtime.prove_default_model()
 
-    assert status.unavailable and runtime.model_status() is status
+    assert status.unavailable and runtime.model_status() is status and status.model == "unrunnable"
     assert "the model 'unrunnable' cannot run here" in status.reason
     assert "'uneven_depthwise' (DepthwiseConv2D) has unequal strides (2, 1)" in status.reason
     (record,) = caplog.records
