@@ -2,17 +2,30 @@ from typing import Any
 
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
+from django.contrib.auth.forms import AdminPasswordChangeForm
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 
+from accounts.credentials import credentials_changed
 from accounts.models import ApiToken, User, WebhookSecret
 from accounts.tokens import api_token_create
 from classifier.audit import Action, audit_record
 
 
+class PasswordChangeRevokingTokens(AdminPasswordChangeForm):
+    """A password an administrator sets closes the same doors as one the user changes."""
+
+    def save(self, commit: bool = True) -> User:
+        user = super().save(commit=commit)
+        if commit:
+            credentials_changed(user=user, how="set by an administrator")
+        return user
+
+
 @admin.register(User)
 class UserAdmin(BaseUserAdmin):
+    change_password_form = PasswordChangeRevokingTokens
     ordering = ("email",)
     list_display = ("email", "is_staff", "is_active", "date_joined", "last_login")
     search_fields = ("email", "first_name", "last_name")

@@ -15,6 +15,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from accounts.models import ApiToken, User, WebhookSecret
+from accounts.verification import verified_email_exists
 
 KEY_PREFIX = "ecg_"
 # How often last_used is written: not on every request, so reads stay reads.
@@ -41,11 +42,20 @@ def api_token_revoke(*, user: User, token_id: int) -> bool:
     )
 
 
+def api_tokens_revoke_all(*, user: User) -> list[int]:
+    """Revoke every active token of the user (their password changed); the ids revoked."""
+    active = ApiToken.objects.filter(user=user, revoked__isnull=True)
+    revoked = list(active.values_list("pk", flat=True))
+    active.filter(pk__in=revoked).update(revoked=timezone.now())
+    return revoked
+
+
 def api_token_authenticate(*, key: str) -> ApiToken | None:
-    """The active token with this key and an active user, or None."""
+    """The active token with this key, of an active user with a confirmed address, or None."""
     token = (
         ApiToken.objects.select_related("user")
         .filter(key_hash=hash_key(key), revoked__isnull=True, user__is_active=True)
+        .filter(verified_email_exists("user_id"))
         .first()
     )
     if token is None:

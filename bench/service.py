@@ -169,7 +169,7 @@ async def time_batch(
 
 async def measure(stack: LiveStack, single_runs: int, batch_size: int) -> dict[str, Any]:
     client = SiteClient(stack.base_url, timeout=600)
-    client.sign_up(unique_email("bench"))
+    client.sign_up(unique_email("bench"), stack.mail_dir)
     print("rendering synthetic images…", flush=True)
     cold_image, *single_images = synthetic_images(1 + single_runs, first_seed=5000)
     batch_images = synthetic_images(batch_size, first_seed=6000)

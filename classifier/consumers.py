@@ -7,6 +7,7 @@ from typing import Any
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
+from accounts.verification import email_verified, session_signs_in
 from classifier.audit import Action, Outcome, audit_record, new_request_id
 from classifier.presenters import batch_as_dict
 from classifier.selectors import batch_get_for_user, batches_in_progress_for_user, user_group_name
@@ -19,13 +20,21 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
 
     A client may send {"type": "batch.subscribe", "batch": ID} to get that batch's current
     state (its own batches only), e.g. after a reconnect.
+
+    Only a user with a confirmed address may connect, and before each message it sends the
+    socket checks that its session still signs the user in: after a logout, a password change
+    elsewhere or the session's expiry, the socket closes (4401) instead of sending.
     """
 
     group_name: str | None = None
 
     async def connect(self) -> None:
         user = self.scope.get("user")
-        if user is None or not user.is_authenticated:
+        if (
+            user is None
+            or not user.is_authenticated
+            or not await database_sync_to_async(email_verified)(user)
+        ):
             await self.close(code=UNAUTHENTICATED)
             return
         self.group_name = user_group_name(user.pk)
@@ -38,7 +47,18 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
         if self.group_name:
             await self.channel_layer.group_discard(self.group_name, self.channel_name)
 
+    async def _still_signed_in(self) -> bool:
+        session = self.scope.get("session")
+        signed_in = await database_sync_to_async(session_signs_in)(
+            session_key=getattr(session, "session_key", None), user_id=self.scope["user"].pk
+        )
+        if not signed_in:
+            await self.close(code=UNAUTHENTICATED)
+        return signed_in
+
     async def receive_json(self, content: Any, **kwargs: Any) -> None:
+        if not await self._still_signed_in():
+            return
         if not isinstance(content, dict) or content.get("type") != "batch.subscribe":
             await self.send_json({"type": "error", "message": "Unknown message type."})
             return
@@ -54,10 +74,12 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
         await self.send_json({"type": "batch.state", "batch": batch})
 
     async def job_updated(self, event: dict[str, Any]) -> None:
-        await self.send_json({"type": "job.updated", "job": event["payload"]})
+        if await self._still_signed_in():
+            await self.send_json({"type": "job.updated", "job": event["payload"]})
 
     async def batch_completed(self, event: dict[str, Any]) -> None:
-        await self.send_json({"type": "batch.completed", "batch": event["payload"]})
+        if await self._still_signed_in():
+            await self.send_json({"type": "batch.completed", "batch": event["payload"]})
 
 
 def _in_progress(user: Any) -> list[dict[str, Any]]:

@@ -22,19 +22,30 @@ from worker.runtime import ModelStatus
 PASSWORD = "correct-horse-battery-staple"
 
 
+def verified_user(email: str, *, superuser: bool = False, password: str = PASSWORD) -> User:
+    """A user whose address is confirmed, as after following allauth's link: only such an
+    account may upload, see results or use a token (accounts.verification)."""
+    from allauth.account.models import EmailAddress
+
+    create = User.objects.create_superuser if superuser else User.objects.create_user
+    user = create(email=email, password=password)
+    EmailAddress.objects.create(user=user, email=email, verified=True, primary=True)
+    return user
+
+
 @pytest.fixture
 def owner(db: None) -> User:
-    return User.objects.create_user(email="alice@example.com", password=PASSWORD)
+    return verified_user("alice@example.com")
 
 
 @pytest.fixture
 def other_user(db: None) -> User:
-    return User.objects.create_user(email="bob@example.com", password=PASSWORD)
+    return verified_user("bob@example.com")
 
 
 @pytest.fixture
 def staff(db: None) -> User:
-    return User.objects.create_superuser(email="charlie@example.com", password=PASSWORD)
+    return verified_user("charlie@example.com", superuser=True)
 
 
 # Half the scans' 1200x852: the classifier and its upload guard (ml.guard) take any resolution of

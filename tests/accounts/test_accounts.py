@@ -62,7 +62,7 @@ def test_create_superuser_makes_staff():
     assert user.is_staff and user.is_superuser
 
 
-def test_signup_creates_a_user_with_the_email_and_logs_them_in(client):
+def test_signup_signs_in_only_once_the_emailed_link_is_followed(client, mailoutbox):
     response = client.post(
         "/accounts/signup/",
         {"email": "dana@example.com", "password1": NEW_PASSWORD, "password2": NEW_PASSWORD},
@@ -70,8 +70,17 @@ def test_signup_creates_a_user_with_the_email_and_logs_them_in(client):
 
     user = User.objects.get(email="dana@example.com")
     assert response.status_code == 302
-    assert response["Location"] == "/upload/"
+    assert response["Location"] == "/accounts/confirm-email/"
     assert user.check_password(NEW_PASSWORD)
+    assert _logged_in_user_id(client) is None
+
+    [message] = mailoutbox
+    assert message.to == ["dana@example.com"]
+    link = re.search(r"/accounts/confirm-email/[^/\s]+/", message.body).group(0)
+    confirmed = client.post(link)
+
+    assert confirmed.status_code == 302
+    assert confirmed["Location"] == "/upload/"
     assert _logged_in_user_id(client) == user.pk
 
 

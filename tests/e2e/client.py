@@ -21,12 +21,36 @@ import urllib.request
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
 
 PASSWORD = "correct-horse-battery-staple-e2e"
 Message = dict[str, Any]
+
+
+CONFIRMATION_LINK = re.compile(r"/accounts/confirm-email/[^/\s]+/")
+
+
+def confirmation_path(mail_dir: Path, email: str, timeout: float = 30.0) -> str:
+    """The path of the newest address-confirmation link mailed to ``email`` (Django's file
+    email backend writes one file per message into ``mail_dir``)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        messages = (
+            sorted(mail_dir.glob("*.log"), key=lambda path: path.stat().st_mtime) if mail_dir.exists() else []
+        )
+        for message in reversed(messages):
+            text = message.read_text(encoding="utf-8", errors="replace")
+            link = CONFIRMATION_LINK.search(text)
+            if f"To: {email}" in text and link:
+                return link.group(0)
+        if time.monotonic() > deadline:
+            raise AssertionError(
+                f"no confirmation link for {email} was mailed to {mail_dir} in {timeout:.0f} s"
+            )
+        time.sleep(0.1)
 
 
 def render_ecg_png(label: str, seed: int) -> bytes:
@@ -124,15 +148,21 @@ class SiteClient:
             "POST", path, body=body, headers={"Content-Type": "application/x-www-form-urlencoded"}
         )
 
-    def sign_up(self, email: str, password: str = PASSWORD) -> None:
-        """Create an account through the allauth sign-up form; leaves this client signed in."""
+    def sign_up(self, email: str, mail_dir: Path, password: str = PASSWORD) -> None:
+        """Create an account through the allauth sign-up form and confirm its address by the
+        link emailed to it (the site writes mail to files in ``mail_dir``); leaves this client
+        signed in."""
         token = self.csrf_token("/accounts/signup/")
         result = self.post_form(
             "/accounts/signup/", {"email": email, "password1": password, "password2": password}, token=token
         )
+        if result.status != 200:
+            raise AssertionError(f"sign-up of {email} answered HTTP {result.status}:\n{result.text[:3000]}")
+        confirm = confirmation_path(mail_dir, email)
+        result = self.post_form(confirm, {}, token=self.csrf_token(confirm))
         if result.status != 200 or not urllib.parse.urlsplit(result.url).path.startswith("/upload/"):
             raise AssertionError(
-                f"sign-up of {email} ended at {result.url} (HTTP {result.status}), expected /upload/:\n"
+                f"confirming {email} ended at {result.url} (HTTP {result.status}), expected /upload/:\n"
                 f"{result.text[:3000]}"
             )
         if not self.cookie("sessionid"):

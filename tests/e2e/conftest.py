@@ -1,6 +1,6 @@
 """End-to-end fixtures: the real server as a subprocess, and a headless Chromium.
 
-``live_site`` is the embedded default exactly as ``make run`` starts it (SQLite under a fresh
+``live_stack`` is the embedded default exactly as ``make run`` starts it (SQLite under a fresh
 temporary ECGSITE_VAR_DIR, the worker thread inside daphne, the in-process channel layer),
 with every site setting stripped from its environment. The real-stack tests build the same
 ``LiveStack`` with DATABASE_URL/REDIS_URL and a separate Celery worker (tests/realstack/).
@@ -30,12 +30,12 @@ CHROMIUM_ARGS = [
 
 
 @pytest.fixture(scope="session")
-def live_site() -> Iterator[str]:
-    """The base URL of daphne serving the embedded default on a free loopback port."""
+def live_stack() -> Iterator[LiveStack]:
+    """daphne serving the embedded default on a free loopback port; mail goes to its mail_dir."""
     require_default_model()
     stack = start_stack(LiveStack(label="ecgsite-e2e"))
     try:
-        yield stack.base_url
+        yield stack
     finally:
         stack.stop()
 

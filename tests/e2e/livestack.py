@@ -52,7 +52,6 @@ _SETTINGS_VARIABLES = (
     "STATIC_ROOT",
     "DJANGO_SETTINGS_MODULE",
     "DJANGO_DEBUG",
-    "ACCOUNT_EMAIL_VERIFICATION",
     "DB_CONN_MAX_AGE",
     "LOG_LEVEL",
 )
@@ -101,6 +100,11 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+def mail_dir(var_dir: Path) -> Path:
+    """Where a stack's site writes the emails it sends, one file per message."""
+    return var_dir / "mail"
+
+
 def site_environment(var_dir: Path, extra_env: Mapping[str, str] | None = None) -> dict[str, str]:
     """The environment of every stack process: ours minus any site settings, plus ``extra_env``."""
     env = {
@@ -113,6 +117,9 @@ def site_environment(var_dir: Path, extra_env: Mapping[str, str] | None = None) 
             "DJANGO_SETTINGS_MODULE": "ecgsite.settings",
             "ECGSITE_VAR_DIR": str(var_dir),
             "PYTHONUNBUFFERED": "1",
+            # Mail goes to files, so a test can follow the confirmation link a new account gets.
+            "EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend",
+            "EMAIL_FILE_PATH": str(mail_dir(var_dir)),
             "TF_CPP_MIN_LOG_LEVEL": "2",
             # Loopback only: make sure no proxy setting sends local requests elsewhere.
             "NO_PROXY": "127.0.0.1,localhost",
@@ -223,6 +230,11 @@ class LiveStack:
     def origin(self) -> str:
         """An Origin header that AllowedHostsOriginValidator accepts (127.0.0.1 is allowed)."""
         return self.base_url
+
+    @property
+    def mail_dir(self) -> Path:
+        assert self.var_dir is not None, "start() the stack first"
+        return mail_dir(self.var_dir)
 
     @property
     def env(self) -> dict[str, str]:

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from classifier.models import Label
-from tests.e2e.client import PASSWORD, render_ecg_png
+from tests.e2e.client import PASSWORD, confirmation_path, render_ecg_png
+from tests.e2e.livestack import LiveStack
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -51,24 +52,28 @@ READ_CARDS = """() => Array.from(document.querySelectorAll("#jobs article.job"))
 
 
 def test_a_new_user_signs_up_uploads_three_images_and_sees_the_results_arrive_live(
-    live_site: str, browser: object, tmp_path: Path
+    live_stack: LiveStack, browser: object, tmp_path: Path
 ) -> None:
     from playwright.sync_api import Browser, expect
 
     assert isinstance(browser, Browser)
-    context = browser.new_context(base_url=live_site, viewport={"width": 1280, "height": 1100})
+    context = browser.new_context(base_url=live_stack.base_url, viewport={"width": 1280, "height": 1100})
     page = context.new_page()
     page.set_default_timeout(PAGE_TIMEOUT_MS)
     page_errors: list[str] = []
     page.on("pageerror", lambda error: page_errors.append(str(error)))
     try:
-        # 1. Sign up through the allauth form; it signs the new user in and opens /upload/.
+        # 1. Sign up through the allauth form, then follow the link mailed to the address: that
+        #    confirms it, signs the new user in and opens /upload/.
         email = f"e2e-{uuid.uuid4().hex[:10]}@example.com"
         page.goto("/accounts/signup/")
         page.fill("#id_email", email)
         page.fill("#id_password1", PASSWORD)
         page.fill("#id_password2", PASSWORD)
         page.click("form[action='/accounts/signup/'] button[type=submit]")
+        page.wait_for_url("**/accounts/confirm-email/")
+        page.goto(confirmation_path(live_stack.mail_dir, email))
+        page.click("form[action^='/accounts/confirm-email/'] button[type=submit]")
         page.wait_for_url("**/upload/")
         expect(page.locator(".topbar .who")).to_have_text(email)
 

@@ -94,7 +94,7 @@ def real_stack(mariadb: MariaDB, redis_url: str) -> Iterator[LiveStack]:
 
 def signed_up_client(stack: LiveStack, name: str) -> SiteClient:
     client = SiteClient(stack.base_url)
-    client.sign_up(unique_email(name))
+    client.sign_up(unique_email(name), stack.mail_dir)
     return client
 
 

@@ -238,7 +238,7 @@ def stack(fault_db: MariaDB, redis_server: RedisServer) -> Iterator[LiveStack]:
 @pytest.fixture(scope="module")
 def uploader(stack: LiveStack) -> SiteClient:
     client = SiteClient(stack.base_url)
-    client.sign_up(unique_email("faults"))
+    client.sign_up(unique_email("faults"), stack.mail_dir)
     return client
 
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from allauth.account.models import EmailAddress
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from accounts.models import User
 from accounts.tokens import api_token_create
+from accounts.verification import email_verified
 from classifier.audit import Action, audit_record
 
 
@@ -28,7 +30,14 @@ class Command(BaseCommand):
             if not create_user:
                 raise CommandError(f"No account has the email {email}; pass --create-user to create one.")
             user = User.objects.create_user(email=email, password=None)  # unusable password
+            # The operator vouches for an account made here: nobody can sign in to it to confirm.
+            EmailAddress.objects.create(user=user, email=email, verified=True, primary=True)
             self.stderr.write(f"Created the account {email} (no password: it signs in with tokens only).")
+        elif not email_verified(user):
+            raise CommandError(
+                f"{email} has not confirmed its email address, and tokens of such accounts are refused; "
+                "its owner must follow the link in the confirmation email first."
+            )
         token, key = api_token_create(user=user, name=name or "command line")
         audit_record(
             action=Action.TOKEN_CREATE,
