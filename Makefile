@@ -111,7 +111,7 @@ load: venv ## Load test: 50 API clients for 60 s against daphne and two workers 
 	bash .ci/run --services-only
 	$(PY) -m bench.load
 
-reliability-doc: venv ## Run the fault, bad-input, authorization and load tests; rewrite docs/RELIABILITY.md
+reliability-doc: venv ## Run the fault, bad-input, authorization, security-finding and load tests; rewrite docs/RELIABILITY.md
 	bash .ci/run --services-only
 	$(PY) -m bench.reliability_report
 

@@ -9,12 +9,13 @@ Usage::
 
 1. One pytest run of the fault tests (tests/realstack/test_faults.py: MariaDB, Redis, daphne
    and Celery processes), the bad-input tests (tests/security/test_bad_input.py) and the
-   authorization tests (tests/security/test_authorization.py, test_deploy_check.py), with
-   junit XML into var/reliability/junit.xml.
+   authorization tests (tests/security/test_authorization.py, test_deploy_check.py) and the
+   security findings' tests (SECURITY_FINDINGS), with junit XML into var/reliability/junit.xml.
 2. The load test: ``python -m bench.load --out var/reliability/load.json``.
 3. The document: each fault injected and whether the stack survived it (from the test names,
    docstrings and outcomes), each bad input with the status and message it gets (from the
-   tests' own table), each authorization check, the load figures, the date and the commands.
+   tests' own table), each authorization check, each security finding's tests, the load
+   figures, the date and the commands.
 
 The same results give the same bytes: no timings of single tests, fixed number formats, tests in
 collection order. Exits 1 when a test did not pass or the load did not hold; the document still
@@ -32,7 +33,7 @@ import subprocess
 import sys
 import xml.etree.ElementTree as ElementTree
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +43,21 @@ DOCUMENT = Path("docs/RELIABILITY.md")
 FAULTS = "tests/realstack/test_faults.py"
 BAD_INPUT = "tests/security/test_bad_input.py"
 AUTHORIZATION = ("tests/security/test_authorization.py", "tests/security/test_deploy_check.py")
-TEST_FILES = (FAULTS, BAD_INPUT, *AUTHORIZATION)
+# What an outside probe found (issue 19), one file per finding, each test failing on the code
+# before its fix; in the order of the findings, most severe first.
+SECURITY_FINDINGS = (
+    "tests/security/test_account_takeover.py",
+    "tests/security/test_request_size.py",
+    "tests/security/test_admin_delete.py",
+    "tests/security/test_login_limits.py",
+    "tests/security/test_forwarded_headers.py",
+    "tests/security/test_headers.py",
+    "tests/security/test_token_guessing.py",
+    "tests/security/test_idempotency.py",
+    "tests/security/test_webhook_targets.py",
+    "tests/security/test_websocket_origin.py",
+)
+TEST_FILES = (FAULTS, BAD_INPUT, *AUTHORIZATION, *SECURITY_FINDINGS)
 # The two parametrized tests that send every refused input, through the web form and the API.
 WEB_REFUSAL = "test_the_web_form_refuses_it_with_a_message_and_leaves_nothing"
 API_REFUSAL = "test_the_api_refuses_it_with_a_problem_and_leaves_nothing"
@@ -83,6 +98,9 @@ class Sources:
     authorization_overview: str
     docstrings: dict[str, str]  # "module.function" → first paragraph
     refused: list[BadInput]
+    finding_overviews: dict[str, str] = field(
+        default_factory=dict
+    )  # path → module docstring's first paragraph
 
 
 # --- Reading the results and the sources ---------------------------------------------------------
@@ -145,6 +163,9 @@ def read_sources(root: Path = REPO_ROOT) -> Sources:
         authorization_overview=ast.get_docstring(trees[AUTHORIZATION[0]]) or "",
         docstrings=docstrings,
         refused=[BadInput(case, *row) for case, row in refused_table.items()],
+        finding_overviews={
+            path: _docstring_paragraph(ast.get_docstring(trees[path])) for path in SECURITY_FINDINGS
+        },
     )
 
 
@@ -251,6 +272,25 @@ def _authorization_section(results: Sequence[TestResult], sources: Sources) -> l
     return lines
 
 
+def _findings_section(results: Sequence[TestResult], sources: Sources) -> list[str]:
+    tests = [result for path in SECURITY_FINDINGS for result in _module(results, path)]
+    lines = [
+        "## Security findings",
+        "",
+        "What an outside probe broke (issue 19), each closed by a change and guarded by a test that "
+        f"failed before it. {_counts(tests)}.",
+    ]
+    for path in SECURITY_FINDINGS:
+        overview = sources.finding_overviews.get(path, "")
+        lines += ["", f"### `{path}`", ""]
+        lines += [overview, ""] if overview else []
+        lines += [
+            f"- {describe(result, sources)}: **{verdict(result, 'passed')}**"
+            for result in _module(results, path)
+        ]
+    return lines
+
+
 def _milliseconds(figures: dict[str, Any]) -> str:
     if not figures.get("count"):
         return "| - | - | - | 0 |"
@@ -313,6 +353,11 @@ def build_document(
         ("faults injected", _module(results, FAULTS), "all survived"),
         ("bad inputs", _module(results, BAD_INPUT), "all refused or cleaned"),
         ("authorization", [r for path in AUTHORIZATION for r in _module(results, path)], "all held"),
+        (
+            "security findings",
+            [r for path in SECURITY_FINDINGS for r in _module(results, path)],
+            "all closed",
+        ),
     ]
     load_verdict = "not run" if load is None else ("held" if load["held"] else "NOT held")
     lines = [
@@ -338,6 +383,8 @@ def build_document(
         *_bad_input_section(results, sources),
         "",
         *_authorization_section(results, sources),
+        "",
+        *_findings_section(results, sources),
         "",
         *_load_section(load),
     ]

@@ -8,6 +8,7 @@ import json
 
 from bench.reliability_report import (
     BAD_INPUT,
+    SECURITY_FINDINGS,
     BadInput,
     Sources,
     build_document,
@@ -18,7 +19,7 @@ from bench.reliability_report import (
 )
 
 JUNIT = """<?xml version="1.0" encoding="utf-8"?>
-<testsuites><testsuite name="pytest" errors="1" failures="1" skipped="0" tests="7">
+<testsuites><testsuite name="pytest" errors="1" failures="1" skipped="0" tests="8">
 <testcase classname="tests.realstack.test_faults"
           name="test_a_worker_killed_mid_task_is_redelivered_and_completes_exactly_once" time="20.1"/>
 <testcase classname="tests.realstack.test_faults" name="test_jobs_survive_a_redis_restart" time="9.0">
@@ -32,6 +33,8 @@ JUNIT = """<?xml version="1.0" encoding="utf-8"?>
           name="test_500_files_in_one_api_upload_get_our_message" time="0.3"/>
 <testcase classname="tests.security.test_authorization"
           name="test_another_users_session_gets_404_from_the_api[/api/v1/jobs/{job}/]" time="0.1"/>
+<testcase classname="tests.security.test_account_takeover"
+          name="test_a_password_reset_by_the_emailed_link_revokes_every_token" time="0.2"/>
 <testcase classname="tests.security.test_deploy_check"
           name="test_the_check_would_catch_a_weakened_setting[debug on]">
   <error message="setup failed">boom</error>
@@ -69,6 +72,7 @@ SOURCES = Sources(
         "tests.realstack.test_faults.test_jobs_survive_a_redis_restart": "Redis restarts while jobs wait"
     },
     refused=[BadInput("PDF", "scan.pdf: is not a JPEG or PNG image.", 415, "is not a JPEG or PNG")],
+    finding_overviews={"tests/security/test_account_takeover.py": "Account pre-hijacking"},
 )
 
 
@@ -92,6 +96,7 @@ def test_junit_cases_are_read_with_their_parameters_and_outcomes():
         ("test_bad_input", "PDF", "passed"),
         ("test_bad_input", "", "passed"),
         ("test_authorization", "/api/v1/jobs/{job}/", "passed"),
+        ("test_account_takeover", "", "passed"),
         ("test_deploy_check", "debug on", "error"),
     ]
     assert results[1].message == "AssertionError: 2 jobs still queued"
@@ -132,6 +137,16 @@ def test_authorization_checks_are_listed_with_their_outcomes():
     assert "> Bob never reaches alice's data." in text
 
 
+def test_each_security_finding_lists_its_tests_under_its_file_and_overview():
+    text = document()
+
+    assert "| security findings | 1 of 1 passed | all closed |" in text
+    section = text[text.index("## Security findings") : text.index("## Load")]
+    assert "### `tests/security/test_account_takeover.py`\n\nAccount pre-hijacking\n" in section
+    assert "- A password reset by the emailed link revokes every token: **passed**" in section
+    assert all(f"### `{path}`" in section for path in SECURITY_FINDINGS)
+
+
 def test_the_load_figures_are_in_the_document():
     text = document()
 
@@ -159,7 +174,11 @@ def test_everything_held_needs_every_file_every_bad_input_through_both_doors_and
     passing = [result for result in parse_junit(JUNIT) if result.passed]
     faults, bad, authorization = passing[0], passing[1:4], passing[4]
     deploy = dataclasses.replace(authorization, module="tests.security.test_deploy_check")
-    results = [faults, *bad, authorization, deploy]
+    findings = [
+        dataclasses.replace(authorization, module=path.removesuffix(".py").replace("/", "."))
+        for path in SECURITY_FINDINGS
+    ]
+    results = [faults, *bad, authorization, deploy, *findings]
 
     assert everything_held(results, SOURCES, LOAD)
     assert not everything_held(results, SOURCES, {**LOAD, "held": False})
@@ -167,7 +186,8 @@ def test_everything_held_needs_every_file_every_bad_input_through_both_doors_and
     assert not everything_held(
         results, dataclasses.replace(SOURCES, refused=[*SOURCES.refused, unsent]), LOAD
     )
-    assert not everything_held([faults, *bad, authorization], SOURCES, LOAD)
+    assert not everything_held([faults, *bad, authorization, *findings], SOURCES, LOAD)
+    assert not everything_held([faults, *bad, authorization, deploy, *findings[1:]], SOURCES, LOAD)
 
 
 def test_names_become_sentences():
@@ -182,3 +202,4 @@ def test_the_real_sources_have_the_bad_input_table_and_the_module_overviews():
     assert "SIGKILL" in sources.faults_overview
     assert "bob" in sources.authorization_overview
     assert BAD_INPUT.endswith("test_bad_input.py")
+    assert all(sources.finding_overviews[path] for path in SECURITY_FINDINGS)
