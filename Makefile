@@ -38,7 +38,7 @@ run: venv ## Start the site on the embedded defaults at http://127.0.0.1:8000
 	$(PY) manage.py register_models
 	$(PY) manage.py ensure_demo_user
 	@echo "Open http://$(HOST):$(PORT)/ and log in with the demo account above."
-	$(VENV)/bin/daphne -b $(HOST) -p $(PORT) ecgsite.asgi:application
+	$(PY) -m ecgsite.serve -b $(HOST) -p $(PORT) ecgsite.asgi:application
 
 test: venv ## Run the whole default test suite (SQLite, in-process queue, headless browser)
 	$(PY) -m pytest

@@ -8,16 +8,18 @@ from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
+from django.contrib.admin.actions import delete_selected as confirm_delete_selected
+from django.contrib.admin.utils import model_ngettext, unquote
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
-from django.http import FileResponse, HttpRequest, HttpResponse
+from django.http import FileResponse, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html, format_html_join
 
 from classifier import services
-from classifier.audit import Action, audit_record
+from classifier.audit import Action, audit_origin, audit_record
 from classifier.model_comparison import comparison_build, crossval_comparison_build
 from classifier.models import (
     CLASS_KEYS,
@@ -47,6 +49,14 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         return False
 
     def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
+class RecordAdmin(ReadOnlyAdmin):
+    """A row that leaves only with its batch (BatchAdmin's delete, through the service): a bare
+    delete here would write no audit record."""
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False
 
 
@@ -161,11 +171,68 @@ class BatchAdmin(RerunActionMixin, AuditedReadAdmin):
     inlines = (JobInline, WebhookDeliveryInline)
     list_select_related = ("owner",)
 
-    actions = ("rerun_on_model_version",)
+    # Replaces the site's "delete_selected" (a bare queryset delete) with the service's delete.
+    actions = ("rerun_on_model_version", "delete_selected")
 
     @admin.display(description="Images")
     def job_total(self, batch: Batch) -> int:
         return batch.jobs.count()
+
+    def get_deleted_objects(self, objs: object, request: HttpRequest) -> tuple:
+        deleted, counts, _perms_needed, protected = super().get_deleted_objects(objs, request)
+        # The jobs, predictions and webhook records go with their batch (services.batch_delete):
+        # permission to delete the batch is what counts. JobAdmin deletes nothing on its own.
+        return deleted, counts, set(), protected
+
+    def _delete(self, request: HttpRequest, batch: Batch) -> None:
+        """Delete through the API's service: audit record (via admin), then the files; BatchBusy
+        when a worker may still hold one of its jobs. Not inside a transaction of the admin's:
+        that would also undo the service's record of a refusal."""
+        services.batch_delete_recorded(batch=batch, **audit_origin(request), via="admin")
+        self.log_deletions(request, [batch])  # the admin's history; the object is still in memory
+
+    def delete_view(
+        self, request: HttpRequest, object_id: str, extra_context: dict | None = None
+    ) -> HttpResponse:
+        if not request.POST:
+            return super().delete_view(request, object_id, extra_context)  # the confirmation page
+        # Confirmed. Not Django's own POST path: it deletes inside a transaction of its own (see _delete).
+        batch = self.get_object(request, unquote(object_id))
+        if not self.has_delete_permission(request, batch):
+            raise PermissionDenied
+        if batch is None:
+            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+        try:
+            self._delete(request, batch)
+        except services.BatchBusy as exc:
+            self.message_user(request, f"{batch} was not deleted: {exc}", messages.ERROR)
+            return HttpResponseRedirect(reverse("admin:classifier_batch_change", args=[batch.pk]))
+        return self.response_delete(request, str(batch), batch.pk)
+
+    @admin.action(description="Delete selected batches", permissions=["delete"])
+    def delete_selected(self, request: HttpRequest, queryset: QuerySet[Batch]) -> TemplateResponse | None:
+        if not request.POST.get("post"):
+            return confirm_delete_selected(self, request, queryset)  # Django's confirmation page
+        deleted, busy = 0, []
+        for batch in queryset:
+            try:
+                self._delete(request, batch)
+            except services.BatchBusy:
+                busy.append(str(batch))
+            else:
+                deleted += 1
+        if deleted:
+            self.message_user(
+                request, f"Deleted {deleted} {model_ngettext(self.opts, deleted)}.", messages.SUCCESS
+            )
+        if busy:
+            self.message_user(
+                request,
+                f"Not deleted, still being classified: {', '.join(busy)}. "
+                "Delete them once they have finished.",
+                messages.WARNING,
+            )
+        return None
 
     @admin.action(description="Re-run on another model version", permissions=["rerun"])
     def rerun_on_model_version(
@@ -246,6 +313,11 @@ class JobAdmin(RerunActionMixin, AuditedReadAdmin):
     inlines = (PredictionInline,)
     actions = ("rerun_on_model_version",)
 
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        # A job goes with its batch (BatchAdmin): a bare delete would leave its image on disk
+        # and write no audit record.
+        return False
+
     @admin.action(description="Re-run on another model version", permissions=["rerun"])
     def rerun_on_model_version(
         self, request: HttpRequest, queryset: QuerySet[Job]
@@ -301,7 +373,7 @@ class JobAdmin(RerunActionMixin, AuditedReadAdmin):
 
 
 @admin.register(Prediction)
-class PredictionAdmin(ReadOnlyAdmin):
+class PredictionAdmin(RecordAdmin):
     list_display = ("job", "label", "probability_table", "model_version", "inference_ms", "created")
     list_filter = (
         "label",
@@ -366,7 +438,7 @@ class WebhookAttemptInline(admin.TabularInline):
 
 
 @admin.register(WebhookDelivery)
-class WebhookDeliveryAdmin(ReadOnlyAdmin):
+class WebhookDeliveryAdmin(RecordAdmin):
     """Each webhook call and every attempt at it: status code or error, and when."""
 
     list_display = ("event_id", "event", "batch", "url", "status", "attempts", "next_attempt_at", "delivered")

@@ -45,13 +45,11 @@ def audit_record(
     """Append one entry. Who, from where and the request id come from `request` (a Django or DRF
     request) unless given; with neither a request nor an actor, the actor is the system."""
     if request is not None:
-        user = getattr(request, "user", None)
-        if actor is None and user is not None and user.is_authenticated:
-            actor = user
-        if api_token_id is None:
-            api_token_id = _token_id(request)
-        ip = ip or request.META.get("REMOTE_ADDR") or None
-        request_id = request_id or getattr(request, "request_id", "")
+        origin = audit_origin(request)
+        actor = actor if actor is not None else origin["actor"]
+        api_token_id = api_token_id if api_token_id is not None else origin["api_token_id"]
+        ip = ip or origin["ip"]
+        request_id = request_id or origin["request_id"]
     label = actor.get_username() if actor is not None else (ANONYMOUS if request is not None else SYSTEM)
     return AuditEvent.objects.create(
         action=action,
@@ -65,6 +63,18 @@ def audit_record(
         outcome=outcome,
         detail=detail or {},
     )
+
+
+def audit_origin(request: Any) -> dict[str, Any]:
+    """Who sent `request` (a Django or DRF request) and from where, as `audit_record` takes them:
+    for services, which record their own writes and are never handed a request."""
+    user = getattr(request, "user", None)
+    return {
+        "actor": user if user is not None and user.is_authenticated else None,
+        "api_token_id": _token_id(request),
+        "ip": request.META.get("REMOTE_ADDR") or None,
+        "request_id": getattr(request, "request_id", ""),
+    }
 
 
 def _token_id(request: Any) -> int | None:

@@ -51,6 +51,9 @@ class Batch(models.Model):
     # The API client's Idempotency-Key: a retried request finds this batch instead of making one.
     # NULL, not "", when absent: the unique constraint must let every unkeyed batch through.
     idempotency_key = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001
+    # sha256 of the keyed request's payload (services.idempotency_fingerprint): the key replays
+    # only the same request. Blank for batches stored before it was recorded: those replay as before.
+    idempotency_fingerprint = models.CharField(max_length=64, blank=True, default="")
 
     class Meta:
         ordering = ("-created", "-id")

@@ -3,6 +3,8 @@ the state it expects, so a repeated or late call changes nothing it should not."
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import math
 import uuid
@@ -47,6 +49,15 @@ class ClassificationUnavailable(RuntimeError):
         self.model = model
 
 
+class IdempotencyKeyReused(ValueError):
+    """An Idempotency-Key sent again with a different payload: it names another request."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "This Idempotency-Key was already used for a different request; use a new key for a new batch."
+        )
+
+
 def classification_unavailable_check() -> None:
     """Raise ``ClassificationUnavailable`` when the worker cannot classify (see worker.queue)."""
     from worker.queue import classification_unavailable
@@ -63,12 +74,14 @@ def batch_create(
     name: str = "",
     callback_url: str = "",
     idempotency_key: str | None = None,
+    idempotency_fingerprint: str = "",
     request: Any = None,
 ) -> Batch:
     """Create one Batch with one queued Job per image, and enqueue the jobs after commit.
 
     `callback_url` (checked by the caller) receives the completed batch; `idempotency_key` is
-    unique per owner, so a second batch with the same key raises IntegrityError and stores nothing.
+    unique per owner, so a second batch with the same key raises IntegrityError and stores nothing;
+    `idempotency_fingerprint` is stored with it (see ``batch_create_once``).
 
     1. Check the count, then decode and re-encode every file; any bad file rejects the batch,
        before anything is written.
@@ -102,7 +115,11 @@ def batch_create(
     try:
         with transaction.atomic():
             batch = Batch.objects.create(
-                owner=owner, name=batch_name, callback_url=callback_url, idempotency_key=idempotency_key
+                owner=owner,
+                name=batch_name,
+                callback_url=callback_url,
+                idempotency_key=idempotency_key,
+                idempotency_fingerprint=idempotency_fingerprint,
             )
             for image in cleaned:
                 job = Job(
@@ -146,10 +163,13 @@ def batch_create_once(
 
     Returns (batch, created). A concurrent request with the same key loses the unique
     constraint's race and gets the winner's batch; its own files are removed again.
+    Raises ``IdempotencyKeyReused``, storing nothing, when the key's batch was made from a
+    different payload (draft-ietf-httpapi-idempotency-key-header: a key names one request).
     """
+    fingerprint = idempotency_fingerprint(files=files, name=name, callback_url=callback_url)
     existing = Batch.objects.filter(owner=owner, idempotency_key=idempotency_key).first()
     if existing is not None:
-        return existing, False
+        return _idempotent_replay(existing, fingerprint), False
     try:
         batch = batch_create(
             owner=owner,
@@ -157,19 +177,49 @@ def batch_create_once(
             name=name,
             callback_url=callback_url,
             idempotency_key=idempotency_key,
+            idempotency_fingerprint=fingerprint,
             request=request,
         )
     except IntegrityError:
-        return Batch.objects.get(owner=owner, idempotency_key=idempotency_key), False
+        winner = Batch.objects.get(owner=owner, idempotency_key=idempotency_key)
+        return _idempotent_replay(winner, fingerprint), False
     return batch, True
+
+
+def idempotency_fingerprint(*, files: Sequence[UploadedFile], name: str, callback_url: str) -> str:
+    """sha256 over what a batch request asks for: each file's bytes and name, the batch name and
+    the callback URL. Files are sorted, so the same files sent in another order match."""
+    entries = sorted([_file_sha256(upload), upload.name or ""] for upload in files)
+    canonical = json.dumps(
+        {"files": entries, "name": name.strip(), "callback_url": callback_url},
+        separators=(",", ":"),
+        sort_keys=True,
+    )
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def _file_sha256(upload: UploadedFile) -> str:
+    digest = hashlib.sha256()
+    for chunk in upload.chunks():
+        digest.update(chunk)
+    upload.seek(0)  # batch_create reads it again
+    return digest.hexdigest()
+
+
+def _idempotent_replay(batch: Batch, fingerprint: str) -> Batch:
+    # A batch stored before fingerprints were recorded has none: it replays as it always did.
+    if batch.idempotency_fingerprint and batch.idempotency_fingerprint != fingerprint:
+        raise IdempotencyKeyReused()
+    return batch
 
 
 class BatchBusy(ValueError):
     """The batch still has queued or running jobs."""
 
 
-def batch_delete(*, batch: Batch) -> None:
-    """Delete a finished batch, its jobs, predictions and stored images.
+def batch_delete(*, batch: Batch) -> list[int] | None:
+    """Delete a finished batch, its jobs, predictions and stored images; returns the deleted job
+    ids, or None when the batch was already gone.
 
     A batch still being classified is refused (BatchBusy): a worker may hold one of its jobs.
     The rows go in one transaction; the image files after it commits.
@@ -177,12 +227,44 @@ def batch_delete(*, batch: Batch) -> None:
     with transaction.atomic():
         locked = Batch.objects.select_for_update().filter(pk=batch.pk).first()
         if locked is None:
-            return
+            return None
         if Job.objects.filter(batch=locked).exclude(status__in=Job.FINISHED).exists():
             raise BatchBusy("The batch is still being classified; delete it once it has finished.")
-        names = [name for name in Job.objects.filter(batch=locked).values_list("image", flat=True) if name]
+        jobs = list(Job.objects.filter(batch=locked).order_by("pk").values_list("pk", "image"))
+        names = [name for _pk, name in jobs if name]
         locked.delete()
         transaction.on_commit(lambda: _delete_files(names))
+    return [pk for pk, _name in jobs]
+
+
+def batch_delete_recorded(
+    *,
+    batch: Batch,
+    actor: User | None,
+    api_token_id: int | None = None,
+    ip: str | None = None,
+    request_id: str = "",
+    via: str = "",
+) -> None:
+    """batch_delete, recorded in the audit log as done by `actor` (with the API token, address and
+    request id it came with); `via` names the door when it is not the API ("admin").
+
+    The delete and its record commit together; a refusal (BatchBusy, re-raised) is recorded too.
+    Every door that deletes batches comes through here, so none leaves files or records behind.
+    """
+    origin = {"actor": actor, "api_token_id": api_token_id, "ip": ip, "request_id": request_id}
+    door = {"via": via} if via else {}
+    target = {"action": Action.BATCH_DELETE, "target_type": "batch", "target_id": batch.pk}
+    try:
+        with transaction.atomic():
+            jobs = batch_delete(batch=batch)
+            if jobs is None:
+                audit_record(**target, **origin, outcome=Outcome.NOT_FOUND, detail=door)
+            else:
+                audit_record(**target, **origin, detail={"jobs": jobs, **door})
+    except BatchBusy as exc:
+        audit_record(**target, **origin, outcome=Outcome.REFUSED, detail={"reason": str(exc), **door})
+        raise
 
 
 def _delete_files(names: Sequence[str]) -> None:

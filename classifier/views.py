@@ -129,11 +129,12 @@ def owned_image_response(request: HttpRequest, job_id: int) -> FileResponse:
 
 
 def image_response(job: Job) -> FileResponse:
-    """A job's stored image with headers that stop sniffing and shared caching."""
+    """A job's stored image with headers that stop sniffing and any caching."""
     content_type = "image/png" if job.image.name.endswith(".png") else "image/jpeg"
     response = FileResponse(job.image.open("rb"), content_type=content_type)
     response["X-Content-Type-Options"] = "nosniff"
-    response["Cache-Control"] = "private, max-age=3600"
+    # An ECG is patient data: kept by no cache, the browser's own included.
+    response["Cache-Control"] = "private, no-store"
     response["Content-Disposition"] = "inline"
     # Even if a browser were tricked into rendering it as a document, nothing in it may run.
     response["Content-Security-Policy"] = "default-src 'none'; sandbox"

@@ -5,8 +5,10 @@ its `next_attempt_at` says when it is due, so a lost queue message only delays i
 `webhook_deliveries_due` finds it again (worker.tasks.sweep_webhooks, on a schedule).
 
 Safety (see RELIABILITY-NOTES): only http/https; every address the host name resolves to must
-be public unless ECGSITE_WEBHOOK_ALLOW_PRIVATE is set; the connection goes to the address that
-was checked, checked again on every attempt; redirects are not followed; only 2xx counts.
+be public unless ECGSITE_WEBHOOK_ALLOW_PRIVATE is set, and so must every IPv4 address an IPv6
+one embeds (mapped, compatible, translated, NAT64, 6to4, Teredo); the connection goes to the
+address that was checked, checked again on every attempt; redirects are not followed; only 2xx
+counts. A URL that cannot be parsed fails its delivery at the first attempt.
 
 Signatures, both over the exact body bytes:
 - `X-ECG-Signature: sha256=<hex HMAC-SHA256(key=the secret string, msg=body)>`
@@ -30,7 +32,7 @@ import ssl
 import time
 from dataclasses import dataclass
 from datetime import timedelta
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from django.conf import settings
 from django.db import transaction
@@ -49,20 +51,65 @@ class UnsafeCallbackUrl(ValueError):
     """A callback URL we will not call, with a reason for the person who gave it."""
 
 
-def _address_is_allowed(address: str) -> bool:
-    ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    if settings.ECGSITE_WEBHOOK_ALLOW_PRIVATE:
-        return not ip.is_multicast and not ip.is_unspecified
+class MalformedCallbackUrl(UnsafeCallbackUrl):
+    """A callback URL that cannot be parsed: it will never work, so it is not retried."""
+
+
+# IPv6 forms that carry an IPv4 address in their last 32 bits and reach that IPv4 host.
+_IPV4_COMPATIBLE = ipaddress.IPv6Network("::/96")  # ::a.b.c.d (deprecated)
+_IPV4_TRANSLATED = ipaddress.IPv6Network("::ffff:0:0:0/96")  # SIIT ::ffff:0:a.b.c.d
+_NAT64_WELL_KNOWN = ipaddress.IPv6Network("64:ff9b::/96")  # RFC 6052
+# RFC 8215: where the IPv4 address sits depends on the operator's prefix length, and the
+# range is never globally reachable, so it is refused as a whole.
+_NAT64_LOCAL_USE = ipaddress.IPv6Network("64:ff9b:1::/48")
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+def _addresses_reached(ip: IPAddress) -> list[IPAddress]:
+    """`ip` and every IPv4 address it embeds: a transition form reaches that IPv4 host too."""
+    if isinstance(ip, ipaddress.IPv4Address):
+        return [ip]
+    if ip.ipv4_mapped is not None:
+        return [ip.ipv4_mapped]  # on a dual-stack socket this is the IPv4 address itself
+    reached: list[IPAddress] = [ip]
+    if ip in _IPV4_COMPATIBLE or ip in _IPV4_TRANSLATED or ip in _NAT64_WELL_KNOWN:
+        reached.append(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
+    if ip.sixtofour is not None:
+        reached.append(ip.sixtofour)
+    if ip.teredo is not None:
+        reached.extend(ip.teredo)  # (server, client); the client is already un-XORed
+    return reached
+
+
+def _is_public(ip: IPAddress) -> bool:
     # is_global excludes private, loopback, link-local (169.254.0.0/16: cloud metadata),
-    # shared (100.64/10), reserved and documentation ranges.
+    # shared (100.64/10), reserved and documentation ranges, but not site-local fec0::/10.
+    if isinstance(ip, ipaddress.IPv6Address) and (ip.is_site_local or ip in _NAT64_LOCAL_USE):
+        return False
     return ip.is_global and not ip.is_multicast
+
+
+def _address_is_allowed(address: str) -> bool:
+    reached = _addresses_reached(ipaddress.ip_address(address.split("%", 1)[0]))
+    if settings.ECGSITE_WEBHOOK_ALLOW_PRIVATE:
+        return not any(ip.is_multicast or ip.is_unspecified for ip in reached)
+    return all(_is_public(ip) for ip in reached)
+
+
+def _callback_url_parts(url: str) -> tuple[SplitResult, int]:
+    """The parsed URL and its port (the scheme's default if none); MalformedCallbackUrl if neither."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise MalformedCallbackUrl(f"The callback URL cannot be parsed: {exc}.") from None
+    return parts, port or (443 if parts.scheme == "https" else 80)
 
 
 def callback_url_check(url: str) -> list[str]:
     """The addresses `url` may be called at; raise UnsafeCallbackUrl if it must not be called."""
-    parts = urlsplit(url)
+    parts, port = _callback_url_parts(url)
     if parts.scheme not in ("http", "https"):
         raise UnsafeCallbackUrl("The callback URL must start with http:// or https://.")
     if not parts.hostname:
@@ -70,7 +117,6 @@ def callback_url_check(url: str) -> list[str]:
     if parts.username or parts.password:
         raise UnsafeCallbackUrl("The callback URL must not carry a user name or password.")
     try:
-        port = parts.port or (443 if parts.scheme == "https" else 80)
         infos = socket.getaddrinfo(parts.hostname, port, type=socket.SOCK_STREAM)
     except (OSError, ValueError, UnicodeError):
         raise UnsafeCallbackUrl(f"The callback host {parts.hostname!r} could not be resolved.") from None
@@ -132,6 +178,7 @@ def backoff_seconds(attempts_made: int) -> float:
 class SendResult:
     status_code: int | None
     error: str
+    permanent: bool = False  # retrying cannot help (a malformed URL): fail the delivery now
 
 
 def webhook_delivery_attempt(*, delivery_id: int) -> WebhookDelivery | None:
@@ -166,6 +213,9 @@ def webhook_delivery_attempt(*, delivery_id: int) -> WebhookDelivery | None:
     if result.status_code is not None and 200 <= result.status_code < 300:
         delivery.status = WebhookDelivery.Status.DELIVERED
         delivery.delivered = finished
+    elif result.permanent:
+        delivery.status = WebhookDelivery.Status.FAILED
+        logger.warning("webhook %s: giving up, the URL cannot be called: %s", delivery.pk, result.error)
     elif delivery.attempts >= settings.ECGSITE_WEBHOOK_MAX_ATTEMPTS:
         delivery.status = WebhookDelivery.Status.FAILED
         logger.warning("webhook %s: giving up after %s attempts", delivery.pk, delivery.attempts)
@@ -178,6 +228,9 @@ def webhook_delivery_attempt(*, delivery_id: int) -> WebhookDelivery | None:
 def _send(delivery: WebhookDelivery) -> SendResult:
     try:
         addresses = callback_url_check(delivery.url)
+        parts, port = _callback_url_parts(delivery.url)
+    except MalformedCallbackUrl as exc:
+        return SendResult(None, str(exc), permanent=True)
     except UnsafeCallbackUrl as exc:
         return SendResult(None, str(exc))
     body = delivery.payload.encode("utf-8")
@@ -192,26 +245,30 @@ def _send(delivery: WebhookDelivery) -> SendResult:
             body=body,
         ),
     }
-    parts = urlsplit(delivery.url)
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     timeout = settings.ECGSITE_WEBHOOK_TIMEOUT_S
     connection_class = _PinnedHTTPSConnection if parts.scheme == "https" else _PinnedHTTPConnection
-    connection = connection_class(parts.hostname, parts.port, timeout=timeout, address=addresses[0])
+    connection = None
     try:
+        # An explicit port: given none, http.client reads the last group of an IPv6 literal as one.
+        connection = connection_class(parts.hostname, port, timeout=timeout, address=addresses[0])
         connection.request("POST", path, body=body, headers=headers)
         response = connection.getresponse()
         response.read(64 * 1024)  # bounded: the body is not used
         return SendResult(response.status, "" if response.status < 300 else f"HTTP {response.status}")
+    except (http.client.InvalidURL, UnicodeError) as exc:  # e.g. control characters in the path
+        return SendResult(None, f"{type(exc).__name__}: {exc}"[:500], permanent=True)
     except (OSError, http.client.HTTPException) as exc:
         return SendResult(None, f"{type(exc).__name__}: {exc}"[:500])
     finally:
-        connection.close()
+        if connection is not None:
+            connection.close()
 
 
 class _PinnedHTTPConnection(http.client.HTTPConnection):
     """Connects to the address that was checked, not to whatever the name resolves to now."""
 
-    def __init__(self, host: str, port: int | None, *, timeout: float, address: str) -> None:
+    def __init__(self, host: str, port: int, *, timeout: float, address: str) -> None:
         super().__init__(host, port, timeout=timeout)
         self._address = address
 
@@ -220,7 +277,7 @@ class _PinnedHTTPConnection(http.client.HTTPConnection):
 
 
 class _PinnedHTTPSConnection(http.client.HTTPSConnection):
-    def __init__(self, host: str, port: int | None, *, timeout: float, address: str) -> None:
+    def __init__(self, host: str, port: int, *, timeout: float, address: str) -> None:
         super().__init__(host, port, timeout=timeout, context=ssl.create_default_context())
         self._address = address
 

@@ -14,11 +14,22 @@ from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E40
 from django.conf import settings  # noqa: E402
 
 from classifier.routing import websocket_urlpatterns  # noqa: E402
+from ecgsite.origins import SameOriginValidator  # noqa: E402
+from ecgsite.proxies import TrustedProxyAsgiMiddleware  # noqa: E402
+from ecgsite.request_limits import RequestSizeLimitMiddleware  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
-        "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+        # Oversized bodies are refused before Django reads them; proxies are handled in Django's
+        # own middleware (ecgsite.middleware.TrustedProxyMiddleware).
+        "http": RequestSizeLimitMiddleware(django_asgi_app),
+        # The client address and scheme from a trusted proxy first: the origin check compares
+        # the scheme and the consumer audits the address.
+        "websocket": TrustedProxyAsgiMiddleware(
+            AllowedHostsOriginValidator(
+                SameOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns)))
+            )
+        ),
     }
 )
 

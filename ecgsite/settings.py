@@ -8,6 +8,7 @@ workers, Redis channel layer). ECGSITE_PRODUCTION=1 turns on the production safe
 
 from __future__ import annotations
 
+import ipaddress
 import secrets
 from pathlib import Path
 
@@ -41,6 +42,14 @@ def _secret_key() -> str:
 SECRET_KEY = _secret_key()
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+# Reverse proxies (addresses or CIDR networks) whose X-Forwarded-For / X-Forwarded-Proto are
+# believed (ecgsite.proxies); from any other peer those headers are dropped. Empty: none.
+ECGSITE_TRUSTED_PROXIES = env_list("ECGSITE_TRUSTED_PROXIES", [])
+for _proxy in ECGSITE_TRUSTED_PROXIES:
+    try:
+        ipaddress.ip_network(_proxy, strict=False)
+    except ValueError:  # at start, not as a 500 on every request
+        raise ImproperlyConfigured(f"ECGSITE_TRUSTED_PROXIES: {_proxy!r} is no address or network.") from None
 
 INSTALLED_APPS = [
     "daphne",
@@ -65,8 +74,12 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "ecgsite.middleware.RequestIdMiddleware",  # first: every response, even a redirect, has an id
+    # Before SecurityMiddleware: its https redirect reads X-Forwarded-Proto (trusted proxies only).
+    "ecgsite.middleware.TrustedProxyMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # After WhiteNoise, so static files keep their own caching: no-store and the CSP on the rest.
+    "ecgsite.middleware.SecurityHeadersMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -142,6 +155,14 @@ ACCOUNT_EMAIL_VERIFICATION = "mandatory"
 ACCOUNT_PREVENT_ENUMERATION = True
 ACCOUNT_LOGIN_ON_EMAIL_CONFIRMATION = True
 ACCOUNT_LOGOUT_ON_PASSWORD_CHANGE = True
+# Failed sign-ins are limited per address and per account (the admin's login is this one too:
+# ecgsite/admin_login.py). Sliding windows: failures age out, so a guesser is slowed rather than
+# an account locked until someone unlocks it. The limit also refuses the right password (no
+# oracle), so anyone can close an account's password door for a while: its owner then signs in
+# by a one-time code sent by email, which this limit does not touch.
+ACCOUNT_RATE_LIMITS = {"login_failed": env_str("ECGSITE_LOGIN_FAILED_RATE", "10/m/ip,5/5m/key")}
+ACCOUNT_LOGIN_BY_CODE_ENABLED = True
+ACCOUNT_ADAPTER = "accounts.adapter.AccountAdapter"  # the lockout message names the code door
 ACCOUNT_DEFAULT_HTTP_PROTOCOL = "https" if PRODUCTION else "http"
 LOGIN_REDIRECT_URL = "classifier:upload"
 LOGIN_URL = "account_login"
@@ -286,6 +307,10 @@ ECGSITE_CROSSVAL_REPORTS_DIR = Path(env_str("ECGSITE_CROSSVAL_REPORTS_DIR", str(
 # batch with too many files gets our message; it still bounds what one request can parse.
 DATA_UPLOAD_MAX_NUMBER_FILES = 5 * ECGSITE_MAX_FILES_PER_BATCH
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+# Largest request body, refused with 413 before it is read (ecgsite.request_limits). 256 MiB holds
+# a full batch of typical scans (200 files of 100-500 KB); the proxy in front should refuse the
+# same (nginx: client_max_body_size 256m).
+ECGSITE_MAX_REQUEST_BYTES = env_int("ECGSITE_MAX_REQUEST_BYTES", 256 * 1024 * 1024)
 
 REST_FRAMEWORK = {
     # Token first: DRF answers 401 (not 403) with the first class's WWW-Authenticate challenge.
@@ -306,6 +331,9 @@ ECGSITE_API_THROTTLE_RATES = {
     "api": env_str("ECGSITE_API_RATE", "600/min"),
     "api-upload": env_str("ECGSITE_API_UPLOAD_RATE", "60/min"),
 }
+# Failed token authentications per client address (REMOTE_ADDR); over it, 429 for any key, a
+# right one included, before the key is looked up. Security, unlike the rates above: slows guessing.
+ECGSITE_API_TOKEN_FAILURE_RATE = env_str("ECGSITE_API_TOKEN_FAILURE_RATE", "20/min")
 SPECTACULAR_SETTINGS = {
     "TITLE": "ecgsite API",
     "DESCRIPTION": "Submit images of printed 12-lead ECGs and collect per-class probabilities. "

@@ -8,6 +8,7 @@ from rest_framework.request import Request
 
 from accounts.models import ApiToken, User
 from accounts.tokens import api_token_authenticate
+from classifier.api.throttling import TokenFailureLimit
 
 KEYWORD = "Token"
 
@@ -19,6 +20,21 @@ class ApiTokenAuthentication(authentication.BaseAuthentication):
         header = authentication.get_authorization_header(request).split()
         if not header or header[0].lower() != KEYWORD.lower().encode():
             return None
+        # Checked before the key is even read: an address over its failures learns nothing from
+        # its next guess, a right one included.
+        failures = TokenFailureLimit(request)
+        wait = failures.retry_after()
+        if wait is not None:
+            raise exceptions.Throttled(
+                wait=wait, detail="Too many failed token authentications from this address."
+            )
+        try:
+            return self._authenticate_key(header)
+        except exceptions.AuthenticationFailed:
+            failures.failed()
+            raise
+
+    def _authenticate_key(self, header: list[bytes]) -> tuple[User, ApiToken]:
         if len(header) != 2:
             raise exceptions.AuthenticationFailed("Send the header as 'Authorization: Token <key>'.")
         try:

@@ -54,6 +54,12 @@ class UnsafeCallback(FieldProblem):
     title = "Callback URL not allowed"
 
 
+class IdempotencyKeyReused(FieldProblem):
+    status_code = status.HTTP_422_UNPROCESSABLE_ENTITY
+    slug = "idempotency-key-reused"
+    title = "Idempotency-Key reused"
+
+
 class ImageTooLarge(FieldProblem):
     status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
     slug = "image-too-large"

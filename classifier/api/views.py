@@ -28,7 +28,7 @@ from classifier import selectors, services, webhooks
 from classifier.api import problems
 from classifier.api.presenters import api_batch_as_dict, api_job_as_dict
 from classifier.api.throttling import TokenRateThrottle, UploadRateThrottle
-from classifier.audit import Action, Outcome, audit_record, audited_lookup
+from classifier.audit import Action, Outcome, audit_origin, audit_record, audited_lookup
 from classifier.images import clean_file_name, megabytes
 from classifier.models import Batch
 from classifier.views import owned_image_response
@@ -108,8 +108,10 @@ IDEMPOTENCY_PARAMETER = OpenApiParameter(
     IDEMPOTENCY_HEADER,
     OpenApiTypes.STR,
     OpenApiParameter.HEADER,
-    description="Retry-safe key (at most 255 characters): the same key returns the same batch.",
+    description="Retry-safe key (at most 255 characters): the same key with the same payload returns "
+    "the same batch; with a different payload it is a 422.",
 )
+IDEMPOTENCY_ERRORS = {422: _problem("The Idempotency-Key was already used for a different request.")}
 
 
 class ApiView(APIView):
@@ -178,6 +180,8 @@ def _create_batch(
         raise problems.InvalidImage(str(exc), field=field, errors=exc.errors) from None
     except services.ClassificationUnavailable as exc:
         raise problems.ClassificationUnavailable(str(exc)) from None
+    except services.IdempotencyKeyReused as exc:
+        raise problems.IdempotencyKeyReused(str(exc), field=IDEMPOTENCY_HEADER) from None
 
 
 def _created(data: dict[str, Any], location: str, created: bool) -> Response:
@@ -268,6 +272,7 @@ class BatchListCreateApi(ApiView):
             201: BatchOutput,
             200: OpenApiResponse(BatchOutput, description="Replay of an earlier request with the same key."),
             **UPLOAD_ERRORS,
+            **IDEMPOTENCY_ERRORS,
             **AUTH_ERRORS,
         },
     )
@@ -309,26 +314,10 @@ class BatchDetailApi(ApiView):
     def delete(self, request: Request, batch_id: int) -> Response:
         """Delete a finished batch with its jobs, results and stored images."""
         batch = _own_batch(request, Action.BATCH_DELETE, batch_id)
-        jobs = [job.pk for job in batch.jobs.all()]
         try:
-            services.batch_delete(batch=batch)
+            services.batch_delete_recorded(batch=batch, **audit_origin(request))
         except services.BatchBusy as exc:
-            audit_record(
-                action=Action.BATCH_DELETE,
-                request=request,
-                target_type="batch",
-                target_id=batch.pk,
-                outcome=Outcome.REFUSED,
-                detail={"reason": str(exc)},
-            )
             raise problems.BatchBusy(str(exc)) from None
-        audit_record(
-            action=Action.BATCH_DELETE,
-            request=request,
-            target_type="batch",
-            target_id=batch.pk,
-            detail={"jobs": jobs},
-        )
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -347,6 +336,7 @@ class JobCreateApi(ApiView):
             201: JobOutput,
             200: OpenApiResponse(JobOutput, description="Replay of an earlier request with the same key."),
             **UPLOAD_ERRORS,
+            **IDEMPOTENCY_ERRORS,
             **AUTH_ERRORS,
         },
     )

@@ -263,7 +263,17 @@ class LiveStack:
             self.manage("migrate", "--noinput", timeout=300)
             daphne = ManagedProcess.start(
                 "daphne",
-                [PYTHON, "-m", "daphne", "-b", LOOPBACK, "-p", str(self.port), "ecgsite.asgi:application"],
+                # As the image runs it: daphne with the request-size ceiling (ecgsite/serve.py).
+                [
+                    PYTHON,
+                    "-m",
+                    "ecgsite.serve",
+                    "-b",
+                    LOOPBACK,
+                    "-p",
+                    str(self.port),
+                    "ecgsite.asgi:application",
+                ],
                 self.env,
                 self.var_dir / "daphne.log",
             )

@@ -232,10 +232,46 @@ def test_the_websocket_app_checks_origin_and_session():
     from channels.security.websocket import OriginValidator
 
     from ecgsite.asgi import application
+    from ecgsite.origins import SameOriginValidator
+    from ecgsite.proxies import TrustedProxyAsgiMiddleware
 
     websocket = application.application_mapping["websocket"]
-    assert isinstance(websocket, OriginValidator)
-    assert type(websocket.application) is type(AuthMiddlewareStack(None))
+    # The proxy's client address and scheme first: the origin check compares the scheme.
+    assert isinstance(websocket, TrustedProxyAsgiMiddleware)
+    hosts_check = websocket.app
+    assert isinstance(hosts_check, OriginValidator)
+    same_origin_check = hosts_check.application
+    assert isinstance(same_origin_check, SameOriginValidator)
+    assert type(same_origin_check.application) is type(AuthMiddlewareStack(None))
+
+
+def test_request_bodies_are_limited_before_django_reads_them():
+    from ecgsite.asgi import application
+    from ecgsite.request_limits import RequestSizeLimitMiddleware
+
+    assert isinstance(application.application_mapping["http"], RequestSizeLimitMiddleware)
+    assert django_settings.ECGSITE_MAX_REQUEST_BYTES == 256 * 1024 * 1024
+
+
+def test_proxy_headers_are_handled_before_the_https_redirect():
+    middleware = django_settings.MIDDLEWARE
+    assert middleware.index("ecgsite.middleware.TrustedProxyMiddleware") < middleware.index(
+        "django.middleware.security.SecurityMiddleware"
+    )
+    assert django_settings.ECGSITE_TRUSTED_PROXIES == []
+
+
+@pytest.mark.slow
+def test_trusted_proxies_and_the_request_ceiling_come_from_the_environment(tmp_path):
+    result = _settings_with(
+        tmp_path,
+        {"ECGSITE_TRUSTED_PROXIES": "10.0.0.2, 172.16.0.0/12", "ECGSITE_MAX_REQUEST_BYTES": "1048576"},
+        "ECGSITE_TRUSTED_PROXIES",
+        "ECGSITE_MAX_REQUEST_BYTES",
+    )
+
+    assert result["ECGSITE_TRUSTED_PROXIES"] == ["10.0.0.2", "172.16.0.0/12"]
+    assert result["ECGSITE_MAX_REQUEST_BYTES"] == 1048576
 
 
 def _imported_modules(path: Path) -> set[str]:
@@ -272,3 +308,13 @@ def test_ml_never_imports_django_or_the_web_apps():
     }
 
     assert {path: names for path, names in offenders.items() if names} == {}
+
+
+@pytest.mark.slow
+def test_a_trusted_proxy_that_is_no_address_refuses_to_start(tmp_path):
+    result = _settings_with(tmp_path, {"ECGSITE_TRUSTED_PROXIES": "nginx"}, "ECGSITE_TRUSTED_PROXIES")
+
+    assert result == {
+        "raised": "ImproperlyConfigured",
+        "message": "ECGSITE_TRUSTED_PROXIES: 'nginx' is no address or network.",
+    }

@@ -186,10 +186,20 @@ def test_every_admin_page_sends_an_anonymous_visitor_to_the_admin_login(client, 
 def test_a_non_staff_user_cannot_sign_in_to_the_admin(owner):
     client = Client()
 
+    # The admin's login checks no passwords: it sends everyone to the account login (with its
+    # rate limits, tests/security/test_login_limits.py).
     response = client.post(reverse("admin:login"), {"username": owner.email, "password": PASSWORD})
-
-    assert response.status_code == 200  # the form again, with an error
+    assert response.status_code == 302
+    assert response["Location"].startswith(reverse("account_login"))
     assert "_auth_user_id" not in client.session
+
+    # Signed in there, a non-staff user is still kept out of the admin.
+    client.post(response["Location"], {"login": owner.email, "password": PASSWORD})
+    assert "_auth_user_id" in client.session
+    index = client.get(reverse("admin:index"))
+    assert index.status_code == 302
+    assert index["Location"].startswith(reverse("admin:login"))
+    assert client.get(index["Location"]).status_code == 403
 
 
 def test_staff_can_open_the_admin_pages(staff_client, alices_job):
