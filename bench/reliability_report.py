@@ -48,6 +48,7 @@ AUTHORIZATION = ("tests/security/test_authorization.py", "tests/security/test_de
 SECURITY_FINDINGS = (
     "tests/security/test_account_takeover.py",
     "tests/security/test_request_size.py",
+    "tests/security/test_request_size_server.py",
     "tests/security/test_admin_delete.py",
     "tests/security/test_login_limits.py",
     "tests/security/test_forwarded_headers.py",
