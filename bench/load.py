@@ -362,11 +362,15 @@ def render_images(count: int) -> list[tuple[str, bytes]]:
     return synthetic_images(count, first_seed=7000)
 
 
+# Confirmed addresses, as after the emailed link: tokens of unconfirmed accounts are refused.
 _TOKENS_SCRIPT = """
+from allauth.account.models import EmailAddress
 from accounts.models import User
 from accounts.tokens import api_token_create
 for number in range({count}):
-    user = User.objects.create_user(email=f"load-{{number}}@example.com", password=None)
+    email = f"load-{{number}}@example.com"
+    user = User.objects.create_user(email=email, password=None)
+    EmailAddress.objects.create(user=user, email=email, verified=True, primary=True)
     print("token", api_token_create(user=user, name="load test")[1])
 """
 

@@ -278,8 +278,9 @@ def _findings_section(results: Sequence[TestResult], sources: Sources) -> list[s
     lines = [
         "## Security findings",
         "",
-        "What an outside probe broke (issue 19), each closed by a change and guarded by a test that "
-        f"failed before it. {_counts(tests)}.",
+        "What an outside probe broke (issue 19), each closed by a change. Each file holds tests that "
+        "failed on the code before the change, and guards of what already held. "
+        f"{_counts(tests)}.",
     ]
     for path in SECURITY_FINDINGS:
         overview = sources.finding_overviews.get(path, "")
