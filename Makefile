@@ -46,8 +46,8 @@ test: venv ## Run the whole default test suite (SQLite, in-process queue, headle
 test-realstack: venv ## Run the suite against MariaDB, Redis and real worker processes (see .ci/run)
 	bash .ci/run --realstack-only
 
-lint: venv ## Check style with ruff
-	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+lint: venv ## Check style with ruff, and the import contracts in pyproject.toml with import-linter
+	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check . && $(VENV)/bin/lint-imports --no-cache
 
 format: venv ## Format the code with ruff
 	$(VENV)/bin/ruff check --fix . && $(VENV)/bin/ruff format .

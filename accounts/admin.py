@@ -9,8 +9,8 @@ from django.utils import timezone
 
 from accounts.credentials import credentials_changed
 from accounts.models import ApiToken, User, WebhookSecret
+from accounts.signals import api_token_created, api_token_revoked
 from accounts.tokens import api_token_create
-from classifier.audit import Action, audit_record
 
 
 class PasswordChangeRevokingTokens(AdminPasswordChangeForm):
@@ -63,12 +63,8 @@ class ApiTokenAdmin(admin.ModelAdmin):
         if change:
             return
         token, key = api_token_create(user=obj.user, name=obj.name)
-        audit_record(
-            action=Action.TOKEN_CREATE,
-            request=request,
-            target_type="token",
-            target_id=token.pk,
-            detail={"via": "admin", "for": obj.user.email},
+        api_token_created.send(
+            sender=ApiToken, token_id=token.pk, request=request, via="admin", for_email=obj.user.email
         )
         obj.pk = token.pk
         obj.refresh_from_db()
@@ -79,13 +75,7 @@ class ApiTokenAdmin(admin.ModelAdmin):
         active = list(queryset.filter(revoked__isnull=True).values_list("pk", flat=True))
         count = ApiToken.objects.filter(pk__in=active, revoked__isnull=True).update(revoked=timezone.now())
         for token_id in active:
-            audit_record(
-                action=Action.TOKEN_REVOKE,
-                request=request,
-                target_type="token",
-                target_id=token_id,
-                detail={"via": "admin"},
-            )
+            api_token_revoked.send(sender=ApiToken, token_id=token_id, request=request, via="admin")
         messages.success(request, f"Revoked {count} token(s).")
 
 

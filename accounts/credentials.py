@@ -13,22 +13,18 @@ from typing import Any
 from allauth.account.signals import password_changed, password_reset, password_set
 from django.dispatch import receiver
 
-from accounts.models import User
+from accounts.models import ApiToken, User
+from accounts.signals import api_token_revoked
 from accounts.tokens import api_tokens_revoke_all
-from classifier.audit import Action, audit_record
 
 
 def credentials_changed(*, user: User, request: Any = None, how: str) -> list[int]:
-    """Revoke the user's API tokens, each recorded in the audit log; the ids revoked."""
+    """Revoke the user's API tokens, each announced (accounts.signals: the audit log records
+    it, with the user as the actor); the ids revoked."""
     revoked = api_tokens_revoke_all(user=user)
     for token_id in revoked:
-        audit_record(
-            action=Action.TOKEN_REVOKE,
-            request=request,
-            actor=user,
-            target_type="token",
-            target_id=token_id,
-            detail={"reason": f"password {how}"},
+        api_token_revoked.send(
+            sender=ApiToken, token_id=token_id, request=request, actor=user, reason=f"password {how}"
         )
     return revoked
 

@@ -9,7 +9,8 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts import tokens
-from classifier.audit import Action, Outcome, audit_record
+from accounts.models import ApiToken
+from accounts.signals import api_token_created, api_token_revoked
 
 
 @login_required
@@ -24,7 +25,7 @@ def api_tokens(request: HttpRequest) -> HttpResponse:
             messages.success(request, "A new webhook secret is in use; update your receivers.")
             return redirect("api-tokens")
         token, new_key = tokens.api_token_create(user=request.user, name=request.POST.get("name", ""))
-        audit_record(action=Action.TOKEN_CREATE, request=request, target_type="token", target_id=token.pk)
+        api_token_created.send(sender=ApiToken, token_id=token.pk, request=request)
     context = {
         "tokens": tokens.api_tokens_for_user(user=request.user),
         "new_key": new_key,
@@ -39,13 +40,7 @@ def api_tokens(request: HttpRequest) -> HttpResponse:
 @require_POST
 def api_token_revoke(request: HttpRequest, token_id: int) -> HttpResponse:
     revoked = tokens.api_token_revoke(user=request.user, token_id=token_id)
-    audit_record(
-        action=Action.TOKEN_REVOKE,
-        request=request,
-        target_type="token",
-        target_id=token_id,
-        outcome=Outcome.SUCCESS if revoked else Outcome.NOT_FOUND,
-    )
+    api_token_revoked.send(sender=ApiToken, token_id=token_id, request=request, revoked=revoked)
     if revoked:
         messages.success(request, "The token was revoked.")
     else:

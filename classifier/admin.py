@@ -19,7 +19,7 @@ from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html, format_html_join
 
 from classifier import services
-from classifier.audit import Action, audit_origin, audit_record
+from classifier.audit import Action, audit_record
 from classifier.model_comparison import comparison_build, crossval_comparison_build
 from classifier.models import (
     CLASS_KEYS,
@@ -32,6 +32,7 @@ from classifier.models import (
     WebhookDelivery,
 )
 from classifier.views import image_response
+from classifier.web_context import audit_context
 
 
 def _thumbnail(job: Job, size: int = 120) -> str:
@@ -73,7 +74,7 @@ class AuditedReadAdmin(ReadOnlyAdmin):
         if response.status_code == 200 and object_id.isdigit():
             audit_record(
                 action=self.audit_action,
-                request=request,
+                context=audit_context(request),
                 target_type=self.audit_target,
                 target_id=int(object_id),
                 detail={"via": "admin"},
@@ -188,7 +189,7 @@ class BatchAdmin(RerunActionMixin, AuditedReadAdmin):
         """Delete through the API's service: audit record (via admin), then the files; BatchBusy
         when a worker may still hold one of its jobs. Not inside a transaction of the admin's:
         that would also undo the service's record of a refusal."""
-        services.batch_delete_recorded(batch=batch, **audit_origin(request), via="admin")
+        services.batch_delete_recorded(batch=batch, context=audit_context(request), via="admin")
         self.log_deletions(request, [batch])  # the admin's history; the object is still in memory
 
     def delete_view(
@@ -240,7 +241,9 @@ class BatchAdmin(RerunActionMixin, AuditedReadAdmin):
     ) -> TemplateResponse | None:
         def rerun(version: ModelVersion) -> services.RerunResult:
             results = [
-                services.batch_rerun(batch=batch, model_version=version, actor=request.user, request=request)
+                services.batch_rerun(
+                    batch=batch, model_version=version, actor=request.user, context=audit_context(request)
+                )
                 for batch in queryset
             ]
             return services.RerunResult(
@@ -326,7 +329,7 @@ class JobAdmin(RerunActionMixin, AuditedReadAdmin):
             request,
             queryset,
             lambda version: services.jobs_rerun(
-                jobs=queryset, model_version=version, actor=request.user, request=request
+                jobs=queryset, model_version=version, actor=request.user, context=audit_context(request)
             ),
         )
 
@@ -347,7 +350,7 @@ class JobAdmin(RerunActionMixin, AuditedReadAdmin):
         job = get_object_or_404(Job, pk=job_id)
         audit_record(
             action=Action.IMAGE_VIEW,
-            request=request,
+            context=audit_context(request),
             target_type="job",
             target_id=job.pk,
             detail={"via": "admin"},

@@ -6,4 +6,5 @@ class ClassifierConfig(AppConfig):
     verbose_name = "ECG classification"
 
     def ready(self) -> None:
-        from classifier import audit  # noqa: F401  (connects the sign-in signal receivers)
+        # Connects the receivers that record sign-ins and API token changes in the audit log.
+        from classifier import web_context  # noqa: F401

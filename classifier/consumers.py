@@ -8,7 +8,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from accounts.verification import email_verified, session_signs_in
-from classifier.audit import Action, Outcome, audit_record, new_request_id
+from classifier.audit import Action, AuditContext, Outcome, audit_record, new_request_id
 from classifier.presenters import batch_as_dict
 from classifier.selectors import batch_get_for_user, batches_in_progress_for_user, user_group_name
 
@@ -89,13 +89,9 @@ def _in_progress(user: Any) -> list[dict[str, Any]]:
 def _one_batch(user: Any, batch_id: int, ip: str | None) -> dict[str, Any] | None:
     from django.http import Http404
 
-    seen = {
-        "actor": user,
-        "ip": ip,
-        "request_id": new_request_id(),
-        "target_type": "batch",
-        "target_id": batch_id,
-    }
+    # Each subscription is a read of its own, with its own request id.
+    context = AuditContext(actor=user, ip=ip, request_id=new_request_id())
+    seen = {"context": context, "target_type": "batch", "target_id": batch_id}
     try:
         batch = batch_get_for_user(user=user, batch_id=batch_id)
     except Http404:

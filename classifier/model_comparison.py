@@ -35,6 +35,7 @@ from ml.cards import (
     text,
 )
 from ml.labels import CLASSES
+from ml.models import model_path
 
 
 @dataclass(frozen=True)
@@ -71,8 +72,6 @@ def version_summary(version: ModelVersion) -> ModelSummary:
 
 
 def _shipped_file_size(name: str) -> int | None:
-    from ml.models import model_path
-
     path = model_path(name)
     return path.stat().st_size if path.is_file() else None
 

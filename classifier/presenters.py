@@ -1,14 +1,75 @@
-"""Plain-dict views of batches and jobs, shared by websocket events, pages and the API."""
+"""Plain-dict views of batches and jobs, one function per output shape.
+
+- ``batch_as_dict`` / ``job_as_dict``: what the pages and the websocket send.
+- ``batch_output`` / ``job_output``: what the API answers and a batch's webhook sends. Their
+  shape is declared once, by the ``BatchOutput`` and ``JobOutput`` TypedDicts below: the
+  presenters emit exactly the declared keys, in that order, and the API layer generates its
+  OpenAPI schema from the same declarations.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from functools import cache
+from typing import Annotated, Any, Literal, NewType, TypedDict, cast, get_type_hints
 
 from django.urls import reverse
 
 from classifier.models import CLASS_KEYS, Batch, Job
 from ml.decision import label_note
+
+
+@dataclass(frozen=True)
+class Doc:
+    """``Annotated`` metadata: a field's description in the API schema."""
+
+    text: str
+
+
+# A moment as ISO 8601 text; the schema calls it a date-time.
+IsoTimestamp = NewType("IsoTimestamp", str)
+
+# Built from the models, so a new status or class cannot drift from the documented shape.
+JobStatus = Literal[tuple(Job.Status.values)]  # type: ignore[valid-type]
+ClassKey = Literal[tuple(CLASS_KEYS)]  # type: ignore[valid-type]
+BatchStatus = Literal["processing", "completed"]
+ProbabilitiesOutput = TypedDict("ProbabilitiesOutput", {key: float for key in CLASS_KEYS})  # type: ignore[misc]
+CountsOutput = TypedDict("CountsOutput", {status: int for status in Job.Status.values})  # type: ignore[misc]
+
+
+class JobOutput(TypedDict):
+    id: int
+    batch: int
+    status: JobStatus
+    image_name: str
+    sha256: Annotated[str, Doc("sha256 of the bytes as uploaded.")]
+    label: ClassKey | None
+    probabilities: Annotated[ProbabilitiesOutput | None, Doc("Sum to 1; null until the job succeeds.")]
+    model_version: str | None
+    error: Annotated[str, Doc("Why the job failed; empty otherwise.")]
+    created: IsoTimestamp
+    started: IsoTimestamp | None
+    finished: IsoTimestamp | None
+    label_note: Annotated[
+        str,
+        Doc(
+            "Extra: why the label is not the most probable class, when the model's decision "
+            "rule (an MI threshold) made it so; empty otherwise."
+        ),
+    ]
+    image_url: Annotated[str, Doc("Extra: the path of GET /api/v1/jobs/{id}/image/.")]
+
+
+class BatchOutput(TypedDict):
+    id: int
+    name: str
+    status: BatchStatus
+    created: IsoTimestamp
+    finished: IsoTimestamp | None
+    counts: CountsOutput
+    callback_url: Annotated[str | None, Doc("Extra: where the webhook goes.")]
+    jobs: list[JobOutput]
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -69,3 +130,29 @@ def batch_as_dict(batch: Batch, *, with_jobs: bool = True) -> dict[str, Any]:
     if with_jobs:
         data["jobs"] = [job_as_dict(job) for job in jobs]
     return data
+
+
+@cache
+def _keys(shape: type) -> tuple[str, ...]:
+    return tuple(get_type_hints(shape))
+
+
+def _declared(shape: type, values: dict[str, Any]) -> dict[str, Any]:
+    # Exactly the declared keys, in declared order (the API's JSON keeps that order).
+    return {key: values[key] for key in _keys(shape)}
+
+
+def job_output(job: Job) -> JobOutput:
+    """A job as the API answers it (see ``JobOutput``)."""
+    values = {**job_as_dict(job), "image_url": reverse("api:job-image", args=[job.pk])}
+    return cast(JobOutput, _declared(JobOutput, values))
+
+
+def batch_output(batch: Batch) -> BatchOutput:
+    """A batch with its jobs as the API answers it and its webhook sends it (see ``BatchOutput``)."""
+    values = {
+        **batch_as_dict(batch, with_jobs=False),
+        "callback_url": batch.callback_url or None,
+        "jobs": [job_output(job) for job in batch.jobs.all()],
+    }
+    return cast(BatchOutput, _declared(BatchOutput, values))

@@ -8,10 +8,9 @@ import json
 import logging
 import math
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from django.conf import settings
 from django.core.files.base import ContentFile
@@ -21,11 +20,14 @@ from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import User
-from classifier.audit import Action, Outcome, audit_record
+from classifier import dispatch, events, notifications, webhooks
+from classifier.audit import Action, AuditContext, Outcome, audit_record
 from classifier.images import CleanImage, InvalidUpload, clean_image
 from classifier.models import CLASS_KEYS, Batch, Job, ModelVersion, Prediction
-from classifier.reaper import attempts_exhausted_message
+from classifier.reaper import ReapResult, attempts_exhausted_message, jobs_reap_stale
+from classifier.selectors import job_get_with_prediction
 from ml.cards import summary_from_card
+from ml import models as shipped_models
 
 logger = logging.getLogger(__name__)
 
@@ -59,10 +61,8 @@ class IdempotencyKeyReused(ValueError):
 
 
 def classification_unavailable_check() -> None:
-    """Raise ``ClassificationUnavailable`` when the worker cannot classify (see worker.queue)."""
-    from worker.queue import classification_unavailable
-
-    model = classification_unavailable()
+    """Raise ``ClassificationUnavailable`` when the worker cannot classify (see classifier.dispatch)."""
+    model = dispatch.classification_unavailable()
     if model:
         raise ClassificationUnavailable(model)
 
@@ -75,7 +75,7 @@ def batch_create(
     callback_url: str = "",
     idempotency_key: str | None = None,
     idempotency_fingerprint: str = "",
-    request: Any = None,
+    context: AuditContext | None = None,
 ) -> Batch:
     """Create one Batch with one queued Job per image, and enqueue the jobs after commit.
 
@@ -86,8 +86,8 @@ def batch_create(
     1. Check the count, then decode and re-encode every file; any bad file rejects the batch,
        before anything is written.
     2. In one transaction, write the batch, the jobs, their re-encoded images and the
-       batch.create audit record (who and where from `request`): a batch never exists without
-       its record, and the request writes nothing after the workers may start.
+       batch.create audit record (by the owner, from where `context` says): a batch never exists
+       without its record, and the request writes nothing after the workers may start.
     3. On commit, hand each job to the queue. If the transaction fails, remove stored files.
 
     Raises ``ClassificationUnavailable`` first, storing nothing, when no worker can classify.
@@ -136,7 +136,7 @@ def batch_create(
                 job.save()
             audit_record(
                 action=Action.BATCH_CREATE,
-                request=request,
+                context=context,
                 actor=owner,
                 target_type="batch",
                 target_id=batch.pk,
@@ -157,7 +157,7 @@ def batch_create_once(
     idempotency_key: str,
     name: str = "",
     callback_url: str = "",
-    request: Any = None,
+    context: AuditContext | None = None,
 ) -> tuple[Batch, bool]:
     """The owner's batch for this idempotency key, created from `files` only the first time.
 
@@ -178,7 +178,7 @@ def batch_create_once(
             callback_url=callback_url,
             idempotency_key=idempotency_key,
             idempotency_fingerprint=fingerprint,
-            request=request,
+            context=context,
         )
     except IntegrityError:
         winner = Batch.objects.get(owner=owner, idempotency_key=idempotency_key)
@@ -237,33 +237,24 @@ def batch_delete(*, batch: Batch) -> list[int] | None:
     return [pk for pk, _name in jobs]
 
 
-def batch_delete_recorded(
-    *,
-    batch: Batch,
-    actor: User | None,
-    api_token_id: int | None = None,
-    ip: str | None = None,
-    request_id: str = "",
-    via: str = "",
-) -> None:
-    """batch_delete, recorded in the audit log as done by `actor` (with the API token, address and
-    request id it came with); `via` names the door when it is not the API ("admin").
+def batch_delete_recorded(*, batch: Batch, context: AuditContext | None, via: str = "") -> None:
+    """batch_delete, recorded in the audit log as done by the context's actor (with the API token,
+    address and request id it came with); `via` names the door when it is not the API ("admin").
 
     The delete and its record commit together; a refusal (BatchBusy, re-raised) is recorded too.
     Every door that deletes batches comes through here, so none leaves files or records behind.
     """
-    origin = {"actor": actor, "api_token_id": api_token_id, "ip": ip, "request_id": request_id}
     door = {"via": via} if via else {}
     target = {"action": Action.BATCH_DELETE, "target_type": "batch", "target_id": batch.pk}
     try:
         with transaction.atomic():
             jobs = batch_delete(batch=batch)
             if jobs is None:
-                audit_record(**target, **origin, outcome=Outcome.NOT_FOUND, detail=door)
+                audit_record(**target, context=context, outcome=Outcome.NOT_FOUND, detail=door)
             else:
-                audit_record(**target, **origin, detail={"jobs": jobs, **door})
+                audit_record(**target, context=context, detail={"jobs": jobs, **door})
     except BatchBusy as exc:
-        audit_record(**target, **origin, outcome=Outcome.REFUSED, detail={"reason": str(exc), **door})
+        audit_record(**target, context=context, outcome=Outcome.REFUSED, detail={"reason": str(exc), **door})
         raise
 
 
@@ -278,10 +269,8 @@ def _delete_files(names: Sequence[str]) -> None:
 
 
 def _enqueue_all(jobs: Sequence[Job]) -> None:
-    from worker.queue import enqueue_classify
-
     for job in jobs:
-        enqueue_classify(job_id=job.pk, task_id=job.task_id)
+        dispatch.enqueue_classify(job_id=job.pk, task_id=job.task_id)
 
 
 def job_claim(*, job_id: int, task_id: str) -> Job | None:
@@ -386,9 +375,7 @@ def model_versions_register_shipped(*, cards: Sequence[dict] | None = None) -> l
     architecture or file sha256 is a broken card: ValueError, nothing registered.
     """
     if cards is None:
-        from ml.models import list_model_cards
-
-        cards = list_model_cards()
+        cards = shipped_models.list_model_cards()
     identities = []
     for card in cards:
         missing = [key for key in ("name", "architecture", "file_sha256") if not card.get(key)]
@@ -408,11 +395,9 @@ def model_versions_register_shipped(*, cards: Sequence[dict] | None = None) -> l
 
 def default_model_name() -> str:
     """The model new jobs run on: ECGSITE_MODEL (a name, or a .keras path's stem), else the default."""
-    from ml.models import DEFAULT_MODEL_NAME
-
     choice = settings.ECGSITE_MODEL
     if not choice:
-        return DEFAULT_MODEL_NAME
+        return shipped_models.DEFAULT_MODEL_NAME
     return Path(choice).stem if choice.endswith(".keras") else choice
 
 
@@ -486,6 +471,54 @@ def batch_complete_if_done(*, batch_id: int) -> bool:
     return changed == 1
 
 
+def batch_finish_if_done(*, batch_id: int) -> bool:
+    """Complete the batch if its last job finished, then tell its owner; True only for the caller
+    that completed it, so the owner hears once.
+
+    In this order: the batch is stamped completed (``batch_complete_if_done``), the owner's open
+    browsers get batch.completed, the owner gets the email, and a batch with a callback URL gets
+    its webhook delivery (queued after that delivery commits).
+    """
+    if not batch_complete_if_done(batch_id=batch_id):
+        return False
+    batch = Batch.objects.select_related("owner").get(pk=batch_id)
+    events.batch_completed(batch)
+    notifications.batch_completed_email(batch)
+    webhooks.webhook_delivery_create_for_batch(batch_id=batch_id)
+    return True
+
+
+def job_report(*, job_id: int) -> None:
+    """Tell the job's owner where it stands; when it finished, finish its batch if it was the last.
+
+    Called by the worker after each change it makes to a job, and by ``jobs_reap_and_enqueue``.
+    """
+    job = job_get_with_prediction(job_id=job_id)
+    events.job_updated(job)
+    if job.is_finished:
+        batch_finish_if_done(batch_id=job.batch_id)
+
+
+def jobs_reap_and_enqueue(
+    *, limit: int | None = None, enqueue: Callable[..., None] | None = None
+) -> ReapResult:
+    """Run the reaper once (classifier.reaper): enqueue the jobs it re-queued, report those it changed.
+
+    `enqueue` (job_id=, task_id=) defaults to ``dispatch.enqueue_classify``; the embedded runner
+    passes its own, so the jobs go to its thread. The entry point of the beat task, the
+    `reap_stale_jobs` command and the embedded runner's timer.
+    """
+    enqueue = enqueue or dispatch.enqueue_classify
+    result = jobs_reap_stale(limit=limit)
+    for job_id, task_id in result.requeued:
+        enqueue(job_id=job_id, task_id=task_id)
+    for job_id in result.changed:
+        job_report(job_id=job_id)
+    if result.requeued or result.failed:
+        logger.info("reaper: re-queued %s job(s), failed %s", len(result.requeued), len(result.failed))
+    return result
+
+
 def jobs_requeue_orphaned() -> list[tuple[int, str]]:
     """Put every unfinished job back in the queue state with a fresh delivery id.
 
@@ -517,7 +550,11 @@ class RerunResult:
 
 
 def jobs_rerun(
-    *, jobs: Iterable[Job], model_version: ModelVersion, actor: User | None, request: Any = None
+    *,
+    jobs: Iterable[Job],
+    model_version: ModelVersion,
+    actor: User | None,
+    context: AuditContext | None = None,
 ) -> RerunResult:
     """Queue finished jobs again, to run on `model_version`; unfinished jobs are skipped.
 
@@ -564,7 +601,7 @@ def jobs_rerun(
         for job_id, event in events:
             audit_record(
                 action=Action.JOB_RERUN,
-                request=request,
+                context=context,
                 actor=actor,
                 target_type="job",
                 target_id=job_id,
@@ -574,9 +611,11 @@ def jobs_rerun(
     return RerunResult(rerun=[job.pk for job in queued], skipped=skipped)
 
 
-def job_rerun(*, job: Job, model_version: ModelVersion, actor: User | None, request: Any = None) -> Job:
+def job_rerun(
+    *, job: Job, model_version: ModelVersion, actor: User | None, context: AuditContext | None = None
+) -> Job:
     """Queue one finished job again on `model_version`; JobNotFinished if it is queued or running."""
-    result = jobs_rerun(jobs=[job], model_version=model_version, actor=actor, request=request)
+    result = jobs_rerun(jobs=[job], model_version=model_version, actor=actor, context=context)
     if result.skipped:
         raise JobNotFinished(f"Job {job.pk} is still queued or running; re-run it once it has finished.")
     job.refresh_from_db()
@@ -584,7 +623,7 @@ def job_rerun(*, job: Job, model_version: ModelVersion, actor: User | None, requ
 
 
 def batch_rerun(
-    *, batch: Batch, model_version: ModelVersion, actor: User | None, request: Any = None
+    *, batch: Batch, model_version: ModelVersion, actor: User | None, context: AuditContext | None = None
 ) -> RerunResult:
     """Queue every finished job of the batch again on `model_version` (see jobs_rerun)."""
-    return jobs_rerun(jobs=batch.jobs.all(), model_version=model_version, actor=actor, request=request)
+    return jobs_rerun(jobs=batch.jobs.all(), model_version=model_version, actor=actor, context=context)

@@ -15,10 +15,12 @@ from django.views.decorators.http import require_GET, require_http_methods
 from django.views.defaults import bad_request as django_bad_request
 
 from classifier import selectors, services
+from classifier.api.problems import problem_response
 from classifier.audit import Action, Outcome, audit_record, audited_lookup
 from classifier.images import megabytes
 from classifier.models import CLASS_KEYS, Job, Label
 from classifier.presenters import batch_as_dict
+from classifier.web_context import audit_context
 
 CLASS_NAMES = [(key, Label(key).label) for key in CLASS_KEYS]
 
@@ -38,14 +40,14 @@ def upload(request: HttpRequest) -> HttpResponse:
     files = request.FILES.getlist("images")
     try:
         batch = services.batch_create(
-            owner=request.user, files=files, name=request.POST.get("name", ""), request=request
+            owner=request.user, files=files, name=request.POST.get("name", ""), context=audit_context(request)
         )
     except services.ClassificationUnavailable as exc:
         return upload_refused(request, [str(exc)], status=503)
     except services.UploadRejected as exc:
         audit_record(
             action=Action.BATCH_CREATE,
-            request=request,
+            context=audit_context(request),
             outcome=Outcome.REFUSED,
             detail={"files": len(files), "errors": exc.errors[:50]},
         )
@@ -87,7 +89,9 @@ def _limits() -> dict[str, int | str]:
 @require_GET
 def batch_list(request: HttpRequest) -> HttpResponse:
     batches = list(selectors.batch_list_for_user(user=request.user)[:200])
-    audit_record(action=Action.BATCH_LIST, request=request, detail={"batches": [b.pk for b in batches]})
+    audit_record(
+        action=Action.BATCH_LIST, context=audit_context(request), detail={"batches": [b.pk for b in batches]}
+    )
     return render(request, "classifier/batch_list.html", {"batches": batches})
 
 
@@ -97,7 +101,7 @@ def batch_detail(request: HttpRequest, batch_id: int) -> HttpResponse:
     batch = audited_lookup(
         lambda: selectors.batch_get_for_user(user=request.user, batch_id=batch_id),
         action=Action.BATCH_VIEW,
-        request=request,
+        context=audit_context(request),
         target_type="batch",
         target_id=batch_id,
     )
@@ -121,7 +125,7 @@ def owned_image_response(request: HttpRequest, job_id: int) -> FileResponse:
     job = audited_lookup(
         lambda: selectors.job_get_for_user(user=request.user, job_id=job_id),
         action=Action.IMAGE_VIEW,
-        request=request,
+        context=audit_context(request),
         target_type="job",
         target_id=job_id,
     )
@@ -149,13 +153,11 @@ def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
         limit = settings.ECGSITE_MAX_FILES_PER_BATCH
         message = f"Too many files were sent in one request; a batch holds at most {limit}."
         if request.path.startswith("/api/"):
-            from classifier.api.problems import problem_response
-
             return problem_response(400, "too-many-files", "Too many files", message, field="images")
         if request.path == reverse("classifier:upload") and request.user.is_authenticated:
             audit_record(
                 action=Action.BATCH_CREATE,
-                request=request,
+                context=audit_context(request),
                 outcome=Outcome.REFUSED,
                 detail={"errors": [message]},
             )

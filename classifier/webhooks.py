@@ -40,7 +40,10 @@ from django.db.models import F
 from django.utils import timezone
 
 from accounts.tokens import webhook_secret_for_user
+from classifier import dispatch
 from classifier.models import Batch, WebhookAttempt, WebhookDelivery
+from classifier.presenters import batch_output
+from classifier.selectors import batch_get_for_user
 
 logger = logging.getLogger(__name__)
 
@@ -147,14 +150,11 @@ def webhook_delivery_create_for_batch(*, batch_id: int) -> WebhookDelivery | Non
 
     Called once per batch, by the caller that completed it. None when there is nowhere to send.
     """
-    from classifier.api.presenters import api_batch_as_dict
-    from classifier.selectors import batch_get_for_user
-
     batch = Batch.objects.select_related("owner").get(pk=batch_id)
     if not batch.callback_url:
         return None
     full = batch_get_for_user(user=batch.owner, batch_id=batch.pk)
-    payload = json.dumps(api_batch_as_dict(full), separators=(",", ":"), sort_keys=True)
+    payload = json.dumps(batch_output(full), separators=(",", ":"), sort_keys=True)
     with transaction.atomic():
         delivery = WebhookDelivery.objects.create(batch=batch, url=batch.callback_url, payload=payload)
         transaction.on_commit(lambda: _enqueue(delivery.pk, 0.0))
@@ -162,9 +162,7 @@ def webhook_delivery_create_for_batch(*, batch_id: int) -> WebhookDelivery | Non
 
 
 def _enqueue(delivery_id: int, countdown: float) -> None:
-    from worker.queue import enqueue_webhook
-
-    enqueue_webhook(delivery_id=delivery_id, countdown=countdown)
+    dispatch.enqueue_webhook(delivery_id=delivery_id, countdown=countdown)
 
 
 def backoff_seconds(attempts_made: int) -> float:

@@ -15,7 +15,7 @@ Usage::
    and every later run sees the same folds, whatever the file names or order.
 3. For each fold: train on the other folds with ``ml.train.fit_ensemble`` (each member
    seeded afresh; one member unless ``--ensemble``), predict the held-out fold, time it.
-4. Temperature scaling (``add_calibration``): one temperature fitted on all out-of-fold
+4. Temperature scaling (``ml.crossval_card.add_calibration``): one temperature fitted on all out-of-fold
    probabilities (what a shipped model trained on all the data uses), and, to measure the
    calibrated ECE honestly, each fold calibrated by a temperature fitted on the other folds.
 5. Write ``<out>/crossval-<name>.json`` (``--name``, default the architecture): per-fold
@@ -41,12 +41,26 @@ from typing import Any
 import numpy as np
 
 from ml import representations
-from ml.calibration import fit_temperature, logits_from_probabilities, softmax
-from ml.decision import operating_point
+from ml.crossval_card import add_calibration
+from ml.device import configure_tensorflow, machine_description
 from ml.labels import CLASSES
 from ml.metrics import DEFAULT_BOOTSTRAP_RESAMPLES, evaluation_report
 from ml.preprocess import INPUT_SIZE
 from ml.representations import ARCHITECTURE_REPRESENTATION
+from ml.timing import measure_ms_per_image
+from ml.train import (
+    ARCHITECTURE_NAMES,
+    AUGMENTATION_DESCRIPTIONS,
+    CREDIT,
+    TrainingConfig,
+    add_fit_arguments,
+    add_weights_argument,
+    check_fit_arguments,
+    ensemble_description,
+    fit_ensemble,
+    load_dataset,
+    synthetic_dataset,
+)
 
 FOLDS_FORMAT_VERSION = 1
 FOLDS_METHOD = (
@@ -144,108 +158,16 @@ def resize_arrays(arrays: np.ndarray, size: int) -> np.ndarray:
     """Area-resize preprocessed (n, S, S, 3) arrays to (n, size, size, 3); a no-op at S."""
     if arrays.shape[1] == size:
         return arrays
-    import tensorflow as tf
+    import tensorflow as tf  # lazy: TensorFlow loads only when inputs are resized (tests)
 
     return tf.image.resize(arrays, (size, size), method="area").numpy().astype(np.float32)
 
 
-def add_calibration(document: dict[str, Any], *, n_resamples: int = DEFAULT_BOOTSTRAP_RESAMPLES) -> None:
-    """Add ``temperature`` and ``pooled_calibrated`` to a cross-validation report, from its
-    ``out_of_fold`` probabilities (see the module docstring, step 4)."""
-    rows = document["out_of_fold"]
-    labels = np.asarray([CLASSES.index(row["label"]) for row in rows], dtype=np.int64)
-    folds = np.asarray([row["fold"] for row in rows], dtype=np.int64)
-    logits = logits_from_probabilities(np.asarray([row["probabilities"] for row in rows]))
-    calibrated = np.zeros_like(logits)
-    per_fold = []
-    for fold in np.unique(folds):
-        held_out = folds == fold
-        temperature = fit_temperature(logits[~held_out], labels[~held_out])
-        calibrated[held_out] = softmax(logits[held_out], temperature)
-        per_fold.append(round(temperature, 4))
-    document["temperature"] = {
-        "value": round(fit_temperature(logits, labels), 4),
-        "method": "temperature scaling of log-probabilities, NLL minimised on all out-of-fold outputs",
-        "cross_fitted_per_fold": per_fold,
-        "cross_fitted_note": (
-            "pooled_calibrated applies to each fold the temperature fitted on the other folds' "
-            "out-of-fold outputs, so its ECE is measured on outputs the temperature never saw"
-        ),
-    }
-    document["pooled_calibrated"] = evaluation_report(
-        labels, calibrated, CLASSES, n_resamples=n_resamples, seed=document.get("seed", 0)
-    )
-
-
-def report_configuration(document: dict[str, Any]) -> dict[str, Any]:
-    """What a report's training configuration is, in ``TrainingConfig`` terms (reports written
-    before ``--mi-weight`` and ``--ensemble`` existed used 1 for both)."""
-    training = document.get("training", {})
-    return {
-        "epochs": training.get("epochs"),
-        "batch_size": training.get("batch_size"),
-        "learning_rate": training.get("learning_rate"),
-        "mi_weight": training.get("mi_weight", 1.0),
-        "ensemble": document.get("ensemble", {}).get("members", 1),
-    }
-
-
-def card_section(
-    report_file: Path,
-    *,
-    arch: str,
-    data_sha256: str,
-    config: Any | None = None,
-    mi_operating_point: bool = False,
-) -> dict[str, Any]:
-    """The ``crossval`` and ``calibration`` entries of a model card, from a report of ``arch``
-    on the same data, and with ``mi_operating_point`` its ``decision`` (``ml.decision``);
-    ``ValueError`` when the report is of another architecture or data, (given the
-    ``TrainingConfig`` being trained) of another configuration, or lacks out-of-fold rows
-    for a decision."""
-    document = json.loads(Path(report_file).read_text(encoding="utf-8"))
-    if document.get("architecture") != arch:
-        raise ValueError(f"{report_file} cross-validates {document.get('architecture')!r}, not {arch!r}.")
-    if document.get("data", {}).get("sha256") != data_sha256:
-        raise ValueError(f"{report_file} was measured on other data (its sha256 differs from this folder's).")
-    if config is not None:
-        reported = report_configuration(document)
-        differing = [
-            f"{key} {value!r} (training: {getattr(config, key)!r})"
-            for key, value in reported.items()
-            if value != getattr(config, key)
-        ]
-        if differing:
-            raise ValueError(f"{report_file} cross-validates another configuration: {', '.join(differing)}.")
-    decision = operating_point(document) if mi_operating_point else None
-    if mi_operating_point and decision is None:
-        raise ValueError(f"{report_file} has no complete out-of-fold rows to choose an MI threshold on.")
-    if "temperature" not in document:
-        add_calibration(document)
-    return {
-        "crossval": {
-            "report": str(report_file),
-            "command": document["command"],
-            "n_folds": document["n_folds"],
-            "seed": document["seed"],
-            "training": document["training"],
-            "pooled": document["pooled"],
-            "pooled_calibrated": document["pooled_calibrated"],
-            "fold_macro_f1": document["fold_macro_f1"],
-            "ms_per_image": document["ms_per_image"],
-            **{key: document[key] for key in ("ensemble", "members") if key in document},
-        },
-        "calibration": {
-            "method": "temperature scaling",
-            "temperature": document["temperature"]["value"],
-            "fitted_on": f"the out-of-fold probabilities of {report_file}",
-        },
-        **({"decision": decision} if decision else {}),
-    }
-
-
 def member_reports(
-    labels: np.ndarray, member_probabilities: Sequence[np.ndarray], config: Any, args: argparse.Namespace
+    labels: np.ndarray,
+    member_probabilities: Sequence[np.ndarray],
+    config: TrainingConfig,
+    args: argparse.Namespace,
 ) -> list[dict[str, Any]]:
     """Each ensemble member's pooled out-of-fold figures: what one seed alone would score,
     beside the ensemble's (the gain of averaging, and the seed-to-seed spread)."""
@@ -267,8 +189,6 @@ def member_reports(
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    from ml.train import ARCHITECTURE_NAMES, add_fit_arguments, add_weights_argument, check_fit_arguments
-
     parser = argparse.ArgumentParser(prog="python -m ml.crossval", description=__doc__.split("\n")[0])
     parser.add_argument("--arch", required=True, choices=ARCHITECTURE_NAMES)
     parser.add_argument("--data", type=Path, required=True, help="folder of <label>/ folders")
@@ -313,21 +233,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python -m ml.crossval``; returns the exit code."""
     args = parse_args(argv)
     started = time.perf_counter()
-    from ml.device import configure_tensorflow, machine_description
-
     device = configure_tensorflow()
+    # TensorFlow loads only once the arguments are good (importing this module stays cheap).
     import tensorflow as tf
-
-    from ml.timing import measure_ms_per_image
-    from ml.train import (
-        AUGMENTATION_DESCRIPTIONS,
-        CREDIT,
-        TrainingConfig,
-        ensemble_description,
-        fit_ensemble,
-        load_dataset,
-        synthetic_dataset,
-    )
 
     representation = ARCHITECTURE_REPRESENTATION[args.arch]
     print(f"device: {device}; reading {args.data} as {representation!r} inputs", flush=True)

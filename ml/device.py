@@ -21,7 +21,7 @@ def configure_tensorflow() -> str:
         return _description
     # Quieten TF's C++ start-up chatter unless the caller asked for it.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import tensorflow as tf
+    import tensorflow as tf  # here, not at the top: importing ml.device must not load TensorFlow
 
     gpus = tf.config.list_physical_devices("GPU")
     for gpu in gpus:

@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from ml.inference import Classifier, ModelLoadError
 from ml.labels import CLASSES
 from ml.metrics import DEFAULT_BOOTSTRAP_RESAMPLES, evaluation_report
 from ml.models import resolve_model
@@ -74,8 +75,6 @@ def evaluate_folder(
        decision rule, as served) over the classified images, and the median
        ``inference_ms`` as ``ms_per_image``.
     """
-    from ml.inference import Classifier
-
     files = labelled_files(data_dir)
     classifier = Classifier.load(resolve_model(model))
     labels, decided, probabilities, timings, digests = [], [], [], [], []
@@ -128,8 +127,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.bootstrap_resamples < 1:
         parser.error("--bootstrap-resamples must be >= 1")
-    from ml.inference import ModelLoadError
-
     try:
         result = evaluate_folder(args.data, args.model, n_resamples=args.bootstrap_resamples, seed=args.seed)
     except (ValueError, ModelLoadError) as error:

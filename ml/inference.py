@@ -7,6 +7,7 @@ module's callers' parents: TF is not fork-safe, so workers load after they fork.
 from __future__ import annotations
 
 import hashlib
+import io
 import re
 import time
 from collections.abc import Sequence
@@ -19,9 +20,11 @@ import numpy as np
 from ml import representations
 from ml.calibration import logits_from_probabilities, softmax
 from ml.decision import ARGMAX, DecisionRule, rule_from_card
+from ml.device import configure_tensorflow
 from ml.labels import CLASSES
 from ml.models import default_model_path, read_card
 from ml.representations import Inputs
+from ml.synthetic import render_ecg
 
 
 class ModelLoadError(RuntimeError):
@@ -137,9 +140,8 @@ class Classifier:
         except ValueError as error:
             raise ModelLoadError(f"{path}: {error}") from None
 
-        from ml.device import configure_tensorflow
-
         device = configure_tensorflow()
+        # TensorFlow is imported here, at load, never with this module (see the docstring).
         import keras
         import tensorflow as tf
 
@@ -156,7 +158,7 @@ class Classifier:
                 f"{path} maps {model_shapes} to {model.output_shape}; its {spec.name!r} inputs "
                 f"need {expected} to (None, {len(CLASSES)})."
             )
-        from ml.network import unsupported_operations
+        from ml.network import unsupported_operations  # imports Keras: lazy, as above
 
         problems = unsupported_operations(model)
         if problems:
@@ -191,10 +193,6 @@ class Classifier:
         Raises ``ModelSelfTestError`` with the reason when the forward pass fails (a kernel
         this machine lacks, a broken file) or gives something that is not four probabilities.
         """
-        import io
-
-        from ml.synthetic import render_ecg
-
         page = io.BytesIO()
         render_ecg(SELF_TEST_LABEL, SELF_TEST_SEED).save(page, format="PNG")
         try:

@@ -28,6 +28,7 @@ from keras import layers
 
 from ml.labels import CLASSES
 from ml.preprocess import INPUT_SIZE
+from ml.traces import SIGNAL_CHANNELS, SIGNAL_SAMPLES, TRACE_IMAGE_SHAPE
 
 # MobileNetV2 halves the resolution five times; smaller inputs leave no feature map.
 MIN_INPUT_SIZE = 32
@@ -255,8 +256,6 @@ def build_hybrid(
     ``input_size`` is accepted for a uniform builder signature and ignored (the trace inputs
     have fixed shapes); only ``weights=None`` is valid (no pretrained weights exist).
     """
-    from ml.traces import SIGNAL_CHANNELS, SIGNAL_SAMPLES, TRACE_IMAGE_SHAPE
-
     _check_fraction("dropout", dropout)
     _check_int("num_classes", num_classes, 2)
     _check_weights(weights, "hybrid", supported=False)

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ml import representations
+from ml.inference import Classifier, ModelLoadError
 from ml.models import read_card, resolve_model
 from ml.preprocess import InvalidImageError
 
@@ -55,9 +56,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         good.append(index)
 
     if good:
-        # Import here so argument errors and bad files answer without loading TensorFlow.
-        from ml.inference import Classifier, ModelLoadError
-
+        # TensorFlow loads here, so argument errors and bad files answer without it.
         try:
             classifier = Classifier.load(model_file)
         except ModelLoadError as error:

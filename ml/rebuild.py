@@ -41,6 +41,11 @@ from typing import Any
 import numpy as np
 
 from ml import representations
+from ml.device import configure_tensorflow
+from ml.evaluate import labelled_files
+from ml.models import card_path, read_card, resolve_model
+from ml.timing import card_timing, model_input, timing_samples
+from ml.train import average_models, dev_evaluation, sha256_file
 
 # float32 forward passes through different kernels (oneDNN's and Eigen's) differ in rounding.
 TOLERANCE = 1e-5
@@ -80,8 +85,7 @@ def carry_weights(source: Any, target: Any) -> int:
 def rebuild(source: Any, *, arch: str, members: int = 1) -> Any:
     """A fresh ``arch`` graph (``members`` of them averaged, as ``ml.train`` ships an ensemble)
     with ``source``'s weights."""
-    from ml.network import build_model
-    from ml.train import average_models
+    from ml.network import build_model  # imports Keras: lazy, so importing this module stays cheap
 
     built = [build_model(arch) for _ in range(members)]
     target = built[0] if members == 1 else average_models(built, arch=arch)
@@ -93,9 +97,7 @@ def rebuild(source: Any, *, arch: str, members: int = 1) -> Any:
 
 def _probabilities(model_file: Path, inputs_file: Path) -> np.ndarray:
     """The model's raw output for the saved inputs, in this process's TensorFlow."""
-    import keras
-
-    from ml.timing import model_input
+    import keras  # lazy TensorFlow: the child reads TF_ENABLE_ONEDNN_OPTS when Keras loads
 
     model = keras.models.load_model(model_file, compile=False)
     with np.load(inputs_file) as saved:
@@ -131,11 +133,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.model or not args.check_data:
         parser.error("MODEL and --check-data are required")
 
-    from ml.evaluate import labelled_files
-    from ml.models import card_path, read_card, resolve_model
+    # Keras loads only past the argument checks (ml.network imports it).
     from ml.network import unsupported_operations
-    from ml.timing import card_timing, timing_samples
-    from ml.train import dev_evaluation, sha256_file
 
     source_file = resolve_model(args.model)
     out = args.out or source_file
@@ -143,10 +142,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not card.get("architecture"):
         print(f"error: {source_file} has no model card naming its architecture", file=sys.stderr)
         return 2
-    from ml.device import configure_tensorflow
-
     configure_tensorflow()
-    import keras
+    import keras  # lazy TensorFlow, as above
 
     source = keras.models.load_model(source_file, compile=False)
     problems = unsupported_operations(source)

@@ -25,6 +25,9 @@ from typing import Any
 import numpy as np
 
 from ml import representations
+from ml.device import configure_tensorflow, machine_description
+from ml.evaluate import labelled_files
+from ml.models import card_path, read_card, resolve_model
 
 TIMING_IMAGES = 20
 
@@ -34,6 +37,7 @@ def measure_ms_per_image(
 ) -> dict[str, float]:
     """Median milliseconds per image: preprocessing of ``samples`` and the forward pass
     through a ``tf.function`` at batch sizes 1 and 32 (as ``ml.inference`` runs it)."""
+    # TensorFlow is imported where it is used, so importing this module stays cheap.
     import tensorflow as tf
 
     preprocess_ms = []
@@ -66,9 +70,7 @@ def model_input(inputs: representations.Inputs) -> Any:
 
 def card_timing(model: Any, samples: Sequence[bytes], representation: str) -> dict[str, Any]:
     """The timing fields of a model card, measured now on this machine."""
-    import tensorflow as tf
-
-    from ml.device import configure_tensorflow, machine_description
+    import tensorflow as tf  # lazy TensorFlow, as in ``measure_ms_per_image``
 
     detail = measure_ms_per_image(model, samples, representation)
     return {
@@ -86,8 +88,6 @@ def card_timing(model: Any, samples: Sequence[bytes], representation: str) -> di
 
 def timing_samples(data_dir: Path, count: int = TIMING_IMAGES) -> list[bytes]:
     """The bytes of ``count`` images spread evenly over ``data_dir``'s sorted class folders."""
-    from ml.evaluate import labelled_files
-
     files = [path for path, _ in labelled_files(data_dir)]
     return [path.read_bytes() for path in files[:: max(1, len(files) // count)][:count]]
 
@@ -98,12 +98,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("models", nargs="+", help="shipped model names or .keras paths")
     parser.add_argument("--data", type=Path, required=True, help="folder of <class>/<image> pages")
     args = parser.parse_args(argv)
-
-    from ml.device import configure_tensorflow
-    from ml.models import card_path, read_card, resolve_model
-
     configure_tensorflow()
-    import keras
+    import keras  # lazy TensorFlow: argument errors answer without loading it
 
     try:
         samples = timing_samples(args.data)

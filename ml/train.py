@@ -21,8 +21,10 @@ Writes ``<out>/<name>.keras`` and ``<out>/<name>.json`` (the model card).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import hashlib
+import io
 import json
 import os
 import random
@@ -37,9 +39,13 @@ from typing import Any
 import numpy as np
 
 from ml import representations
+from ml.crossval_card import card_section
+from ml.device import configure_tensorflow
+from ml.evaluate import evaluate_folder
 from ml.labels import CLASSES
 from ml.metrics import classification_metrics
 from ml.representations import ARCHITECTURE_REPRESENTATION, Inputs
+from ml.synthetic import render_ecg
 from ml.timing import card_timing, model_input
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
@@ -123,10 +129,6 @@ def stratified_split(labels: np.ndarray, val_fraction: float, seed: int) -> tupl
 def synthetic_dataset(per_class: int, seed: int, representation: str = "page") -> tuple[Inputs, np.ndarray]:
     """Preprocessed synthetic pages (``ml.synthetic``), JPEG-encoded at quality 75 like the
     scans, ``per_class`` of each class; seeds are offset so they never repeat test pages."""
-    import io
-
-    from ml.synthetic import render_ecg
-
     samples, labels = [], []
     for index, label in enumerate(CLASSES):
         for number in range(per_class):
@@ -149,6 +151,8 @@ def class_weights(labels: np.ndarray, mi_weight: float = 1.0) -> dict[int, float
 
 def seed_everything(seed: int) -> None:
     """Seed python, numpy and TF, and ask TF for deterministic kernels."""
+    # TensorFlow is imported in the functions that use it, so importing this module (and
+    # parsing ``ml.train``'s or ``ml.crossval``'s arguments) stays cheap.
     import keras
     import tensorflow as tf
 
@@ -209,7 +213,7 @@ class FittedModel:
 def build_augmentation(seed: int, representation: str = "page") -> Callable[[Inputs], Inputs]:
     """Augmentation that keeps the ECG's meaning (``AUGMENTATION_DESCRIPTIONS``): page
     placement and scanner changes; no flips or time warps (time runs left to right)."""
-    import keras
+    import keras  # lazy TensorFlow, as in ``seed_everything``
     import tensorflow as tf
 
     if representation == "leads":
@@ -264,7 +268,7 @@ def fit_model(
     4. One progress line per epoch (to ``log``), with validation macro-F1 and MI recall
        when ``x_val``/``y_val`` are given. The weights of the last epoch are returned.
     """
-    import keras
+    import keras  # lazy TensorFlow, as in ``seed_everything``; ``ml.network`` imports Keras
     import tensorflow as tf
 
     from ml.network import build_model, training_model
@@ -384,8 +388,6 @@ def fit_ensemble(
     member and averages their probabilities: averaging seeds damps the run-to-run noise of
     a few hundred training images, and the file stays a plain ``.keras`` model.
     """
-    import dataclasses
-
     emit = log or (lambda line: print(line, flush=True))
     members = []
     for number, seed in enumerate(config.member_seeds):
@@ -411,7 +413,7 @@ def fit_ensemble(
 def average_models(models: Sequence[Any], *, arch: str) -> Any:
     """One Keras model that feeds its inputs to every model of ``models`` and averages their
     probabilities (how an ensemble ships); renames the members, whose layers keep their names."""
-    import keras
+    import keras  # lazy TensorFlow, as in ``seed_everything``
 
     inputs = {
         tensor.name.split(":")[0]: keras.Input(shape=tensor.shape[1:], name=tensor.name.split(":")[0])
@@ -472,8 +474,6 @@ def reproducible_evaluation(result: dict[str, Any]) -> dict[str, Any]:
 def dev_evaluation(data_dir: Path, model_file: Path) -> dict[str, Any]:
     """What ``python -m ml.evaluate`` says about the saved model on the training folder, with
     the command that reproduces it (through the shipped inference path, calibration included)."""
-    from ml.evaluate import evaluate_folder
-
     return {
         "command": f"python -m ml.evaluate --data {data_dir} --model {model_file.stem} --json",
         "note": (
@@ -552,20 +552,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     started = time.perf_counter()
     name = args.name or f"{args.arch}-{dt.date.today():%Y%m%d}"
-
-    from ml.device import configure_tensorflow
-
     device = configure_tensorflow()
     seed_everything(args.seed)
-    import keras
+    import keras  # lazy TensorFlow: argument errors answer without loading it
 
     representation = ARCHITECTURE_REPRESENTATION[args.arch]
     print(f"device: {device}; reading {args.data} as {representation!r} inputs", flush=True)
     dataset = load_dataset(args.data, representation)
     crossval = None
     if args.crossval_report:
-        from ml.crossval import card_section
-
         try:
             crossval = card_section(
                 args.crossval_report,

@@ -1,21 +1,30 @@
-"""Shared actors and helpers.
+"""Shared actors and helpers, for every test folder (one conftest: no copies elsewhere).
 
-Actors: `owner` uploads batches; `other_user` must never see them; `staff` may use the admin.
-Images come from the project's own generator (ml.synthetic), never from the real data set.
+Actors: `owner` (alice) uploads batches; `other_user` (bob) must never see them; `staff`
+(charlie) may use the admin. Each comes as a signed-in browser client (`owner_client`, ...) and
+as an API client with a token (`owner_api`, `other_api`). Images come from the project's own
+generator (ml.synthetic), never from the real data set.
 """
 
 from __future__ import annotations
 
 import functools
 import io
-from collections.abc import Callable, Sequence
+import json
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
+from unittest import mock
 
 import pytest
+from django.core.cache import cache
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import Client
 from PIL import Image
+from rest_framework.test import APIClient
 
 from accounts.models import User
+from accounts.tokens import api_token_create
 from classifier.models import CLASS_KEYS
 from worker.runtime import ModelStatus
 
@@ -46,6 +55,91 @@ def other_user(db: None) -> User:
 @pytest.fixture
 def staff(db: None) -> User:
     return verified_user("charlie@example.com", superuser=True)
+
+
+def logged_in(user: User) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def owner_client(owner: User) -> Client:
+    return logged_in(owner)
+
+
+@pytest.fixture
+def other_client(other_user: User) -> Client:
+    return logged_in(other_user)
+
+
+@pytest.fixture
+def staff_client(staff: User) -> Client:
+    return logged_in(staff)
+
+
+def token_client(user: User, key: str | None = None) -> APIClient:
+    """A client that sends `Authorization: Token <key>` (a new token of `user`'s) and no session."""
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {key or api_token_create(user=user, name='tests')[1]}")
+    return client
+
+
+@pytest.fixture
+def owner_key(owner: User) -> str:
+    return api_token_create(user=owner, name="tests")[1]
+
+
+@pytest.fixture
+def owner_api(owner: User, owner_key: str) -> APIClient:
+    return token_client(owner, owner_key)
+
+
+@pytest.fixture
+def other_api(other_user: User) -> APIClient:
+    return token_client(other_user)
+
+
+def assert_problem(response, status: int, field: str | None = "unset") -> dict:
+    """The response is RFC 9457 problem JSON with this status (and field at fault, if given)."""
+    assert response.status_code == status, response.content
+    assert response["Content-Type"].startswith("application/problem+json")
+    body = json.loads(response.content)
+    assert body["status"] == status
+    assert body["type"].startswith("urn:ecgsite:problem:")
+    assert body["title"] and body["detail"]
+    if field != "unset":
+        assert body["field"] == field
+    return body
+
+
+@pytest.fixture(autouse=True)
+def fresh_rate_counters() -> Iterator[None]:
+    """allauth and the API count attempts in the cache; each test starts with none used."""
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture
+def media_root(settings, tmp_path: Path) -> Path:
+    """A fresh, empty MEDIA_ROOT for this test, so what is stored and removed can be checked."""
+    root = tmp_path / "media"
+    root.mkdir()
+    settings.MEDIA_ROOT = root
+    return root
+
+
+def stored_files(root: Path) -> list[Path]:
+    return [path for path in root.rglob("*") if path.is_file()]
+
+
+@pytest.fixture
+def enqueue(monkeypatch: pytest.MonkeyPatch) -> mock.Mock:
+    """Records what would be handed to the queue instead of classifying it."""
+    recorder = mock.Mock()
+    monkeypatch.setattr("classifier.dispatch.enqueue_classify", recorder)
+    return recorder
 
 
 # Half the scans' 1200x852: the classifier and its upload guard (ml.guard) take any resolution of

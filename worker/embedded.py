@@ -1,25 +1,34 @@
 """The embedded default's worker: one background thread inside the web process.
 
-It runs the same Celery task as a real worker (through Task.apply), so the embedded default and
-the real stack share every line of the classification path; only the transport differs.
+It runs the same Celery tasks as a real worker, by name from Celery's registry (Task.apply), so
+the embedded default and the real stack share every line of the task code; only the transport
+differs. worker.apps registers it with classifier.dispatch for ECGSITE_TASK_RUNNER=embedded.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
 
 from django.conf import settings
 from django.db import close_old_connections, connection
 
+import worker.tasks  # noqa: F401  (registers the tasks this runner looks up by name)
+from classifier import dispatch, services, webhooks
+from ecgsite.celery import app as celery_app
 from worker.runtime import model_status, prove_default_model
 
 logger = logging.getLogger(__name__)
+# Webhooks wait on other people's servers: their own thread, so classification never does.
+_WEBHOOK_TASKS = frozenset({dispatch.TASK_DELIVER_WEBHOOK})
 
 
 class EmbeddedRunner:
-    """Runs classify tasks one at a time on a daemon thread, in submission order.
+    """Runs tasks on daemon threads, one at a time each, in submission order: classification on
+    one thread, webhook deliveries on another.
 
     With `reap_interval_s` > 0, `recover_unfinished` also starts a timer thread that runs the
     reaper (classifier.reaper) every so often, as beat does on the real stack: it must not wait
@@ -28,24 +37,30 @@ class EmbeddedRunner:
 
     def __init__(self, *, reap_interval_s: float = 0.0) -> None:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embedded-worker")
-        # Webhooks wait on other people's servers: their own thread, so classification never does.
         self._webhook_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embedded-webhooks")
         self._reap_interval_s = reap_interval_s
         self._reaper_thread: threading.Thread | None = None
         self._stop_reaping = threading.Event()
 
-    def submit(self, *, job_id: int, task_id: str) -> Future[None]:
-        return self._executor.submit(self._run, job_id, task_id)
-
-    def submit_webhook(self, *, delivery_id: int, countdown: float = 0.0) -> None:
-        """Attempt a webhook delivery on the webhook thread, after `countdown` seconds."""
+    def submit(
+        self, name: str, args: Sequence[Any], *, task_id: str | None = None, countdown: float = 0.0
+    ) -> Future[None] | None:
+        """Run task `name` on its thread, now (returns its Future) or after `countdown` seconds."""
+        executor = self._webhook_executor if name in _WEBHOOK_TASKS else self._executor
         if countdown <= 0:
-            self._webhook_executor.submit(self._run_webhook, delivery_id)
-            return
-        submit = self._webhook_executor.submit
-        timer = threading.Timer(countdown, submit, args=(self._run_webhook, delivery_id))
+            return executor.submit(self._run, name, list(args), task_id)
+        timer = threading.Timer(countdown, executor.submit, args=(self._run, name, list(args), task_id))
         timer.daemon = True
         timer.start()
+        return None
+
+    def model_unavailable(self) -> str:
+        """The model that failed this process's self-test, or "" (see worker.runtime)."""
+        status = model_status()
+        return status.model if status.unavailable else ""
+
+    def _submit_classify(self, *, job_id: int, task_id: str) -> None:
+        self.submit(dispatch.TASK_CLASSIFY, [job_id], task_id=task_id)
 
     def recover_unfinished(self) -> Future[None]:
         """Prove the model, then re-queue jobs a previous run of this process left queued or
@@ -75,11 +90,9 @@ class EmbeddedRunner:
 
     def reap_once(self) -> None:
         """One reaper run; its re-queued jobs go to this runner's worker thread."""
-        from worker.tasks import reap_stale_jobs_now
-
         close_old_connections()
         try:
-            reap_stale_jobs_now(enqueue=self.submit)
+            services.jobs_reap_and_enqueue(enqueue=self._submit_classify)
         except Exception:
             logger.exception(
                 "embedded worker: the reaper failed; it runs again in %ss", self._reap_interval_s
@@ -87,43 +100,27 @@ class EmbeddedRunner:
         finally:
             connection.close()
 
-    def _run(self, job_id: int, task_id: str) -> None:
-        from worker.tasks import classify
-
-        status = model_status()
-        if status.unavailable:
-            # Left queued, not failed: a restart with a model that runs will take it.
-            logger.warning("embedded worker: job %s stays queued: %s", job_id, status.reason)
-            return
+    def _run(self, name: str, args: list[Any], task_id: str | None) -> None:
+        if name == dispatch.TASK_CLASSIFY:
+            status = model_status()
+            if status.unavailable:
+                # Left queued, not failed: a restart with a model that runs will take it.
+                logger.warning("embedded worker: job %s stays queued: %s", args[0], status.reason)
+                return
         close_old_connections()
         try:
-            classify.apply(args=[job_id], task_id=task_id)
+            celery_app.tasks[name].apply(args=args, task_id=task_id)
         except Exception:
-            logger.exception("embedded worker: job %s raised", job_id)
-        finally:
-            connection.close()
-
-    def _run_webhook(self, delivery_id: int) -> None:
-        from worker.tasks import deliver_webhook
-
-        close_old_connections()
-        try:
-            deliver_webhook.apply(args=[delivery_id])
-        except Exception:
-            logger.exception("embedded worker: webhook delivery %s raised", delivery_id)
+            logger.exception("embedded worker: task %s %s raised", name, args)
         finally:
             connection.close()
 
     def _recover(self) -> None:
-        from classifier.services import jobs_requeue_orphaned
-
         try:
-            for job_id, task_id in jobs_requeue_orphaned():
-                self.submit(job_id=job_id, task_id=task_id)
-            from classifier.webhooks import webhook_deliveries_due
-
-            for delivery_id in webhook_deliveries_due(limit=1000):
-                self.submit_webhook(delivery_id=delivery_id)
+            for job_id, task_id in services.jobs_requeue_orphaned():
+                self._submit_classify(job_id=job_id, task_id=task_id)
+            for delivery_id in webhooks.webhook_deliveries_due(limit=1000):
+                self.submit(dispatch.TASK_DELIVER_WEBHOOK, [delivery_id])
         except Exception:
             logger.exception("embedded worker: could not re-queue unfinished jobs")
         finally:

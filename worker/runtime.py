@@ -17,14 +17,12 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from django.conf import settings
 
 from classifier.services import ModelIdentity
-
-if TYPE_CHECKING:
-    from ml.inference import Classifier
+from ml.inference import Classifier  # TensorFlow itself loads only in Classifier.load
+from ml.models import resolve_model
 
 logger = logging.getLogger(__name__)
 # Each loaded model holds its weights in memory (a few MB for the shipped ones; more on a GPU).
@@ -39,14 +37,10 @@ def model_path(name: str | None = None) -> Path:
     The default is ECGSITE_MODEL (a shipped model's name or a path to a .keras file), or
     ml.models.DEFAULT_MODEL_NAME when that is empty.
     """
-    from ml.models import resolve_model
-
     return resolve_model(name or settings.ECGSITE_MODEL)
 
 
 def _load(path: Path) -> Classifier:
-    from ml.inference import Classifier
-
     classifier = Classifier.load(path)
     logger.info("loaded model %s (%s) on %s", classifier.name, classifier.architecture, classifier.device)
     return classifier

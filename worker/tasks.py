@@ -1,4 +1,8 @@
-"""Celery tasks: thin. Each takes an id, claims work through a service, and reports events."""
+"""Celery tasks: thin. Each takes an id and calls the core's services, which hold the rules.
+
+Registered under the names in classifier.dispatch, which is how the core sends them (by name,
+never importing this module); the embedded and inline runners run them through the same names.
+"""
 
 from __future__ import annotations
 
@@ -6,17 +10,20 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Callable
 
+from billiard import process as billiard_process
 from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 from celery.signals import worker_init, worker_process_init
+from celery.worker import state as worker_state
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
+from django.utils import timezone
 
-from classifier import events, notifications, reaper, services, webhooks
+from classifier import dispatch, services, webhooks
 from classifier.models import Job
-from classifier.selectors import job_get_with_prediction
+from ml.inference import ModelLoadError
+from ml.preprocess import InvalidImageError
 from worker.runtime import get_classifier, model_identity, prove_default_model
 
 logger = logging.getLogger(__name__)
@@ -29,7 +36,7 @@ MODEL_UNAVAILABLE_SIGNAL = signal.SIGUSR2
 
 @shared_task(
     bind=True,
-    name="worker.classify",
+    name=dispatch.TASK_CLASSIFY,
     acks_late=True,
     autoretry_for=(OperationalError, InterfaceError),
     retry_backoff=2,
@@ -43,15 +50,12 @@ def classify(self, job_id: int) -> None:
 
     The model is the job's requested model version (an admin re-run), else the default.
     """
-    from ml.inference import ModelLoadError
-    from ml.preprocess import InvalidImageError
-
     job = services.job_claim(job_id=job_id, task_id=self.request.id)
     if job is None:
         logger.info("job %s: not claimable (done, or owned by another delivery)", job_id)
-        _report(job_id)
+        services.job_report(job_id=job_id)
         return
-    _report(job_id)
+    services.job_report(job_id=job_id)
     _pause_for_fault_tests(job)
     try:
         # A re-run names its model version; every other job runs on the configured default.
@@ -88,7 +92,7 @@ def classify(self, job_id: int) -> None:
             probabilities=result.probabilities,
             inference_ms=result.inference_ms,
         )
-    _report(job_id)
+    services.job_report(job_id=job_id)
 
 
 def _pause_for_fault_tests(job: Job) -> None:
@@ -117,10 +121,8 @@ def stop_worker_process() -> None:
     with ``EX_MODEL_UNAVAILABLE`` (Celery's cold shutdown would exit 0, and billiard alone would
     only start another child), and exits; with the solo or threads pool this is the worker.
     """
-    from billiard.process import current_process
-
     logging.shutdown()  # flush the reason to the log before leaving without clean-up
-    if current_process().name != "MainProcess":
+    if billiard_process.current_process().name != "MainProcess":
         os.kill(os.getppid(), MODEL_UNAVAILABLE_SIGNAL)
     os._exit(EX_MODEL_UNAVAILABLE)
 
@@ -131,70 +133,31 @@ def listen_for_unavailable_model(**_kwargs: object) -> None:
     (a warm shutdown: nothing runs, since no child could load the model) with that exit code."""
 
     def shut_down(_signum: int, _frame: object) -> None:
-        from celery.worker import state
-
-        state.should_stop = EX_MODEL_UNAVAILABLE  # the worker's loop raises WorkerShutdown(70)
+        worker_state.should_stop = EX_MODEL_UNAVAILABLE  # the worker's loop raises WorkerShutdown(70)
 
     signal.signal(MODEL_UNAVAILABLE_SIGNAL, shut_down)
 
 
-def _report(job_id: int) -> None:
-    """Push the job's current state, and the batch's completion if this job finished it."""
-    job = job_get_with_prediction(job_id=job_id)
-    events.job_updated(job)
-    if job.is_finished and services.batch_complete_if_done(batch_id=job.batch_id):
-        job.batch.refresh_from_db()
-        events.batch_completed(job.batch)
-        notifications.batch_completed_email(job.batch)
-        webhooks.webhook_delivery_create_for_batch(batch_id=job.batch_id)
-
-
-@shared_task(name="worker.deliver_webhook", acks_late=True, ignore_result=True)
+@shared_task(name=dispatch.TASK_DELIVER_WEBHOOK, acks_late=True, ignore_result=True)
 def deliver_webhook(delivery_id: int) -> None:
     """Make one attempt at a webhook delivery; queue the next one if it is due soon."""
     delivery = webhooks.webhook_delivery_attempt(delivery_id=delivery_id)
     if delivery is not None and delivery.status == delivery.Status.PENDING:
-        from django.utils import timezone
-
-        from worker.queue import enqueue_webhook
-
         wait = max((delivery.next_attempt_at - timezone.now()).total_seconds(), 0.0)
-        enqueue_webhook(delivery_id=delivery_id, countdown=wait)
+        dispatch.enqueue_webhook(delivery_id=delivery_id, countdown=wait)
 
 
-@shared_task(name="worker.sweep_webhooks", ignore_result=True)
+@shared_task(name=dispatch.TASK_SWEEP_WEBHOOKS, ignore_result=True)
 def sweep_webhooks() -> int:
     """Queue every webhook delivery that is due (run by beat): lost messages only delay them."""
-    from worker.queue import enqueue_webhook
-
     due = webhooks.webhook_deliveries_due()
     for delivery_id in due:
-        enqueue_webhook(delivery_id=delivery_id)
+        dispatch.enqueue_webhook(delivery_id=delivery_id)
     return len(due)
 
 
-def reap_stale_jobs_now(
-    *, limit: int | None = None, enqueue: Callable[..., None] | None = None
-) -> reaper.ReapResult:
-    """Run the reaper once: enqueue the jobs it re-queued, report the ones it changed.
-
-    `enqueue` (job_id=, task_id=) defaults to worker.queue.enqueue_classify; the embedded
-    runner passes its own submit.
-    """
-    if enqueue is None:
-        from worker.queue import enqueue_classify as enqueue
-    result = reaper.jobs_reap_stale(limit=limit)
-    for job_id, task_id in result.requeued:
-        enqueue(job_id=job_id, task_id=task_id)
-    for job_id in result.changed:
-        _report(job_id)
-    if result.requeued or result.failed:
-        logger.info("reaper: re-queued %s job(s), failed %s", len(result.requeued), len(result.failed))
-    return result
-
-
-@shared_task(name="worker.reap_stale_jobs", ignore_result=True)
+@shared_task(name=dispatch.TASK_REAP_STALE_JOBS, ignore_result=True)
 def reap_stale_jobs() -> dict[str, int]:
     """Hand stale queued or running jobs back to the queue, fail those out of attempts (beat)."""
-    result = reap_stale_jobs_now()
+    result = services.jobs_reap_and_enqueue()
     return {"requeued": len(result.requeued), "failed": len(result.failed)}

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, get_args
 
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
@@ -26,71 +26,17 @@ from rest_framework.views import APIView
 
 from classifier import selectors, services, webhooks
 from classifier.api import problems
-from classifier.api.presenters import api_batch_as_dict, api_job_as_dict
+from classifier.api.schema import BatchSchema, JobSchema
 from classifier.api.throttling import TokenRateThrottle, UploadRateThrottle
-from classifier.audit import Action, Outcome, audit_origin, audit_record, audited_lookup
+from classifier.audit import Action, Outcome, audit_record, audited_lookup
 from classifier.images import clean_file_name, megabytes
 from classifier.models import Batch
+from classifier.presenters import BatchStatus, batch_output, job_output
 from classifier.views import owned_image_response
+from classifier.web_context import audit_context
 
 IMAGE_SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n")
 IDEMPOTENCY_HEADER = "Idempotency-Key"
-
-
-# --- Output shapes (for the schema; the presenters build the dicts) ---------------------------
-
-
-class ProbabilitiesOutput(serializers.Serializer):
-    normal = serializers.FloatField()
-    mi = serializers.FloatField()
-    history_mi = serializers.FloatField()
-    abnormal = serializers.FloatField()
-
-
-class JobOutput(serializers.Serializer):
-    id = serializers.IntegerField()
-    batch = serializers.IntegerField()
-    status = serializers.ChoiceField(choices=["queued", "running", "succeeded", "failed"])
-    image_name = serializers.CharField()
-    sha256 = serializers.CharField(help_text="sha256 of the bytes as uploaded.")
-    label = serializers.ChoiceField(choices=["normal", "mi", "history_mi", "abnormal"], allow_null=True)
-    probabilities = ProbabilitiesOutput(allow_null=True, help_text="Sum to 1; null until the job succeeds.")
-    model_version = serializers.CharField(allow_null=True)
-    error = serializers.CharField(allow_blank=True, help_text="Why the job failed; empty otherwise.")
-    created = serializers.DateTimeField()
-    started = serializers.DateTimeField(allow_null=True)
-    finished = serializers.DateTimeField(allow_null=True)
-    label_note = serializers.CharField(
-        allow_blank=True,
-        help_text="Extra: why the label is not the most probable class, when the model's decision "
-        "rule (an MI threshold) made it so; empty otherwise.",
-    )
-    image_url = serializers.CharField(help_text="Extra: the path of GET /api/v1/jobs/{id}/image/.")
-
-
-class CountsOutput(serializers.Serializer):
-    queued = serializers.IntegerField()
-    running = serializers.IntegerField()
-    succeeded = serializers.IntegerField()
-    failed = serializers.IntegerField()
-
-
-class BatchOutput(serializers.Serializer):
-    id = serializers.IntegerField()
-    name = serializers.CharField()
-    status = serializers.ChoiceField(choices=["processing", "completed"])
-    created = serializers.DateTimeField()
-    finished = serializers.DateTimeField(allow_null=True)
-    counts = CountsOutput()
-    callback_url = serializers.CharField(allow_null=True, help_text="Extra: where the webhook goes.")
-    jobs = JobOutput(many=True)
-
-
-class BatchPageOutput(serializers.Serializer):
-    count = serializers.IntegerField()
-    next = serializers.URLField(allow_null=True)
-    previous = serializers.URLField(allow_null=True)
-    results = BatchOutput(many=True)
 
 
 def _problem(description: str) -> OpenApiResponse:
@@ -165,7 +111,11 @@ def _create_batch(
     try:
         if key is None:
             batch = services.batch_create(
-                owner=request.user, files=files, name=name, callback_url=callback_url, request=request
+                owner=request.user,
+                files=files,
+                name=name,
+                callback_url=callback_url,
+                context=audit_context(request),
             )
             return batch, True
         return services.batch_create_once(
@@ -174,7 +124,7 @@ def _create_batch(
             name=name,
             callback_url=callback_url,
             idempotency_key=key,
-            request=request,
+            context=audit_context(request),
         )
     except services.UploadRejected as exc:
         raise problems.InvalidImage(str(exc), field=field, errors=exc.errors) from None
@@ -199,7 +149,7 @@ def _audit_refusal(request: Request) -> Iterator[None]:
     except exceptions.APIException as exc:
         audit_record(
             action=Action.BATCH_CREATE,
-            request=request,
+            context=audit_context(request),
             outcome=Outcome.REFUSED,
             detail={"status": exc.status_code, "detail": str(exc.detail)[:2000]},
         )
@@ -212,7 +162,7 @@ def _audit_replayed(request: Request, batch: Batch, created: bool) -> None:
         return
     audit_record(
         action=Action.BATCH_CREATE,
-        request=request,
+        context=audit_context(request),
         target_type="batch",
         target_id=batch.pk,
         detail={"jobs": [job.pk for job in batch.jobs.all()], "replayed": True},
@@ -225,7 +175,11 @@ def _own_batch(request: Request, action: str, batch_id: int) -> Batch:
         return selectors.batch_get_for_user(user=request.user, batch_id=batch_id)
     except Http404:
         audit_record(
-            action=action, request=request, target_type="batch", target_id=batch_id, outcome=Outcome.NOT_FOUND
+            action=action,
+            context=audit_context(request),
+            target_type="batch",
+            target_id=batch_id,
+            outcome=Outcome.NOT_FOUND,
         )
         raise
 
@@ -238,9 +192,10 @@ class BatchPagination(PageNumberPagination):
 
 class BatchListCreateApi(ApiView):
     parser_classes = (MultiPartParser, FormParser)
+    pagination_class = BatchPagination  # the schema's page envelope is derived from it too
 
     class BatchFilterSerializer(serializers.Serializer):
-        status = serializers.ChoiceField(choices=["processing", "completed"], required=False)
+        status = serializers.ChoiceField(choices=get_args(BatchStatus), required=False)
         created_after = serializers.DateTimeField(required=False, help_text="ISO 8601; inclusive.")
         created_before = serializers.DateTimeField(required=False, help_text="ISO 8601; exclusive.")
 
@@ -252,25 +207,27 @@ class BatchListCreateApi(ApiView):
     @extend_schema(
         operation_id="batches_list",
         parameters=[BatchFilterSerializer],
-        responses={200: BatchPageOutput, 400: _problem("Bad filter."), **AUTH_ERRORS, **NOT_FOUND},
+        responses={200: BatchSchema(many=True), 400: _problem("Bad filter."), **AUTH_ERRORS, **NOT_FOUND},
     )
     def get(self, request: Request) -> Response:
         """Your batches, newest first, a page at a time, optionally filtered."""
         filters = self.BatchFilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
         batches = selectors.batch_search_for_user(user=request.user, **filters.validated_data)
-        paginator = BatchPagination()
+        paginator = self.pagination_class()
         page = paginator.paginate_queryset(batches, request, view=self) or []
-        audit_record(action=Action.BATCH_LIST, request=request, detail={"batches": [b.pk for b in page]})
-        return paginator.get_paginated_response([api_batch_as_dict(batch) for batch in page])
+        audit_record(
+            action=Action.BATCH_LIST, context=audit_context(request), detail={"batches": [b.pk for b in page]}
+        )
+        return paginator.get_paginated_response([batch_output(batch) for batch in page])
 
     @extend_schema(
         operation_id="batches_create",
         request={"multipart/form-data": BatchCreateInputSerializer},
         parameters=[IDEMPOTENCY_PARAMETER],
         responses={
-            201: BatchOutput,
-            200: OpenApiResponse(BatchOutput, description="Replay of an earlier request with the same key."),
+            201: BatchSchema,
+            200: OpenApiResponse(BatchSchema, description="Replay of an earlier request with the same key."),
             **UPLOAD_ERRORS,
             **IDEMPOTENCY_ERRORS,
             **AUTH_ERRORS,
@@ -291,16 +248,18 @@ class BatchListCreateApi(ApiView):
             )
         batch = selectors.batch_get_for_user(user=request.user, batch_id=batch.pk)
         _audit_replayed(request, batch, created)
-        return _created(api_batch_as_dict(batch), reverse("api:batch-detail", args=[batch.pk]), created)
+        return _created(batch_output(batch), reverse("api:batch-detail", args=[batch.pk]), created)
 
 
 class BatchDetailApi(ApiView):
-    @extend_schema(operation_id="batches_retrieve", responses={200: BatchOutput, **AUTH_ERRORS, **NOT_FOUND})
+    @extend_schema(operation_id="batches_retrieve", responses={200: BatchSchema, **AUTH_ERRORS, **NOT_FOUND})
     def get(self, request: Request, batch_id: int) -> Response:
         """One of your batches with its jobs."""
         batch = _own_batch(request, Action.BATCH_VIEW, batch_id)
-        audit_record(action=Action.BATCH_VIEW, request=request, target_type="batch", target_id=batch.pk)
-        return Response(api_batch_as_dict(batch))
+        audit_record(
+            action=Action.BATCH_VIEW, context=audit_context(request), target_type="batch", target_id=batch.pk
+        )
+        return Response(batch_output(batch))
 
     @extend_schema(
         operation_id="batches_destroy",
@@ -315,7 +274,7 @@ class BatchDetailApi(ApiView):
         """Delete a finished batch with its jobs, results and stored images."""
         batch = _own_batch(request, Action.BATCH_DELETE, batch_id)
         try:
-            services.batch_delete_recorded(batch=batch, **audit_origin(request))
+            services.batch_delete_recorded(batch=batch, context=audit_context(request))
         except services.BatchBusy as exc:
             raise problems.BatchBusy(str(exc)) from None
         return Response(status=status.HTTP_204_NO_CONTENT)
@@ -333,8 +292,8 @@ class JobCreateApi(ApiView):
         request={"multipart/form-data": JobCreateInputSerializer},
         parameters=[IDEMPOTENCY_PARAMETER],
         responses={
-            201: JobOutput,
-            200: OpenApiResponse(JobOutput, description="Replay of an earlier request with the same key."),
+            201: JobSchema,
+            200: OpenApiResponse(JobSchema, description="Replay of an earlier request with the same key."),
             **UPLOAD_ERRORS,
             **IDEMPOTENCY_ERRORS,
             **AUTH_ERRORS,
@@ -356,21 +315,21 @@ class JobCreateApi(ApiView):
         batch = selectors.batch_get_for_user(user=request.user, batch_id=batch.pk)
         _audit_replayed(request, batch, created)
         job = batch.jobs.all()[0]
-        return _created(api_job_as_dict(job), reverse("api:job-detail", args=[job.pk]), created)
+        return _created(job_output(job), reverse("api:job-detail", args=[job.pk]), created)
 
 
 class JobDetailApi(ApiView):
-    @extend_schema(operation_id="jobs_retrieve", responses={200: JobOutput, **AUTH_ERRORS, **NOT_FOUND})
+    @extend_schema(operation_id="jobs_retrieve", responses={200: JobSchema, **AUTH_ERRORS, **NOT_FOUND})
     def get(self, request: Request, job_id: int) -> Response:
         """One of your jobs: status, label and probabilities."""
         job = audited_lookup(
             lambda: selectors.job_get_for_user(user=request.user, job_id=job_id),
             action=Action.JOB_VIEW,
-            request=request,
+            context=audit_context(request),
             target_type="job",
             target_id=job_id,
         )
-        return Response(api_job_as_dict(job))
+        return Response(job_output(job))
 
 
 class JobImageApi(ApiView):

@@ -7,7 +7,6 @@ import re
 import pytest
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core.cache import cache
 from django.test import Client
 
 from accounts.models import User
@@ -16,14 +15,6 @@ from tests.conftest import PASSWORD
 pytestmark = pytest.mark.django_db
 
 NEW_PASSWORD = "a-new-and-long-passphrase-42"
-
-
-@pytest.fixture(autouse=True)
-def fresh_rate_limits():
-    """allauth counts attempts per IP in the cache; each test starts with none used."""
-    cache.clear()
-    yield
-    cache.clear()
 
 
 def _logged_in_user_id(client: Client) -> int | None:

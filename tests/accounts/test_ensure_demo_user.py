@@ -6,20 +6,12 @@ import io
 
 import pytest
 from allauth.account.models import EmailAddress
-from django.core.cache import cache
 from django.core.management import call_command
 from django.test import Client
 
 from accounts.models import User
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def fresh_rate_limits():
-    cache.clear()
-    yield
-    cache.clear()
 
 
 def _ensure(*args: str) -> str:

@@ -1,75 +1,23 @@
-"""API actors: `owner` with a token (alice), `other_user` with another (bob), who must never see
-alice's batches, jobs or images."""
+"""API test helpers: `api` (alice's token client) and a webhook receiver on loopback. The actors
+and their clients are in tests/conftest.py."""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import pytest
-from django.core.cache import cache
 from rest_framework.test import APIClient
 
-from accounts.models import User
-from accounts.tokens import api_token_create
-
 
 @pytest.fixture
-def media_root(settings, tmp_path: Path) -> Path:
-    """A fresh, empty MEDIA_ROOT for this test, so what is stored and removed can be checked."""
-    root = tmp_path / "media"
-    root.mkdir()
-    settings.MEDIA_ROOT = root
-    return root
-
-
-def stored_files(root: Path) -> list[Path]:
-    return [path for path in root.rglob("*") if path.is_file()]
-
-
-@pytest.fixture(autouse=True)
-def fresh_rate_counters() -> Iterator[None]:
-    cache.clear()
-    yield
-    cache.clear()
-
-
-@pytest.fixture
-def owner_key(owner: User) -> str:
-    return api_token_create(user=owner, name="tests")[1]
-
-
-@pytest.fixture
-def api(owner_key: str) -> APIClient:
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {owner_key}")
-    return client
-
-
-@pytest.fixture
-def other_api(other_user: User) -> APIClient:
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {api_token_create(user=other_user)[1]}")
-    return client
-
-
-def assert_problem(response, status: int, field: str | None = "unset") -> dict:
-    """The response is RFC 9457 problem JSON with this status (and field at fault, if given)."""
-    assert response.status_code == status, response.content
-    assert response["Content-Type"].startswith("application/problem+json")
-    body = json.loads(response.content)
-    assert body["status"] == status
-    assert body["type"].startswith("urn:ecgsite:problem:")
-    assert body["title"] and body["detail"]
-    if field != "unset":
-        assert body["field"] == field
-    return body
+def api(owner_api: APIClient) -> APIClient:
+    """The owner's token client, under the name the API tests use."""
+    return owner_api
 
 
 @dataclass

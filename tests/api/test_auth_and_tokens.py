@@ -13,8 +13,8 @@ from rest_framework.test import APIClient
 
 from accounts.models import ApiToken, User
 from accounts.tokens import api_token_create, api_token_revoke
-from tests.api.conftest import assert_problem
 from tests.classifier.factories import BatchFactory
+from tests.conftest import assert_problem
 
 BATCHES = "/api/v1/batches/"
 TOKENS_PAGE = "/accounts/tokens/"

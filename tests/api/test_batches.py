@@ -5,34 +5,29 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+from functools import cache
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import Client
 from django.utils import timezone
 
 from classifier.models import Batch, Job
-from tests.api.conftest import assert_problem, stored_files
 from tests.classifier.factories import BatchFactory, JobFactory, ModelVersionFactory, PredictionFactory
+from tests.conftest import assert_problem, stored_files
 
 BATCHES = "/api/v1/batches/"
 JOBS = "/api/v1/jobs/"
-JOB_KEYS = {
-    "id",
-    "batch",
-    "status",
-    "image_name",
-    "sha256",
-    "label",
-    "label_note",
-    "probabilities",
-    "model_version",
-    "error",
-    "created",
-    "started",
-    "finished",
-    "image_url",
-}
-BATCH_KEYS = {"id", "name", "status", "created", "finished", "counts", "callback_url", "jobs"}
+
+
+@cache
+def _documented_keys(component: str) -> frozenset[str]:
+    """The keys the OpenAPI schema documents for `component`, every one required: an answer must
+    carry exactly these. (The schema and the answers both come from classifier.presenters.)"""
+    schema = Client().get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()
+    shape = schema["components"]["schemas"][component]
+    assert set(shape["required"]) == set(shape["properties"])
+    return frozenset(shape["properties"])
 
 
 def _png(ecg_png: bytes, name: str = "ecg.png") -> SimpleUploadedFile:
@@ -55,7 +50,8 @@ def test_posting_images_creates_a_batch_and_answers_201_with_its_json_and_locati
         )
     assert response.status_code == 201, response.content
     body = response.json()
-    assert set(body) == BATCH_KEYS
+    assert set(body) == _documented_keys("BatchOutput")
+    assert all(set(job) == _documented_keys("JobOutput") for job in body["jobs"])
     assert response["Location"] == f"/api/v1/batches/{body['id']}/"
     assert body["name"] == "ward 3"
     assert [job["image_name"] for job in body["jobs"]] == ["a.png", "b.png"]
@@ -67,7 +63,7 @@ def test_posting_images_creates_a_batch_and_answers_201_with_its_json_and_locati
 def test_a_finished_job_has_the_issue_shape_and_its_probabilities_sum_to_one(api, owner):
     job = _finished_batch(owner).jobs.get()
     body = api.get(f"{JOBS}{job.pk}/").json()
-    assert set(body) == JOB_KEYS
+    assert set(body) == _documented_keys("JobOutput")
     assert body["label"] == "mi"
     assert set(body["probabilities"]) == {"normal", "mi", "history_mi", "abnormal"}
     assert math.isclose(sum(body["probabilities"].values()), 1.0, abs_tol=1e-6)
@@ -196,7 +192,7 @@ def test_posting_one_image_to_jobs_answers_the_job_with_its_location(
         response = api.post(JOBS, {"image": _png(ecg_png, "single.png")})
     assert response.status_code == 201, response.content
     body = response.json()
-    assert set(body) == JOB_KEYS
+    assert set(body) == _documented_keys("JobOutput")
     assert response["Location"] == f"/api/v1/jobs/{body['id']}/"
     assert body["image_name"] == "single.png"
     assert Batch.objects.get(pk=body["batch"]).name == "single.png"

@@ -16,8 +16,8 @@ from django.utils import timezone
 from accounts.tokens import webhook_secret_for_user
 from classifier import webhooks
 from classifier.models import WebhookAttempt, WebhookDelivery
-from tests.api.conftest import assert_problem
 from tests.classifier.factories import BatchFactory, JobFactory
+from tests.conftest import assert_problem
 
 BATCHES = "/api/v1/batches/"
 

@@ -32,7 +32,7 @@ REQUEST_ID = re.compile(r"[0-9a-f]{32}")
 
 @pytest.fixture(autouse=True)
 def no_queue(monkeypatch):
-    monkeypatch.setattr("worker.queue.enqueue_classify", mock.Mock())
+    monkeypatch.setattr("classifier.dispatch.enqueue_classify", mock.Mock())
 
 
 @pytest.fixture
@@ -225,6 +225,80 @@ def test_creating_and_revoking_a_token_on_the_account_page_is_recorded(owner_cli
 
     assert (only("token.create").target_id, only("token.create").actor) == (token.pk, owner)
     assert (only("token.revoke").target_id, only("token.revoke").outcome) == (token.pk, "success")
+
+
+# Token changes are announced by accounts (accounts.signals) and recorded here: every door's
+# entry, exactly as each door wrote it itself before accounts stopped importing classifier.
+
+
+def test_revoking_a_token_that_is_not_active_is_recorded_as_not_found(owner_client):
+    owner_client.post("/accounts/tokens/999/revoke/")
+
+    event = only("token.revoke")
+    assert (event.target_id, event.outcome, event.actor_label) == (999, "not_found", "alice@example.com")
+    assert event.detail == {}
+    assert REQUEST_ID.fullmatch(event.request_id)
+
+
+def test_a_token_made_by_a_management_command_names_the_door_and_the_account(owner):
+    call_command("create_api_token", owner.email, stdout=mock.Mock())
+
+    event = only("token.create")
+    assert event.detail == {"via": "command", "for": owner.email}
+    assert (event.ip, event.request_id) == (None, "")
+
+
+def test_tokens_made_and_revoked_in_the_admin_name_the_administrator_and_the_door(staff, owner):
+    admin = Client()
+    admin.force_login(staff)
+
+    admin.post(reverse("admin:accounts_apitoken_add"), {"user": owner.pk, "name": "ops"})
+    token = ApiToken.objects.get()
+    admin.post(
+        reverse("admin:accounts_apitoken_changelist"), {"action": "revoke", "_selected_action": [token.pk]}
+    )
+
+    created, revoked = only("token.create"), only("token.revoke")
+    assert (created.actor, created.target_id, created.ip) == (staff, token.pk, "127.0.0.1")
+    assert created.detail == {"via": "admin", "for": owner.email}
+    assert (revoked.actor, revoked.target_id, revoked.outcome) == (staff, token.pk, "success")
+    assert revoked.detail == {"via": "admin"}
+
+
+def test_a_password_change_records_each_revoked_token_as_done_by_the_user(owner):
+    tokens = sorted(api_token_create(user=owner)[0].pk for _ in range(2))
+    client = Client()
+    client.force_login(owner)
+
+    client.post(
+        "/accounts/password/change/",
+        {
+            "oldpassword": PASSWORD,
+            "password1": "another-long-passphrase-77",
+            "password2": "another-long-passphrase-77",
+        },
+    )
+
+    events = AuditEvent.objects.filter(action="token.revoke").order_by("target_id")
+    assert [event.target_id for event in events] == tokens
+    for event in events:
+        assert (event.actor, event.ip, event.detail) == (owner, "127.0.0.1", {"reason": "password changed"})
+        assert REQUEST_ID.fullmatch(event.request_id)
+
+
+def test_a_password_set_by_an_administrator_records_the_revocation_as_the_users(staff, owner):
+    token, _key = api_token_create(user=owner)
+    admin = Client()
+    admin.force_login(staff)
+
+    admin.post(
+        f"/admin/accounts/user/{owner.pk}/password/",
+        {"password1": "another-long-passphrase-77", "password2": "another-long-passphrase-77"},
+    )
+
+    event = only("token.revoke")
+    assert (event.target_id, event.actor, event.ip) == (token.pk, owner, None)
+    assert event.detail == {"reason": "password set by an administrator"}
 
 
 def test_signing_in_and_out_and_a_failed_sign_in_are_recorded(owner):

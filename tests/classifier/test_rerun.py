@@ -5,8 +5,6 @@ Staff with the change-job permission may re-run; other staff only view; users ne
 
 from __future__ import annotations
 
-from unittest import mock
-
 import pytest
 from django.contrib.admin import helpers
 from django.contrib.auth.models import Permission
@@ -20,14 +18,6 @@ from tests.classifier.factories import BatchFactory, JobFactory, ModelVersionFac
 from tests.conftest import PASSWORD
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def enqueue(monkeypatch) -> mock.Mock:
-    """Records what would be handed to the queue instead of running it."""
-    recorder = mock.Mock()
-    monkeypatch.setattr("worker.queue.enqueue_classify", recorder)
-    return recorder
 
 
 @pytest.fixture

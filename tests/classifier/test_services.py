@@ -9,7 +9,6 @@ from classifier import services
 from classifier.models import Batch, Job, ModelVersion, Prediction
 from classifier.reaper import attempts_exhausted_message
 from classifier.services import ModelIdentity
-from tests.classifier.conftest import stored_files
 from tests.classifier.factories import (
     BatchFactory,
     JobFactory,
@@ -17,6 +16,7 @@ from tests.classifier.factories import (
     PredictionFactory,
     probabilities_for,
 )
+from tests.conftest import stored_files
 
 pytestmark = pytest.mark.django_db
 
@@ -46,7 +46,7 @@ def _running(job: Job, task_id: str = "task-1") -> Job:
 
 
 def test_batch_create_stamps_each_job_with_when_it_goes_to_the_broker(owner, make_upload, monkeypatch):
-    monkeypatch.setattr("worker.queue.enqueue_classify", lambda **kwargs: None)
+    monkeypatch.setattr("classifier.dispatch.enqueue_classify", lambda **kwargs: None)
     before = timezone.now()
 
     batch = services.batch_create(owner=owner, files=[make_upload("a.png"), make_upload("b.png")])
@@ -69,7 +69,7 @@ def test_batch_create_writes_its_audit_record_before_any_job_reaches_the_queue(
     def hand_off(**kwargs):
         seen_at_hand_off.append(list(AuditEvent.objects.values_list("action", "target_id", "actor_id")))
 
-    monkeypatch.setattr("worker.queue.enqueue_classify", hand_off)
+    monkeypatch.setattr("classifier.dispatch.enqueue_classify", hand_off)
 
     batch = services.batch_create(owner=owner, files=[make_upload("a.png"), make_upload("b.png")])
 
@@ -83,7 +83,7 @@ def test_a_batch_whose_audit_record_fails_leaves_no_row_or_file(owner, make_uplo
         raise RuntimeError("audit table unavailable")
 
     monkeypatch.setattr("classifier.services.audit_record", refuse)
-    monkeypatch.setattr("worker.queue.enqueue_classify", lambda **kwargs: pytest.fail("enqueued"))
+    monkeypatch.setattr("classifier.dispatch.enqueue_classify", lambda **kwargs: pytest.fail("enqueued"))
 
     with pytest.raises(RuntimeError, match="audit table unavailable"):
         services.batch_create(owner=owner, files=[make_upload("a.png")])

@@ -19,21 +19,12 @@ from PIL import Image
 
 from classifier import services
 from classifier.models import Batch, Job
-from tests.classifier.conftest import stored_files
-from tests.conftest import TEST_PAGE_SIZE, render_ecg_bytes
+from tests.conftest import TEST_PAGE_SIZE, render_ecg_bytes, stored_files
 
 pytestmark = pytest.mark.django_db
 
 UPLOAD_URL = "/upload/"
 JSON = {"accept": "application/json"}
-
-
-@pytest.fixture
-def enqueue(monkeypatch):
-    """Records what would be handed to the queue instead of running it."""
-    recorder = mock.Mock()
-    monkeypatch.setattr("worker.queue.enqueue_classify", recorder)
-    return recorder
 
 
 def _post_json(client, files, **data):

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ml.crossval import card_section
+from ml.crossval_card import card_section
 from ml.decision import ARGMAX, MI_THRESHOLDS, DecisionRule, label_note, operating_point, rule_from_card
 from tests.model_cards import crossval_report, under_called_mi_report
 

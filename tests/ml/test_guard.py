@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from ml import guard
+from ml import guard, guard_report
 from ml.guard import Rejection, check_bytes, check_page, measure_page
 from ml.labels import CLASSES
 from ml.nonecg import DEGRADATIONS, EXPECTED_TO_PASS, HARD_KINDS, KINDS, degrade_page, render_non_ecg
@@ -157,9 +157,8 @@ def test_measure_writes_every_figure_of_the_report(tmp_path: Path, capsys) -> No
         render_ecg(label, 3).save(tmp_path / "data" / label / f"{label}.jpg", quality=75)
     out = tmp_path / "guard.json"
 
-    code = guard.main(
+    code = guard_report.main(
         [
-            "--measure",
             "--ecg-data",
             str(tmp_path / "data"),
             "--non-ecg-per-kind",

@@ -14,7 +14,7 @@ from django.urls import reverse
 
 from classifier.models import AuditEvent, Batch, Job, WebhookDelivery
 from tests.classifier.factories import BatchFactory, JobFactory, ModelVersionFactory, PredictionFactory
-from tests.security.conftest import files_under
+from tests.conftest import stored_files
 
 pytestmark = pytest.mark.django_db
 
@@ -87,7 +87,7 @@ def test_the_bulk_delete_action_records_each_delete_and_removes_the_images(
 
     assert response.status_code == 200
     assert not Batch.objects.filter(pk__in=[batch.pk for batch in batches]).exists()
-    assert files_under(media_root) == []
+    assert stored_files(media_root) == []
     assert not any(path.exists() for path in images)
     for batch in batches:
         [event] = _delete_events(batch)

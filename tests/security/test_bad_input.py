@@ -26,8 +26,8 @@ from PIL import Image, ImageCms, PngImagePlugin
 
 from classifier.models import AuditEvent, Batch, Job
 from ml.guard import REASONS
-from tests.conftest import TEST_PAGE_SIZE, render_ecg_bytes, render_non_ecg_bytes
-from tests.security.conftest import API_UPLOAD, MULTIPART, WEB_UPLOAD, Part, files_under, multipart_body
+from tests.conftest import TEST_PAGE_SIZE, render_ecg_bytes, render_non_ecg_bytes, stored_files
+from tests.security.conftest import API_UPLOAD, MULTIPART, WEB_UPLOAD, Part, multipart_body
 
 pytestmark = pytest.mark.django_db
 
@@ -160,8 +160,8 @@ def post_api(client: Client, parts: list[Part]) -> object:
 def assert_nothing_left(media_root, upload_temp_dir) -> None:
     assert Batch.objects.count() == 0
     assert Job.objects.count() == 0
-    assert files_under(media_root) == []
-    assert files_under(upload_temp_dir) == []
+    assert stored_files(media_root) == []
+    assert stored_files(upload_temp_dir) == []
 
 
 def problem(response) -> dict:
@@ -320,8 +320,8 @@ def test_a_hostile_file_name_is_kept_only_as_a_cleaned_label(
     job = Job.objects.get()
     assert job.original_name == kept
     assert STORED_NAME.fullmatch(job.image.name)
-    assert [path.relative_to(media_root).as_posix() for path in files_under(media_root)] == [job.image.name]
-    assert files_under(upload_temp_dir) == []
+    assert [path.relative_to(media_root).as_posix() for path in stored_files(media_root)] == [job.image.name]
+    assert stored_files(upload_temp_dir) == []
 
 
 def test_a_jpeg_with_exif_orientation_is_accepted_and_stored_upright(door, media_root, enqueue):

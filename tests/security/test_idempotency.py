@@ -10,9 +10,9 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from classifier.models import AuditEvent, Batch, Job
-from tests.api.conftest import assert_problem
 from tests.classifier.factories import BatchFactory
-from tests.security.conftest import API_UPLOAD, files_under
+from tests.conftest import assert_problem, stored_files
+from tests.security.conftest import API_UPLOAD
 
 JOB_UPLOAD = "/api/v1/jobs/"
 KEY = {"idempotency-key": "ward3-run1"}
@@ -65,7 +65,7 @@ def test_a_key_reused_with_another_payload_is_a_422_and_stores_nothing(
 ):
     first = owner_api.post(API_UPLOAD, _first_request(ecg_png), headers=KEY)
     assert first.status_code == 201, first.content
-    stored = files_under(media_root)
+    stored = stored_files(media_root)
 
     response = owner_api.post(API_UPLOAD, second_request(ecg_png, ecg_jpeg), headers=KEY)
 
@@ -74,7 +74,7 @@ def test_a_key_reused_with_another_payload_is_a_422_and_stores_nothing(
     assert "different request" in body["detail"]
     assert Batch.objects.count() == 1
     assert Job.objects.count() == 1
-    assert files_under(media_root) == stored
+    assert stored_files(media_root) == stored
     assert AuditEvent.objects.filter(action="batch.create", outcome="refused").count() == 1
 
 
@@ -97,7 +97,7 @@ def test_a_key_reused_with_the_same_payload_replays_the_first_batch(owner_api, e
     assert (first.status_code, again.status_code) == (201, 200)
     assert again["Idempotent-Replayed"] == "true"
     assert again.json() == first.json()
-    assert len(files_under(media_root)) == 1
+    assert len(stored_files(media_root)) == 1
 
 
 def test_the_same_files_in_another_order_replay_the_first_batch(

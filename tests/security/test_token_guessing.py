@@ -9,7 +9,7 @@ import pytest
 from django.test import Client
 
 from accounts.tokens import api_token_create
-from tests.api.conftest import assert_problem
+from tests.conftest import assert_problem
 
 pytestmark = pytest.mark.django_db
 

@@ -1,4 +1,5 @@
-"""worker.embedded: the default's worker thread runs the same task, and picks up what a crash left.
+"""worker.embedded: the default's worker thread runs the same tasks, by name, and picks up what a
+crash left.
 
 These tests need committed rows (the worker thread has its own connection), hence transaction=True.
 pytest-django's SQLite test database is in memory with a shared cache, which every thread's
@@ -13,6 +14,7 @@ from concurrent.futures import Future
 import pytest
 from django.test import Client
 
+from classifier import dispatch
 from classifier.models import Batch, Job, Prediction
 from tests.classifier.factories import BatchFactory, JobFactory
 from worker.embedded import EmbeddedRunner
@@ -44,7 +46,7 @@ def test_submit_runs_the_job_on_the_worker_thread(runner, batch, fake_classifier
         lambda images: threads.append(threading.current_thread().name) or real_predict(images),
     )
 
-    future = runner.submit(job_id=job.pk, task_id=job.task_id)
+    future = runner.submit(dispatch.TASK_CLASSIFY, [job.pk], task_id=job.task_id)
 
     assert isinstance(future, Future)
     assert future.result(timeout=WAIT_SECONDS) is None
@@ -69,8 +71,8 @@ def test_a_job_that_raises_on_the_worker_thread_does_not_stop_the_next(
 
     monkeypatch.setattr(fake_classifier, "predict", predict_failing_once)
 
-    runner.submit(job_id=broken.pk, task_id=broken.task_id).result(timeout=WAIT_SECONDS)
-    runner.submit(job_id=fine.pk, task_id=fine.task_id).result(timeout=WAIT_SECONDS)
+    runner.submit(dispatch.TASK_CLASSIFY, [broken.pk], task_id=broken.task_id).result(timeout=WAIT_SECONDS)
+    runner.submit(dispatch.TASK_CLASSIFY, [fine.pk], task_id=fine.task_id).result(timeout=WAIT_SECONDS)
 
     fine.refresh_from_db()
     assert fine.status == Job.Status.SUCCEEDED
@@ -98,14 +100,14 @@ def test_the_embedded_queue_hands_uploads_to_the_worker_thread(
     runner, owner, make_upload, fake_classifier, settings, monkeypatch
 ):
     settings.ECGSITE_TASK_RUNNER = "embedded"
-    monkeypatch.setattr("worker.embedded.runner", runner)
+    monkeypatch.setitem(dispatch._local_runners, "embedded", runner)
     handed: list[dict] = []
     real_submit = runner.submit
     # The hand-off is recorded and its job run once the response is out: the in-memory SQLite
     # test database (shared cache) locks whole tables, so the request's reads after the commit
     # would meet the worker's writes ("table is locked") instead of waiting as a file database
     # does. The request itself writes nothing after the commit (batch_create audits inside it).
-    monkeypatch.setattr(runner, "submit", lambda **kwargs: handed.append(kwargs))
+    monkeypatch.setattr(runner, "submit", lambda *args, **kwargs: handed.append((args, kwargs)))
     client = Client()
     client.force_login(owner)
 
@@ -113,6 +115,6 @@ def test_the_embedded_queue_hands_uploads_to_the_worker_thread(
 
     assert response.status_code == 201
     job = Job.objects.get()
-    assert handed == [{"job_id": job.pk, "task_id": job.task_id}]
-    real_submit(**handed[0]).result(timeout=WAIT_SECONDS)
+    assert handed == [(("worker.classify", [job.pk]), {"task_id": job.task_id, "countdown": 0.0})]
+    real_submit(*handed[0][0], **handed[0][1]).result(timeout=WAIT_SECONDS)
     assert Job.objects.get().status == Job.Status.SUCCEEDED

@@ -99,7 +99,7 @@ def test_the_embedded_worker_leaves_jobs_queued_while_its_model_cannot_run(
     job = JobFactory(batch=BatchFactory(owner=owner))
     runner = EmbeddedRunner()
     try:
-        runner.submit(job_id=job.pk, task_id=job.task_id).result(timeout=30)
+        runner.submit("worker.classify", [job.pk], task_id=job.task_id).result(timeout=30)
     finally:
         runner._executor.shutdown(wait=True)
     job.refresh_from_db()

@@ -16,8 +16,9 @@ from django.utils import timezone
 
 from classifier import reaper
 from classifier.models import Batch, Job, Prediction
+from classifier.services import jobs_reap_and_enqueue
 from tests.classifier.factories import BatchFactory, JobFactory
-from worker.tasks import classify, reap_stale_jobs, reap_stale_jobs_now
+from worker.tasks import classify, reap_stale_jobs
 
 WAIT_SECONDS = 30
 
@@ -51,7 +52,7 @@ def enqueued(monkeypatch) -> list[tuple[int, str]]:
     """(job id, task id) of every job handed to the queue, which runs nothing."""
     calls: list[tuple[int, str]] = []
     monkeypatch.setattr(
-        "worker.queue.enqueue_classify", lambda *, job_id, task_id: calls.append((job_id, task_id))
+        "classifier.dispatch.enqueue_classify", lambda *, job_id, task_id: calls.append((job_id, task_id))
     )
     return calls
 
@@ -247,7 +248,7 @@ def test_only_one_of_the_old_and_the_new_delivery_runs_a_requeued_job(batch, tim
 def test_a_run_enqueues_what_it_requeued_and_tells_the_owner(batch, owner, timeouts, enqueued, sent):
     job = _running(batch, running_s=301)
 
-    result = reap_stale_jobs_now()
+    result = jobs_reap_and_enqueue()
 
     job.refresh_from_db()
     assert enqueued == [(job.pk, job.task_id)] == result.requeued
@@ -261,7 +262,7 @@ def test_a_job_left_running_by_a_dead_worker_is_classified_on_its_second_attempt
 ):
     job = _running(batch, running_s=301)
 
-    reap_stale_jobs_now()  # tests run tasks inline: the re-queued job runs now
+    jobs_reap_and_enqueue()  # tests run tasks inline: the re-queued job runs now
 
     job.refresh_from_db()
     assert (job.status, job.attempts) == (Job.Status.SUCCEEDED, 2)
@@ -271,7 +272,7 @@ def test_a_job_left_running_by_a_dead_worker_is_classified_on_its_second_attempt
 def test_failing_the_last_job_completes_the_batch_and_tells_the_owner(batch, timeouts, enqueued, sent):
     job = _running(batch, running_s=301, attempts=3)
 
-    reap_stale_jobs_now()
+    jobs_reap_and_enqueue()
 
     batch.refresh_from_db()
     assert batch.completed is not None

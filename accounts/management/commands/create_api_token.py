@@ -7,10 +7,10 @@ from typing import Any
 from allauth.account.models import EmailAddress
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from accounts.models import User
+from accounts.models import ApiToken, User
+from accounts.signals import api_token_created
 from accounts.tokens import api_token_create
 from accounts.verification import email_verified
-from classifier.audit import Action, audit_record
 
 
 class Command(BaseCommand):
@@ -39,10 +39,7 @@ class Command(BaseCommand):
                 "its owner must follow the link in the confirmation email first."
             )
         token, key = api_token_create(user=user, name=name or "command line")
-        audit_record(
-            action=Action.TOKEN_CREATE,
-            target_type="token",
-            target_id=token.pk,
-            detail={"via": "command", "for": email},
+        api_token_created.send(
+            sender=ApiToken, token_id=token.pk, request=None, via="command", for_email=email
         )
         self.stdout.write(key)

@@ -1,8 +1,9 @@
 """`manage.py reap_stale_jobs`: one run of the reaper, for cron or a Kubernetes CronJob.
 
-The same work as the beat task worker.reap_stale_jobs (see classifier/reaper.py): jobs left
-queued or running past their timeout are enqueued again under a fresh task id, and jobs that
-used up their attempts are failed with a message their owner sees.
+The same work as the beat task worker.reap_stale_jobs, through the same service
+(services.jobs_reap_and_enqueue; see classifier/reaper.py): jobs left queued or running past
+their timeout are enqueued again under a fresh task id, and jobs that used up their attempts are
+failed with a message their owner sees.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
+
+from classifier.services import jobs_reap_and_enqueue
 
 
 class Command(BaseCommand):
@@ -24,7 +27,5 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, limit: int | None, **options: Any) -> None:
-        from worker.tasks import reap_stale_jobs_now
-
-        result = reap_stale_jobs_now(limit=limit)
+        result = jobs_reap_and_enqueue(limit=limit)
         self.stdout.write(f"requeued {len(result.requeued)} failed {len(result.failed)}")
