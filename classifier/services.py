@@ -26,8 +26,9 @@ from classifier.images import CleanImage, InvalidUpload, clean_image
 from classifier.models import CLASS_KEYS, Batch, Job, ModelVersion, Prediction
 from classifier.reaper import ReapResult, attempts_exhausted_message, jobs_reap_stale
 from classifier.selectors import job_get_with_prediction
-from ml.cards import summary_from_card
 from ml import models as shipped_models
+from ml.cards import summary_from_card
+from ml.models import ModelIdentity
 
 logger = logging.getLogger(__name__)
 
@@ -302,14 +303,6 @@ def job_claim(*, job_id: int, task_id: str) -> Job | None:
     return job
 
 
-@dataclass(frozen=True)
-class ModelIdentity:
-    name: str
-    architecture: str
-    file_sha256: str
-    card: dict
-
-
 def _version_fields(identity: ModelIdentity) -> dict[str, object]:
     return {
         "architecture": identity.architecture,
@@ -376,19 +369,7 @@ def model_versions_register_shipped(*, cards: Sequence[dict] | None = None) -> l
     """
     if cards is None:
         cards = shipped_models.list_model_cards()
-    identities = []
-    for card in cards:
-        missing = [key for key in ("name", "architecture", "file_sha256") if not card.get(key)]
-        if missing:
-            raise ValueError(f"Model card {card.get('name', '?')!r} lacks {', '.join(missing)}.")
-        identities.append(
-            ModelIdentity(
-                name=card["name"],
-                architecture=card["architecture"],
-                file_sha256=card["file_sha256"],
-                card=card,
-            )
-        )
+    identities = [ModelIdentity.from_card(card) for card in cards]
     with transaction.atomic():
         return [model_version_sync(identity=identity) for identity in identities]
 

@@ -20,9 +20,8 @@ from pathlib import Path
 
 from django.conf import settings
 
-from classifier.services import ModelIdentity
 from ml.inference import Classifier  # TensorFlow itself loads only in Classifier.load
-from ml.models import resolve_model
+from ml.models import ModelIdentity, resolve_model
 
 logger = logging.getLogger(__name__)
 # Each loaded model holds its weights in memory (a few MB for the shipped ones; more on a GPU).

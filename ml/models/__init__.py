@@ -3,11 +3,32 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 MODELS_DIR: Path = Path(__file__).resolve().parent
 DEFAULT_MODEL_NAME = "hybrid-v4"
+
+
+@dataclass(frozen=True)
+class ModelIdentity:
+    """Which model a prediction came from: what the service records as a model version."""
+
+    name: str
+    architecture: str
+    file_sha256: str
+    card: dict
+
+    @classmethod
+    def from_card(cls, card: dict[str, Any]) -> ModelIdentity:
+        """The identity a model card states; ValueError when the card lacks any part of it."""
+        missing = [key for key in ("name", "architecture", "file_sha256") if not card.get(key)]
+        if missing:
+            raise ValueError(f"Model card {card.get('name', '?')!r} lacks {', '.join(missing)}.")
+        return cls(
+            name=card["name"], architecture=card["architecture"], file_sha256=card["file_sha256"], card=card
+        )
 
 
 def model_path(name: str) -> Path:

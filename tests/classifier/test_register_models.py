@@ -10,6 +10,7 @@ from django.core.management import CommandError, call_command
 import ml.models
 from classifier import services
 from classifier.models import ModelVersion
+from ml.models import ModelIdentity
 from tests.model_cards import crossval_card, validation_card
 
 pytestmark = pytest.mark.django_db
@@ -85,7 +86,7 @@ def test_a_card_without_a_file_sha256_stops_the_command_before_anything_is_store
 
 def test_a_worker_still_refuses_a_file_that_differs_from_the_registered_one(shipped):
     _register()
-    identity = services.ModelIdentity(name="hybrid-v4", architecture="hybrid", file_sha256="8" * 64, card={})
+    identity = ModelIdentity(name="hybrid-v4", architecture="hybrid", file_sha256="8" * 64, card={})
 
     with pytest.raises(ValueError, match="give a retrained model a new name"):
         services.model_version_register(identity=identity)

@@ -14,6 +14,7 @@ from django.urls import reverse
 from accounts.models import User
 from classifier import services
 from classifier.models import AuditEvent, Batch, Job, ModelVersion
+from ml.models import ModelIdentity
 from tests.classifier.factories import BatchFactory, JobFactory, ModelVersionFactory, PredictionFactory
 from tests.conftest import PASSWORD
 
@@ -136,7 +137,7 @@ def test_batch_rerun_queues_the_finished_jobs_and_skips_the_running_one(
 def test_a_rerun_on_a_model_that_already_predicted_the_job_keeps_that_prediction_and_succeeds(
     batch, versions, staff, fake_classifier, django_capture_on_commit_callbacks
 ):
-    identity = services.ModelIdentity(
+    identity = ModelIdentity(
         name=fake_classifier.name,
         architecture=fake_classifier.architecture,
         file_sha256=fake_classifier.file_sha256,

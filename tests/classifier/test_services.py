@@ -8,7 +8,7 @@ from django.utils import timezone
 from classifier import services
 from classifier.models import Batch, Job, ModelVersion, Prediction
 from classifier.reaper import attempts_exhausted_message
-from classifier.services import ModelIdentity
+from ml.models import ModelIdentity
 from tests.classifier.factories import (
     BatchFactory,
     JobFactory,

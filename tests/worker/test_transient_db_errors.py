@@ -11,6 +11,7 @@ from django.db import OperationalError
 
 from classifier import reaper, services
 from classifier.models import Batch, Job, Prediction
+from ml.models import ModelIdentity
 from tests.classifier.factories import BatchFactory, JobFactory
 from worker.tasks import classify
 
@@ -54,7 +55,7 @@ def test_an_error_while_recording_the_prediction_leaves_the_job_running_with_not
     assert claimed is not None
     _break_prediction_create(monkeypatch, times=1)
     version = services.model_version_register(
-        identity=services.ModelIdentity(name="fake-v1", architecture="fake", file_sha256="0" * 64, card={})
+        identity=ModelIdentity(name="fake-v1", architecture="fake", file_sha256="0" * 64, card={})
     )
 
     with pytest.raises(OperationalError):
