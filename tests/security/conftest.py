@@ -1,5 +1,5 @@
-"""Actors for the security tests: `owner` (alice) uploads; `other_user` (bob) must never see
-alice's batches, jobs, images or events; `staff` (charlie) may use the admin.
+"""Helpers of the security tests (the actors, alice, bob and charlie, and their clients are in
+tests/conftest.py): `alices_job`, a finished job with its stored image, and hand-made uploads.
 
 Uploads go through both doors with the same bytes: the web form (`/upload/`, session) and the
 API (`POST /api/v1/batches/`, token). Bodies are encoded here by hand, so a test controls the
@@ -12,6 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from classifier.models import Batch, Job
+from tests.classifier.factories import BatchFactory, JobFactory
 
 BOUNDARY = "ecgsite-security-test-boundary"
 MULTIPART = f"multipart/form-data; boundary={BOUNDARY}"
@@ -39,6 +42,15 @@ def multipart_body(parts: list[Part], field: str = "images") -> bytes:
         chunks += [head.encode("latin-1"), part.content, b"\r\n"]
     chunks.append(f"--{BOUNDARY}--\r\n".encode())
     return b"".join(chunks)
+
+
+@pytest.fixture
+def alices_job(owner, media_root) -> Job:
+    """A finished batch of alice's with one job and its stored image."""
+    batch = BatchFactory(owner=owner)
+    job = JobFactory(batch=batch, status="succeeded")
+    Batch.objects.filter(pk=batch.pk).update(completed=batch.created)
+    return job
 
 
 @pytest.fixture

@@ -27,19 +27,9 @@ from django.urls import Resolver404, URLPattern, URLResolver, get_resolver, reso
 from accounts.models import ApiToken
 from accounts.tokens import api_token_create
 from classifier.models import AuditEvent, Batch, Job
-from tests.classifier.factories import BatchFactory, JobFactory
 from tests.conftest import PASSWORD
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def alices_job(owner, media_root) -> Job:
-    """A finished batch of alice's with one job and its stored image."""
-    batch = BatchFactory(owner=owner)
-    job = JobFactory(batch=batch, status="succeeded")
-    Batch.objects.filter(pk=batch.pk).update(completed=batch.created)
-    return job
 
 
 @pytest.fixture

@@ -11,9 +11,6 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
-from classifier.models import Batch, Job
-from tests.classifier.factories import BatchFactory, JobFactory
-
 pytestmark = pytest.mark.django_db
 
 POLICY = {
@@ -27,14 +24,6 @@ POLICY = {
     "form-action": "'self'",
     "object-src": "'none'",
 }
-
-
-@pytest.fixture
-def alices_job(owner, media_root) -> Job:
-    batch = BatchFactory(owner=owner)
-    job = JobFactory(batch=batch, status="succeeded")
-    Batch.objects.filter(pk=batch.pk).update(completed=batch.created)
-    return job
 
 
 def _directives(header: str) -> dict[str, str]:
