@@ -56,12 +56,23 @@ def trace_image(red: Image.Image) -> np.ndarray:
     return (np.asarray(crop, dtype=np.float32) / 127.5 - 1.0)[:, :, np.newaxis]
 
 
-def _runs(indices: np.ndarray) -> list[tuple[int, int]]:
-    """Consecutive runs of sorted ``indices`` as (first, last) pairs."""
-    breaks = np.flatnonzero(np.diff(indices) > 1)
-    starts = np.concatenate(([0], breaks + 1))
-    ends = np.concatenate((breaks, [len(indices) - 1]))
-    return [(int(indices[s]), int(indices[e])) for s, e in zip(starts, ends, strict=True)]
+def _column_runs(band: np.ndarray) -> tuple[list[list[int]], list[list[int]]]:
+    """The runs of ink in each column of ``band``: per column, the first and the last row of
+    each run, top to bottom. Found for the whole band at once (a run starts where a column
+    turns from paper to ink, and ends where it turns back)."""
+    edges = np.diff(band.astype(np.int8), axis=0, prepend=0, append=0)
+    start_rows, start_columns = np.nonzero(edges.T == 1)[::-1]
+    end_rows, _ = np.nonzero(edges.T == -1)[::-1]
+    # np.nonzero on the transposed mask walks column by column, top to bottom.
+    columns = band.shape[1]
+    firsts: list[list[int]] = [[] for _ in range(columns)]
+    lasts: list[list[int]] = [[] for _ in range(columns)]
+    for column, first, end in zip(
+        start_columns.tolist(), start_rows.tolist(), end_rows.tolist(), strict=True
+    ):
+        firsts[column].append(first)
+        lasts[column].append(end - 1)
+    return firsts, lasts
 
 
 def _follow_trace(band: np.ndarray, baseline: int) -> tuple[np.ndarray, np.ndarray]:
@@ -69,16 +80,26 @@ def _follow_trace(band: np.ndarray, baseline: int) -> tuple[np.ndarray, np.ndarr
 
     The trace is followed from the baseline: in each column the run of ink nearest to where
     the trace was in the previous column is taken (neighbouring rows' tall waves and the
-    printed lead names are other runs). A column without ink keeps the previous position.
+    printed lead names are other runs; of two as near, the upper). A column without ink keeps
+    the previous position. The runs are found for the whole band at once; only the choice,
+    which depends on the previous column, walks the columns.
     """
+    firsts, lasts = _column_runs(band)
     columns = band.shape[1]
     top = np.empty(columns, dtype=np.float32)
     bottom = np.empty(columns, dtype=np.float32)
     position = float(baseline)
     for x in range(columns):
-        rows = np.flatnonzero(band[:, x])
-        if len(rows):
-            first, last = min(_runs(rows), key=lambda run: abs((run[0] + run[1]) / 2 - position))
+        column_firsts = firsts[x]
+        if column_firsts:
+            column_lasts = lasts[x]
+            best = 0
+            best_distance = abs((column_firsts[0] + column_lasts[0]) / 2 - position)
+            for index in range(1, len(column_firsts)):
+                distance = abs((column_firsts[index] + column_lasts[index]) / 2 - position)
+                if distance < best_distance:
+                    best, best_distance = index, distance
+            first, last = column_firsts[best], column_lasts[best]
             position = (first + last) / 2
             top[x], bottom[x] = first, last
         else:

@@ -90,3 +90,53 @@ def test_representations_decode_bytes_into_named_batches() -> None:
     assert representations.take(batch, slice(0, 1))["signals"].shape == (1, SIGNAL_SAMPLES, SIGNAL_CHANNELS)
     with pytest.raises(ValueError, match="Unknown input representation 'words'; known: leads, page"):
         representations.inputs_from_bytes(data, "words")
+
+
+def _follow_trace_column_by_column(band: np.ndarray, baseline: int) -> tuple[np.ndarray, np.ndarray]:
+    """The tracker as first written, one numpy search per column: the reference the
+    whole-band version must match exactly (the shipped models were trained on its output)."""
+
+    def runs(indices: np.ndarray) -> list[tuple[int, int]]:
+        breaks = np.flatnonzero(np.diff(indices) > 1)
+        starts = np.concatenate(([0], breaks + 1))
+        ends = np.concatenate((breaks, [len(indices) - 1]))
+        return [(int(indices[s]), int(indices[e])) for s, e in zip(starts, ends, strict=True)]
+
+    top = np.empty(band.shape[1], dtype=np.float32)
+    bottom = np.empty(band.shape[1], dtype=np.float32)
+    position = float(baseline)
+    for x in range(band.shape[1]):
+        rows = np.flatnonzero(band[:, x])
+        if len(rows):
+            first, last = min(runs(rows), key=lambda run: abs((run[0] + run[1]) / 2 - position))
+            position = (first + last) / 2
+            top[x], bottom[x] = first, last
+        else:
+            top[x] = bottom[x] = position
+    return top, bottom
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_the_whole_band_tracker_matches_the_column_by_column_one_on_random_ink(seed: int) -> None:
+    from ml.traces import _follow_trace
+
+    rng = np.random.default_rng(seed)
+    band = rng.random((60, 300)) < rng.uniform(0.02, 0.4)
+    band[:, rng.integers(0, 300, 30)] = False  # columns without ink keep the previous position
+    band[0, :50] = band[-1, 50:100] = True  # runs touching the band's edges
+
+    for baseline in (0, 30, 59):
+        new, old = _follow_trace(band, baseline), _follow_trace_column_by_column(band, baseline)
+        np.testing.assert_array_equal(new[0], old[0])
+        np.testing.assert_array_equal(new[1], old[1])
+
+
+@pytest.mark.parametrize("label", ["normal", "mi", "abnormal"])
+def test_the_whole_band_tracker_digitises_a_page_exactly_as_before(label: str, monkeypatch) -> None:
+    from ml import traces
+
+    red = render_ecg(label, 3).getchannel("R")
+    now = digitise(red)
+    monkeypatch.setattr(traces, "_follow_trace", _follow_trace_column_by_column)
+
+    np.testing.assert_array_equal(now, digitise(red))
