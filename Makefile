@@ -90,7 +90,8 @@ verify-models: venv ## Check that ml.evaluate on the dev images reproduces every
 models-doc: venv ## Write docs/MODELS.md from the model cards and ml/reports (deterministic)
 	$(PY) -m ml.report --models-dir ml/models --reports-dir ml/reports --out docs/MODELS.md
 
-bench: venv ## Measure upload-to-result latency, throughput and worker memory on the real stack
+bench: venv ## The digitiser's cost beside a decode; upload-to-result latency, throughput and worker memory on the real stack
+	$(PY) -m bench.digitiser
 	bash .ci/run --services-only
 	$(PY) -m bench.service
 	$(PY) -m bench.service --api --batch-size 100
