@@ -13,6 +13,8 @@ Two layers; the second may import the first, never the reverse:
    ``models``, ``cards``, ``device``, ``network``, ``synthetic`` (the model's self-test renders
    a page with it) and ``inference``.
 2. Training, reporting and the command lines: ``train``, ``crossval``, ``crossval_card``,
-   ``evaluate``, ``timing``, ``rebuild``, ``report``, ``guard_report``, ``nonecg`` and
-   ``predict``.
+   ``evaluate``, ``timing``, ``rebuild``, ``report``, ``guard_report``, ``nonecg``,
+   ``predict`` and ``digitise``.
+
+import-linter keeps these layers (``[tool.importlinter]`` in the project's ``pyproject.toml``).
 """

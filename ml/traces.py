@@ -20,6 +20,8 @@ the khan-ecg layout works; a photographed or skewed page is not located first.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from PIL import Image
 
@@ -132,6 +134,45 @@ def digitise(red: Image.Image) -> np.ndarray:
             millivolts = (baseline - band_top - edge) / per_mv
             signals[:, 2 * row + channel] = np.interp(sample_x, np.arange(len(edge)), millivolts)
     return np.clip(signals, -MAX_ABS_MV, MAX_ABS_MV)
+
+
+SIGNAL_SECONDS = 10.0
+SAMPLING_HZ = SIGNAL_SAMPLES / SIGNAL_SECONDS
+PANEL_SECONDS = SIGNAL_SECONDS / len(layout.COLUMN_LEADS)
+
+
+@dataclass(frozen=True)
+class TwelveLeads:
+    """A page's leads in millivolts at SAMPLING_HZ: each of the twelve over the 2.5 s it was
+    printed (from ``start_s``), and the rhythm strip's lead over the whole 10 s."""
+
+    leads: dict[str, np.ndarray]
+    start_s: dict[str, float]
+    rhythm: dict[str, np.ndarray]
+
+
+def _panel_samples(column: int) -> slice:
+    """The samples of the 10 s axis that the panel column ``column`` covers."""
+    edges = layout.COLUMN_EDGES
+    span = edges[-1] - edges[0]
+    start = round((edges[column] - edges[0]) / span * SIGNAL_SAMPLES)
+    stop = round((edges[column + 1] - edges[0]) / span * SIGNAL_SAMPLES)
+    return slice(start, stop)
+
+
+def twelve_leads(signals: np.ndarray) -> TwelveLeads:
+    """The named leads of ``digitise``'s output: each row's trace is the middle of its ink (the
+    top and the bottom channel), cut into the page's panels (``layout.COLUMN_LEADS``)."""
+    middle = (signals[:, 0::2] + signals[:, 1::2]) / 2  # (samples, rows)
+    leads: dict[str, np.ndarray] = {}
+    start_s: dict[str, float] = {}
+    for column, names in enumerate(layout.COLUMN_LEADS):
+        samples = _panel_samples(column)
+        for row, name in enumerate(names):
+            leads[name] = middle[samples, row]
+            start_s[name] = column * PANEL_SECONDS
+    rhythm_row = len(layout.COLUMN_LEADS[0])  # the strip below the three lead rows
+    return TwelveLeads(leads=leads, start_s=start_s, rhythm={layout.RHYTHM_LEAD: middle[:, rhythm_row]})
 
 
 def leads_inputs(image: Image.Image) -> dict[str, np.ndarray]:

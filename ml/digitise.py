@@ -1,0 +1,72 @@
+"""``python -m ml.digitise IMAGE...``: the twelve leads of each printout in millivolts, as JSON.
+
+Prints one JSON list, an object per image::
+
+    {"image": PATH, "fs": HZ, "leads": {"I": [mV, ...], ..., "V6": [...]},
+     "start_s": {"I": 0.0, "aVR": 2.5, "V1": 5.0, "V4": 7.5, ...}, "rhythm": {"II": [mV over 10 s]}}
+
+Each lead covers the 2.5 s it was printed, from its ``start_s`` on the page's 10 s axis. The
+upload guard (``ml.guard``) checks each page first, as the service does: a page it refuses, or a
+file that is no readable image, gives ``{"image": PATH, "rejected": true, "reason": "..."}``;
+``--no-guard`` skips the check. Exit code 1 when any image was rejected.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from ml.guard import check_page
+from ml.preprocess import InvalidImageError, decode_image
+from ml.traces import SAMPLING_HZ, digitise, twelve_leads
+
+DECIMALS = 4  # 0.1 µV: far below what a printed trace resolves
+
+
+def _millivolts(values: Any) -> list[float]:
+    return [round(float(value), DECIMALS) for value in values]
+
+
+def page_signal(image: Image.Image) -> dict[str, Any]:
+    """The leads of a decoded page (``ml.preprocess.decode_image``) as the JSON object's fields."""
+    leads = twelve_leads(digitise(image.convert("RGB").getchannel("R")))
+    return {
+        "fs": SAMPLING_HZ,
+        "leads": {name: _millivolts(values) for name, values in leads.leads.items()},
+        "start_s": dict(leads.start_s),
+        "rhythm": {name: _millivolts(values) for name, values in leads.rhythm.items()},
+    }
+
+
+def digitise_file(path: Path, *, guard: bool = True) -> dict[str, Any]:
+    """The JSON object for one image file: its signal, or why it was rejected."""
+    try:
+        image = decode_image(path.read_bytes())
+    except (OSError, InvalidImageError) as error:
+        return {"image": str(path), "rejected": True, "reason": str(error)}
+    if guard:
+        rejection = check_page(image)
+        if rejection is not None:
+            return {"image": str(path), "rejected": True, "reason": rejection.message}
+    return {"image": str(path), **page_signal(image)}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m ml.digitise", description=__doc__.split("\n")[0])
+    parser.add_argument("images", nargs="+", type=Path, help="images of printed 12-lead ECGs")
+    parser.add_argument("--no-guard", action="store_true", help="digitise even what the guard refuses")
+    args = parser.parse_args(argv)
+    results = [digitise_file(path, guard=not args.no_guard) for path in args.images]
+    json.dump(results, sys.stdout)
+    sys.stdout.write("\n")
+    return 1 if any(result.get("rejected") for result in results) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

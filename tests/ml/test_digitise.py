@@ -1,0 +1,74 @@
+"""``python -m ml.digitise``: the twelve leads of a printout in millivolts, as JSON."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from ml import digitise as cli
+from ml.traces import SAMPLING_HZ
+from tests.ml.helpers import encode
+
+LEADS = ("I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6")
+
+
+@pytest.fixture
+def page_file(tmp_path):
+    from ml.synthetic import render_ecg
+
+    path = tmp_path / "page.png"
+    path.write_bytes(encode(render_ecg("normal", 4)))
+    return path
+
+
+def test_a_page_gives_twelve_leads_of_two_and_a_half_seconds_and_the_rhythm_strip(page_file, capsys):
+    assert cli.main([str(page_file)]) == 0
+
+    [result] = json.loads(capsys.readouterr().out)
+    assert result["image"] == str(page_file)
+    assert result["fs"] == SAMPLING_HZ
+    assert tuple(result["leads"]) == LEADS
+    assert {len(values) for values in result["leads"].values()} == {round(2.5 * SAMPLING_HZ)}
+    assert result["start_s"] == {
+        **dict.fromkeys(("I", "II", "III"), 0.0),
+        **dict.fromkeys(("aVR", "aVL", "aVF"), 2.5),
+        **dict.fromkeys(("V1", "V2", "V3"), 5.0),
+        **dict.fromkeys(("V4", "V5", "V6"), 7.5),
+    }
+    assert list(result["rhythm"]) == ["II"] and len(result["rhythm"]["II"]) == round(10 * SAMPLING_HZ)
+
+
+def test_the_lead_ii_panel_is_the_first_seconds_of_the_lead_ii_rhythm_strip(page_file):
+    """Both are lead II, printed over the same instants: the panels are cut at the right times."""
+    result = cli.digitise_file(page_file)
+    panel = np.array(result["leads"]["II"])
+    strip = np.array(result["rhythm"]["II"])[: len(panel)]
+
+    assert np.corrcoef(panel, strip)[0, 1] > 0.9
+    # A QRS reaches about a millivolt: the values are millivolts, not pixels.
+    assert 0.4 < panel.max() - panel.min() < 4.0
+
+
+def test_a_page_the_guard_refuses_is_rejected_with_the_reason_and_no_signal(tmp_path, capsys):
+    from ml.nonecg import render_non_ecg
+
+    path = tmp_path / "photo.png"
+    path.write_bytes(encode(render_non_ecg("photo", 0)))
+
+    assert cli.main([str(path)]) == 1
+
+    [result] = json.loads(capsys.readouterr().out)
+    assert result["rejected"] is True and "12-lead ECG" in result["reason"]
+    assert "leads" not in result
+    assert "leads" in cli.digitise_file(path, guard=False)
+
+
+def test_a_file_that_is_no_image_is_rejected_with_the_reason(tmp_path):
+    path = tmp_path / "notes.png"
+    path.write_bytes(b"not an image")
+
+    result = cli.digitise_file(path)
+
+    assert result["rejected"] is True and result["reason"]
