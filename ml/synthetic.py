@@ -227,8 +227,28 @@ def _draw_text(
     draw.text((1115 * sx, 836 * sy), f"{recorded:%Y-%m-%d   %I:%M:%S %p}", fill=INK, font=small, anchor="rm")
 
 
+@dataclass(frozen=True)
+class PrintedSignals:
+    """What ``render_ecg`` drew, in millivolts: the ground truth a digitiser should read back.
+
+    ``leads`` maps each of the twelve leads to (times in s on the page's 10 s axis, mV) over
+    its 2.5 s panel; ``rhythm`` the rhythm strip's lead to the same over the whole 10 s.
+    """
+
+    leads: dict[str, tuple[np.ndarray, np.ndarray]]
+    rhythm: dict[str, tuple[np.ndarray, np.ndarray]]
+
+
 def render_ecg(label: str, seed: int, *, width: int = 1200, height: int = 852) -> Image.Image:
     """Draw a synthetic 12-lead report of class ``label``; the same arguments, same pixels.
+    (``render_ecg_with_signals`` also returns the millivolts drawn.)"""
+    return render_ecg_with_signals(label, seed, width=width, height=height)[0]
+
+
+def render_ecg_with_signals(
+    label: str, seed: int, *, width: int = 1200, height: int = 852
+) -> tuple[Image.Image, PrintedSignals]:
+    """Draw a synthetic 12-lead report of class ``label``, and return what it drew.
 
     1. Pink grid in the grid box (1 mm minor, 5 mm major squares, 25 mm/s, 10 mm/mV).
     2. Header and footer text (random, label-independent; the footer shows the true rate).
@@ -258,12 +278,15 @@ def render_ecg(label: str, seed: int, *, width: int = 1200, height: int = 852) -
     label_font = _font(13 * sy)
     pixels_per_mv = layout.PIXELS_PER_MV * sy
 
-    def trace(lead: str, x0: float, x1: float, t0: float, baseline: float) -> None:
+    drawn: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+
+    def trace(lead: str, x0: float, x1: float, t0: float, baseline: float) -> tuple[np.ndarray, np.ndarray]:
         xs = np.arange(round(x0 * sx), round(x1 * sx) + 1, dtype=np.float64)
         t = t0 + (xs / sx - x0) / layout.PIXELS_PER_SECOND
         millivolts = _signal(lead, t, rhythm, morph, gain, signal_rng)
         ys = baseline * sy - millivolts * pixels_per_mv
         draw.line(list(zip(xs.tolist(), ys.tolist(), strict=True)), fill=INK, width=pen)
+        return t, millivolts
 
     for row, baseline in enumerate(layout.ROW_BASELINES):
         base = baseline * sy
@@ -278,13 +301,15 @@ def render_ecg(label: str, seed: int, *, width: int = 1200, height: int = 852) -
         if row < 3:
             for column, leads in enumerate(layout.COLUMN_LEADS):
                 x0, x1 = layout.COLUMN_EDGES[column], layout.COLUMN_EDGES[column + 1]
-                trace(leads[row], x0, x1, column * PANEL_S, baseline)
+                drawn[leads[row]] = trace(leads[row], x0, x1, column * PANEL_S, baseline)
                 name_xy = (x0 * sx + 3 * sx, base - 14 * sy)
                 draw.text(name_xy, leads[row], fill=INK, font=label_font, anchor="lm")
                 if column > 0:  # lead change marker, as printed on the scans
                     draw.line([(x0 * sx, base - 25 * sy), (x0 * sx, base + 25 * sy)], fill=INK)
         else:
-            trace(layout.RHYTHM_LEAD, layout.COLUMN_EDGES[0], layout.COLUMN_EDGES[-1], 0.0, baseline)
+            rhythm_strip = trace(
+                layout.RHYTHM_LEAD, layout.COLUMN_EDGES[0], layout.COLUMN_EDGES[-1], 0.0, baseline
+            )
             draw.text(
                 (layout.COLUMN_EDGES[0] * sx + 3 * sx, base - 14 * sy),
                 layout.RHYTHM_LEAD,
@@ -292,7 +317,7 @@ def render_ecg(label: str, seed: int, *, width: int = 1200, height: int = 852) -
                 font=label_font,
                 anchor="lm",
             )
-    return image
+    return image, PrintedSignals(leads=drawn, rhythm={layout.RHYTHM_LEAD: rhythm_strip})
 
 
 def write_dataset(out: Path, per_class: int, seed: int = 0, image_format: str = "png") -> int:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 
-from bench.digitiser import main, measure, page_files, synthetic_pages
+from bench.digitiser import main, synthetic_pages
+from ml.digitiser_report import measure_cost, page_files
 
 
 def test_the_figures_name_the_machine_and_give_the_ratio_of_the_two_costs():
-    figures = measure(synthetic_pages(2), repeats=1)
+    figures = measure_cost(synthetic_pages(2), repeats=1)
 
     assert figures["pages"] == 2
     assert figures["machine"]
