@@ -387,10 +387,21 @@ class PredictionAdmin(RecordAdmin):
     search_fields = ("job__original_name", "job__batch__owner__email")
     date_hierarchy = "created"
     list_select_related = ("job", "model_version")
+    # The stored leads are tens of kB of numbers: the page says whether they are there, the
+    # owner's API and job page show them.
+    exclude = ("signal",)
+    readonly_fields = ("signal_summary",)
 
     @admin.display(description="Probabilities")
     def probability_table(self, prediction: Prediction) -> str:
         return _probabilities(prediction)
+
+    @admin.display(description="Digitised leads")
+    def signal_summary(self, prediction: Prediction) -> str:
+        signal = prediction.signal
+        if not signal:
+            return "none (the page could not be digitised, or it was classified before leads were kept)"
+        return f"{len(signal.get('leads', {}))} leads and the rhythm strip at {signal.get('fs')} Hz"
 
 
 @admin.register(ModelVersion)

@@ -133,6 +133,10 @@ class Prediction(models.Model):
     label = models.CharField(max_length=20, choices=Label.choices, db_index=True)
     probabilities = models.JSONField()
     inference_ms = models.FloatField()
+    # The page's twelve leads in mV as digitised by the worker (ml.traces), in the shape of
+    # ``python -m ml.digitise``: {"fs", "leads", "start_s", "rhythm"}. Null for predictions
+    # stored before it was recorded, and where the digitiser failed on the page.
+    signal = models.JSONField(null=True, blank=True)
     created = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -219,6 +223,7 @@ class AuditEvent(models.Model):
         JOB_VIEW = "job.view", "Job viewed"
         JOB_RERUN = "job.rerun", "Job re-run"
         IMAGE_VIEW = "image.view", "Image viewed"
+        SIGNAL_VIEW = "signal.view", "Signal viewed"
         TOKEN_CREATE = "token.create", "API token created"
         TOKEN_REVOKE = "token.revoke", "API token revoked"
         LOGIN = "login", "Logged in"

@@ -5,10 +5,14 @@
   shape is declared once, by the ``BatchOutput`` and ``JobOutput`` TypedDicts below: the
   presenters emit exactly the declared keys, in that order, and the API layer generates its
   OpenAPI schema from the same declarations.
+- ``signal_output`` / ``signal_csv`` / ``signal_svg``: a job's digitised leads as the API's JSON
+  (``SignalOutput``), as CSV (one row per sample of the page's 10 s) and redrawn as the printout.
 """
 
 from __future__ import annotations
 
+import csv
+import io
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
@@ -16,7 +20,9 @@ from typing import Annotated, Any, Literal, NewType, TypedDict, cast, get_type_h
 
 from django.urls import reverse
 
-from classifier.models import CLASS_KEYS, Batch, Job
+from classifier import svg_charts
+from classifier.ecg_signal import LEAD_NAMES, LEAD_ROWS, RHYTHM_LEAD, PageSignal, start_sample
+from classifier.models import CLASS_KEYS, Batch, Job, Prediction
 from ml.decision import label_note
 
 
@@ -59,6 +65,24 @@ class JobOutput(TypedDict):
         ),
     ]
     image_url: Annotated[str, Doc("Extra: the path of GET /api/v1/jobs/{id}/image/.")]
+    signal_url: Annotated[
+        str | None,
+        Doc(
+            "Extra: the path of GET /api/v1/jobs/{id}/signal/ (the page's twelve leads in mV) "
+            "once the job succeeded and its page was digitised; null otherwise."
+        ),
+    ]
+
+
+class SignalOutput(TypedDict):
+    job: int
+    fs: Annotated[float, Doc("Samples per second of every trace.")]
+    leads: Annotated[
+        dict[str, list[float]],
+        Doc("Each of the twelve leads in mV over the 2.5 s it was printed, from its start_s."),
+    ]
+    start_s: Annotated[dict[str, float], Doc("Where each lead begins on the page's 10 s time axis.")]
+    rhythm: Annotated[dict[str, list[float]], Doc("The rhythm strip's lead (II) in mV over the whole 10 s.")]
 
 
 class BatchOutput(TypedDict):
@@ -76,21 +100,34 @@ def _iso(moment: datetime | None) -> str | None:
     return moment.isoformat() if moment else None
 
 
+def _has_signal(predictions: list[Prediction]) -> bool:
+    # The selectors annotate has_signal and leave the signal itself unread (it is large).
+    return any(
+        prediction.has_signal if hasattr(prediction, "has_signal") else prediction.signal is not None
+        for prediction in predictions
+    )
+
+
 def job_as_dict(job: Job) -> dict[str, Any]:
     """A job with its newest prediction (label and all four probabilities), JSON-ready.
 
     ``label_note`` says why the label is not the most probable class, when the model's
-    decision rule (an MI threshold) made it so; otherwise it is empty.
+    decision rule (an MI threshold) made it so; otherwise it is empty. The ``signal_*`` URLs
+    (the page's drawing of the leads, their CSV and JSON) are null until there is a signal.
     """
     predictions = list(job.predictions.all())
     prediction = predictions[0] if predictions else None
     probabilities = {key: prediction.probabilities[key] for key in CLASS_KEYS} if prediction else None
+    has_signal = job.status == Job.Status.SUCCEEDED and _has_signal(predictions)
     return {
         "id": job.pk,
         "batch": job.batch_id,
         "status": job.status,
         "image_name": job.original_name,
         "image_url": reverse("classifier:job-image", args=[job.pk]),
+        "signal_url": reverse("api:job-signal", args=[job.pk]) if has_signal else None,
+        "signal_svg_url": reverse("classifier:job-signal-svg", args=[job.pk]) if has_signal else None,
+        "signal_csv_url": reverse("api:job-signal-csv", args=[job.pk]) if has_signal else None,
         "sha256": job.sha256,
         "label": prediction.label if prediction else None,
         "label_note": (
@@ -156,3 +193,53 @@ def batch_output(batch: Batch) -> BatchOutput:
         "jobs": [job_output(job) for job in batch.jobs.all()],
     }
     return cast(BatchOutput, _declared(BatchOutput, values))
+
+
+def signal_output(job: Job, signal: PageSignal) -> SignalOutput:
+    """A job's digitised leads as the API answers them (see ``SignalOutput``), leads in page order."""
+    return {
+        "job": job.pk,
+        "fs": signal["fs"],
+        "leads": {name: signal["leads"][name] for name in LEAD_NAMES},
+        "start_s": {name: signal["start_s"][name] for name in LEAD_NAMES},
+        "rhythm": dict(signal["rhythm"]),
+    }
+
+
+def signal_csv(signal: PageSignal) -> str:
+    """The leads as CSV: ``t_s``, the twelve leads, then the rhythm strip (``II_rhythm``), one row
+    per sample over the page's 10 s. A lead has values only for the 2.5 s it was printed, from its
+    start_s; its other cells are empty (not zero: nothing was printed there)."""
+    fs = signal["fs"]
+    rhythm_names = list(signal["rhythm"])
+    samples = max(len(trace) for trace in signal["rhythm"].values())
+    columns: list[list[float | None]] = []
+    for name in LEAD_NAMES:
+        column: list[float | None] = [None] * samples
+        start = start_sample(signal, name)
+        trace = signal["leads"][name][: max(samples - start, 0)]
+        column[start : start + len(trace)] = trace
+        columns.append(column)
+    for name in rhythm_names:
+        trace = signal["rhythm"][name]
+        columns.append([*trace, *[None] * (samples - len(trace))])
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["t_s", *LEAD_NAMES, *(f"{name}_rhythm" for name in rhythm_names)])
+    for index in range(samples):
+        cells = ["" if column[index] is None else repr(column[index]) for column in columns]
+        writer.writerow([f"{index / fs:.4f}", *cells])
+    return out.getvalue()
+
+
+def signal_svg(job: Job, signal: PageSignal) -> str:
+    """The leads redrawn as printed: three rows of four 2.5 s panels, then the rhythm strip."""
+    rhythm_name = RHYTHM_LEAD if RHYTHM_LEAD in signal["rhythm"] else next(iter(signal["rhythm"]))
+    return svg_charts.twelve_lead_chart(
+        LEAD_ROWS,
+        signal["leads"],
+        signal["start_s"],
+        (rhythm_name, signal["rhythm"][rhythm_name]),
+        signal["fs"],
+        f"The twelve leads of {job.original_name}, as digitised",
+    )

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
-from django.db.models import Count, Prefetch, Q, QuerySet
+from django.db.models import BooleanField, Count, ExpressionWrapper, Prefetch, Q, QuerySet
 from django.http import Http404
 
 from accounts.models import User
+from classifier.ecg_signal import PageSignal
 from classifier.models import Batch, Job, Prediction
 
 
@@ -17,7 +19,14 @@ def user_group_name(user_id: int) -> str:
 
 
 def _jobs_with_predictions() -> QuerySet[Job]:
-    latest_first = Prediction.objects.select_related("model_version").order_by("-created")
+    # The signal (tens of kB per page) is read only where it is served (job_signal_for_user);
+    # pages, events and the API need only to know whether there is one.
+    latest_first = (
+        Prediction.objects.select_related("model_version")
+        .defer("signal")
+        .annotate(has_signal=ExpressionWrapper(Q(signal__isnull=False), output_field=BooleanField()))
+        .order_by("-created")
+    )
     return Job.objects.select_related("model_version").prefetch_related(
         Prefetch("predictions", queryset=latest_first)
     )
@@ -57,6 +66,28 @@ def job_get_for_user(*, user: User, job_id: int) -> Job:
     if job is None:
         raise Http404("No such job.")
     return job
+
+
+@dataclass(frozen=True)
+class JobSignal:
+    """One of a user's jobs and its page's leads (None: the job has none, or none yet)."""
+
+    job: Job
+    signal: PageSignal | None
+
+
+def job_signal_for_user(*, user: User, job_id: int) -> JobSignal:
+    """One of the user's jobs with the signal its newest prediction that has one carries;
+    404 for anyone else's job."""
+    job = job_get_for_user(user=user, job_id=job_id)
+    # Any model's prediction of the page carries the same digitised leads; the newest wins.
+    signal = (
+        Prediction.objects.filter(job=job, signal__isnull=False)
+        .order_by("-created", "-id")
+        .values_list("signal", flat=True)
+        .first()
+    )
+    return JobSignal(job=job, signal=signal)
 
 
 def job_get_with_prediction(*, job_id: int) -> Job:

@@ -22,6 +22,7 @@ from django.utils import timezone
 from accounts.models import User
 from classifier import dispatch, events, notifications, webhooks
 from classifier.audit import Action, AuditContext, Outcome, audit_record
+from classifier.ecg_signal import PageSignal, signal_check
 from classifier.images import CleanImage, InvalidUpload, clean_image
 from classifier.models import CLASS_KEYS, Batch, Job, ModelVersion, Prediction
 from classifier.reaper import ReapResult, attempts_exhausted_message, jobs_reap_stale
@@ -389,14 +390,20 @@ def prediction_record(
     label: str,
     probabilities: dict[str, float],
     inference_ms: float,
+    signal: PageSignal | None = None,
 ) -> Job:
     """Store the prediction and mark the running job succeeded, at most once per job and model.
+
+    ``signal`` is the page's digitised leads (``classifier.ecg_signal.page_signal``), stored
+    with the prediction; None where the digitiser could not read the page.
 
     A job that is no longer running (another delivery finished it, or it failed meanwhile)
     keeps its state and gets no prediction. A job this model already predicted (a re-run on
     the same model) succeeds and keeps the earlier prediction.
     """
     _check_probabilities(label, probabilities)
+    if signal is not None:
+        signal_check(signal)
     now = timezone.now()
     with transaction.atomic():
         finished = Job.objects.filter(pk=job.pk, status=Job.Status.RUNNING).update(
@@ -412,6 +419,7 @@ def prediction_record(
                         label=label,
                         probabilities={key: float(probabilities[key]) for key in CLASS_KEYS},
                         inference_ms=inference_ms,
+                        signal=signal,
                     )
             except IntegrityError:
                 logger.info("job %s already has a prediction from %s; kept the first", job.pk, model_version)

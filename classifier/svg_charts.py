@@ -230,3 +230,74 @@ def bar_chart(items: Sequence[tuple[str, float | None]], title: str, unit: str =
         )
         body.append(_text(label_width + bar + 6, y + row_height / 2 + 4, f"{value:.1f}{unit}"))
     return _svg(label_width + plot_width + 90, top + row_height * max(len(items), 1) + 6, title, body)
+
+
+# The twelve leads as printed: 25 mm/s and 10 mm/mV on paper, so a second is 2.5 times as wide
+# as a millivolt is tall; one big box of the grid is 0.2 s by 0.5 mV.
+ECG_PX_PER_S = 80.0
+ECG_PX_PER_MV = ECG_PX_PER_S / 2.5
+ECG_ROW_MV = 3.5  # each row's height; a taller wave is cut at the row's edge, as overlapping ink
+ECG_GRID = "#f4c2cb"
+ECG_INK = "#1d2430"
+
+
+def twelve_lead_chart(
+    rows: Sequence[Sequence[str]],
+    leads: dict[str, Sequence[float]],
+    start_s: dict[str, float],
+    rhythm: tuple[str, Sequence[float]],
+    fs: float,
+    title: str,
+) -> str:
+    """An ECG printout redrawn: ``rows`` of lead names (each lead from its ``start_s``, in mV at
+    ``fs`` samples per second), then the ``rhythm`` strip (name, mV) under them, on a grid of
+    0.2 s by 0.5 mV boxes. A lead missing from ``leads`` leaves its panel empty."""
+    margin = 6
+    rhythm_name, rhythm_values = rhythm
+    seconds = max(len(rhythm_values) / fs if fs else 0.0, 0.1)
+    width = seconds * ECG_PX_PER_S
+    row_height = ECG_ROW_MV * ECG_PX_PER_MV
+    strips = [*rows, [rhythm_name]]
+    height = row_height * len(strips)
+    grid = []
+    for step in range(int(seconds / 0.2 + 1e-6) + 1):
+        x = margin + step * 0.2 * ECG_PX_PER_S
+        grid.append(f"M{x:.1f} {margin}V{margin + height:.1f}")
+    for step in range(int(len(strips) * ECG_ROW_MV / 0.5 + 1e-6) + 1):
+        y = margin + step * 0.5 * ECG_PX_PER_MV
+        grid.append(f"M{margin} {y:.1f}H{margin + width:.1f}")
+    body = [
+        f'<rect width="{width + 2 * margin:.0f}" height="{height + 2 * margin:.0f}" fill="#fff"/>',
+        f'<path d="{"".join(grid)}" stroke="{ECG_GRID}" stroke-width="0.6" fill="none"/>',
+    ]
+
+    def trace(values: Sequence[float], start: float, top: float) -> str:
+        baseline = top + row_height / 2
+        low, high = top + 1, top + row_height - 1  # clipped to its own row
+        points = " ".join(
+            f"{margin + (start + index / fs) * ECG_PX_PER_S:.1f},"
+            f"{min(max(baseline - value * ECG_PX_PER_MV, low), high):.1f}"
+            for index, value in enumerate(values)
+        )
+        return (
+            f'<polyline points="{points}" fill="none" stroke="{ECG_INK}" stroke-width="1.1" '
+            'stroke-linejoin="round"/>'
+        )
+
+    for row_index, names in enumerate(strips):
+        top = margin + row_index * row_height
+        is_rhythm = row_index == len(strips) - 1
+        for name in names:
+            values = rhythm_values if is_rhythm else leads.get(name)
+            start = 0.0 if is_rhythm else start_s.get(name, 0.0)
+            x = margin + start * ECG_PX_PER_S
+            if not is_rhythm and start > 0:
+                # The printed separator between two panels.
+                body.append(
+                    f'<path d="M{x:.1f} {top + row_height * 0.3:.1f}V{top + row_height * 0.7:.1f}" '
+                    f'stroke="{ECG_INK}" stroke-width="1"/>'
+                )
+            if values:
+                body.append(trace(values, start, top))
+            body.append(_text(x + 4, top + 13, name, extra=' font-weight="bold"'))
+    return _svg(width + 2 * margin, height + 2 * margin, title, body)

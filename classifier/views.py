@@ -1,4 +1,4 @@
-"""Pages: upload, batch history, one batch's live results, and owner-only image downloads.
+"""Pages: upload, batch history, one batch's live results, and owner-only image and signal downloads.
 
 Each answer is recorded in the audit log (classifier.audit), refusals and other users' ids too.
 """
@@ -8,7 +8,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import TooManyFieldsSent, TooManyFilesSent
-from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods
@@ -19,7 +19,8 @@ from classifier.api.problems import problem_response
 from classifier.audit import Action, Outcome, audit_record, audited_lookup
 from classifier.images import megabytes
 from classifier.models import CLASS_KEYS, Job, Label
-from classifier.presenters import batch_as_dict
+from classifier.presenters import batch_as_dict, signal_svg
+from classifier.selectors import JobSignal
 from classifier.web_context import audit_context
 
 CLASS_NAMES = [(key, Label(key).label) for key in CLASS_KEYS]
@@ -143,6 +144,43 @@ def image_response(job: Job) -> FileResponse:
     # Even if a browser were tricked into rendering it as a document, nothing in it may run.
     response["Content-Security-Policy"] = "default-src 'none'; sandbox"
     return response
+
+
+@login_required
+@require_GET
+def job_signal_svg(request: HttpRequest, job_id: int) -> HttpResponse:
+    """The job's twelve leads redrawn as the printout (SVG), to its owner only; 404 for anyone
+    else's job and while the job has no signal."""
+    found = owned_signal(request, job_id, "svg")
+    if found.signal is None:
+        raise Http404("This job has no signal.")
+    response = HttpResponse(signal_svg(found.job, found.signal), content_type="image/svg+xml")
+    # As for the image (image_response): patient data, and a document in which nothing runs.
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Cache-Control"] = "private, no-store"
+    response["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    return response
+
+
+def owned_signal(request: HttpRequest, job_id: int, output: str) -> JobSignal:
+    """One of the requester's jobs with its signal (404 for anyone else's job), recorded in the
+    audit log with the ``output`` asked for (json, csv, svg). A job without a signal (yet) is
+    recorded as refused: its state does not allow the read."""
+    context = audit_context(request)
+    record = {
+        "action": Action.SIGNAL_VIEW,
+        "target_type": "job",
+        "target_id": job_id,
+        "detail": {"output": output},
+    }
+    try:
+        found = selectors.job_signal_for_user(user=request.user, job_id=job_id)
+    except Http404:
+        audit_record(context=context, outcome=Outcome.NOT_FOUND, **record)
+        raise
+    outcome = Outcome.SUCCESS if found.signal is not None else Outcome.REFUSED
+    audit_record(context=context, outcome=outcome, **record)
+    return found
 
 
 def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:

@@ -21,9 +21,10 @@ from django.db import InterfaceError, OperationalError
 from django.utils import timezone
 
 from classifier import dispatch, services, webhooks
+from classifier.ecg_signal import PageSignal, page_signal, signal_check
 from classifier.models import Job
 from ml.inference import ModelLoadError
-from ml.preprocess import InvalidImageError
+from ml.preprocess import InvalidImageError, decode_image
 from worker.runtime import get_classifier, model_identity, prove_default_model
 
 logger = logging.getLogger(__name__)
@@ -65,6 +66,8 @@ def classify(self, job_id: int) -> None:
         with job.image.open("rb") as image_file:
             image_bytes = image_file.read()
         result = classifier.predict([image_bytes])[0]
+        # Not named `signal`: that is the module this one uses to stop the worker.
+        leads = _page_signal(job_id, image_bytes)
     except InvalidImageError as exc:
         services.job_fail(job_id=job_id, error=str(exc))
     except ModelLoadError:
@@ -91,8 +94,34 @@ def classify(self, job_id: int) -> None:
             label=result.label,
             probabilities=result.probabilities,
             inference_ms=result.inference_ms,
+            signal=leads,
         )
     services.job_report(job_id=job_id)
+
+
+def _page_signal(job_id: int, image_bytes: bytes) -> PageSignal | None:
+    """The page's twelve leads in mV, or None where the digitiser cannot read them.
+
+    Computed once here, beside the model, so that no web request digitises a page. The
+    classification stands on its own: a page the digitiser fails on is still classified and
+    recorded, without a signal.
+    """
+    try:
+        leads = page_signal(decode_image(image_bytes))
+        signal_check(leads)
+    except SoftTimeLimitExceeded:
+        raise  # the job's time is up: classify() fails it as too long
+    except Exception as error:
+        # A page the model read but the digitiser cannot (too small, say) is expected now and
+        # then; anything else is our bug, so its traceback goes to the log too.
+        logger.warning(
+            "job %s: the digitiser could not read the page, no signal stored: %s",
+            job_id,
+            error,
+            exc_info=not isinstance(error, InvalidImageError),
+        )
+        return None
+    return leads
 
 
 def _pause_for_fault_tests(job: Job) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.views.defaults import page_not_found
 from rest_framework import exceptions, serializers, status
 from rest_framework.renderers import JSONRenderer
@@ -84,7 +84,21 @@ class BatchBusy(FieldProblem):
     title = "Batch still processing"
 
 
-_BY_CLASS: list[tuple[type[exceptions.APIException], str, str]] = [
+class SignalNotReady(FieldProblem):
+    status_code = status.HTTP_409_CONFLICT
+    slug = "signal-not-ready"
+    title = "Signal not ready"
+
+
+class SignalNotAvailable(FieldProblem):
+    status_code = status.HTTP_404_NOT_FOUND
+    slug = "signal-not-available"
+    title = "Signal not available"
+
+
+_BY_CLASS: list[tuple[type[Exception], str, str]] = [
+    # A selector's Http404 (another user's id): DRF answers it as NotFound, so name it so too.
+    (Http404, "not-found", "Not found"),
     (exceptions.NotAuthenticated, "not-authenticated", "Authentication required"),
     (exceptions.AuthenticationFailed, "authentication-failed", "Authentication failed"),
     (exceptions.PermissionDenied, "permission-denied", "Permission denied"),

@@ -1,5 +1,5 @@
 """The API's response serializers, generated from the shapes the presenters declare
-(classifier.presenters.BatchOutput and JobOutput, TypedDicts).
+(classifier.presenters.BatchOutput, JobOutput and SignalOutput, TypedDicts).
 
 They only document the schema: the presenters build the JSON, and both follow the one
 declaration, so the schema and the answers cannot drift apart.
@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin, get_typ
 
 from rest_framework import serializers
 
-from classifier.presenters import BatchOutput, Doc, IsoTimestamp, JobOutput
+from classifier.presenters import BatchOutput, Doc, IsoTimestamp, JobOutput, SignalOutput
 
 _SCALARS: dict[Any, type[serializers.Field]] = {
     int: serializers.IntegerField,
@@ -44,6 +44,10 @@ def _field(hint: Any, **options: Any) -> serializers.Field:
         return serializers.ChoiceField(choices=list(args), **options)
     if origin is list and is_typeddict(args[0]):
         return serializer_for(args[0])(many=True, **options)
+    if origin is list:
+        return serializers.ListField(child=_field(args[0]), **options)
+    if origin is dict:
+        return serializers.DictField(child=_field(args[1]), **options)
     if is_typeddict(hint):
         return serializer_for(hint)(**options)
     if hint is str:
@@ -55,3 +59,4 @@ def _field(hint: Any, **options: Any) -> serializers.Field:
 
 BatchSchema = serializer_for(BatchOutput)
 JobSchema = serializer_for(JobOutput)
+SignalSchema = serializer_for(SignalOutput)

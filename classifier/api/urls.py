@@ -25,4 +25,6 @@ urlpatterns = [
     path("jobs/", views.JobCreateApi.as_view(), name="job-create"),
     path("jobs/<id:job_id>/", views.JobDetailApi.as_view(), name="job-detail"),
     path("jobs/<id:job_id>/image/", views.JobImageApi.as_view(), name="job-image"),
+    path("jobs/<id:job_id>/signal/", views.JobSignalApi.as_view(), name="job-signal"),
+    path("jobs/<id:job_id>/signal.csv", views.JobSignalCsvApi.as_view(), name="job-signal-csv"),
 ]

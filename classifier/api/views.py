@@ -12,7 +12,7 @@ from typing import Any, get_args
 
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
-from django.http import FileResponse, Http404
+from django.http import FileResponse, Http404, HttpResponse
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -26,13 +26,14 @@ from rest_framework.views import APIView
 
 from classifier import selectors, services, webhooks
 from classifier.api import problems
-from classifier.api.schema import BatchSchema, JobSchema
+from classifier.api.schema import BatchSchema, JobSchema, SignalSchema
 from classifier.api.throttling import TokenRateThrottle, UploadRateThrottle
 from classifier.audit import Action, Outcome, audit_record, audited_lookup
 from classifier.images import clean_file_name, megabytes
-from classifier.models import Batch
-from classifier.presenters import BatchStatus, batch_output, job_output
-from classifier.views import owned_image_response
+from classifier.models import Batch, Job
+from classifier.presenters import BatchStatus, batch_output, job_output, signal_csv, signal_output
+from classifier.selectors import JobSignal
+from classifier.views import owned_image_response, owned_signal
 from classifier.web_context import audit_context
 
 IMAGE_SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n")
@@ -57,6 +58,13 @@ IDEMPOTENCY_PARAMETER = OpenApiParameter(
     description="Retry-safe key (at most 255 characters): the same key with the same payload returns "
     "the same batch; with a different payload it is a 422.",
 )
+SIGNAL_ERRORS = {
+    404: _problem(
+        "No such job among yours (not-found), or the job finished without a signal (signal-not-available): "
+        "it failed, or the digitiser could not read its page."
+    ),
+    409: _problem("The job has not finished yet (signal-not-ready): ask again once it has."),
+}
 IDEMPOTENCY_ERRORS = {422: _problem("The Idempotency-Key was already used for a different request.")}
 
 
@@ -349,3 +357,55 @@ class JobImageApi(ApiView):
     def get(self, request: Request, job_id: int) -> FileResponse:
         """The stored, re-encoded image (never the uploaded bytes)."""
         return owned_image_response(request, job_id)
+
+
+def _signal_of(request: Request, job_id: int, output: str) -> JobSignal:
+    """The requester's job with its signal; problems for another user's job (404), an unfinished
+    job (409) and a finished one without a signal (404)."""
+    found = owned_signal(request, job_id, output)
+    if found.signal is not None:
+        return found
+    if not found.job.is_finished:
+        raise problems.SignalNotReady(
+            f"Job {job_id} is {found.job.status}: its signal is ready once it has been classified."
+        )
+    if found.job.status == Job.Status.FAILED:
+        raise problems.SignalNotAvailable(f"Job {job_id} failed: there is no signal.")
+    raise problems.SignalNotAvailable(
+        f"Job {job_id} has no signal: its page was classified before signals were stored, "
+        "or the digitiser could not read it."
+    )
+
+
+class JobSignalApi(ApiView):
+    @extend_schema(operation_id="jobs_signal", responses={200: SignalSchema, **AUTH_ERRORS, **SIGNAL_ERRORS})
+    def get(self, request: Request, job_id: int) -> Response:
+        """The page's twelve leads in mV, as digitised when the job was classified."""
+        found = _signal_of(request, job_id, "json")
+        return Response(signal_output(found.job, found.signal))
+
+
+class JobSignalCsvApi(ApiView):
+    def perform_content_negotiation(self, request: Request, force: bool = False) -> Any:
+        # The CSV answers any Accept header; errors still come back as problem JSON.
+        return super().perform_content_negotiation(request, force=True)
+
+    @extend_schema(
+        operation_id="jobs_signal_csv",
+        responses={
+            (200, "text/csv"): OpenApiResponse(
+                OpenApiTypes.STR,
+                description="Header t_s,I,II,III,aVR,aVL,aVF,V1,V2,V3,V4,V5,V6,II_rhythm, then one row per "
+                "sample over the page's 10 s (t_s in seconds, leads in mV). A lead's cells are empty "
+                "outside the 2.5 s it was printed.",
+            ),
+            **AUTH_ERRORS,
+            **SIGNAL_ERRORS,
+        },
+    )
+    def get(self, request: Request, job_id: int) -> HttpResponse:
+        """The page's leads as CSV, one row per sample."""
+        found = _signal_of(request, job_id, "csv")
+        response = HttpResponse(signal_csv(found.signal), content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="job-{found.job.pk}-signal.csv"'
+        return response

@@ -1,5 +1,6 @@
 // Renders one batch and keeps it current from the websocket: a progress bar for the batch and,
-// per image, its status, label and four probability bars.
+// per image, its status, label, four probability bars and, once the worker has digitised the
+// page, its twelve leads redrawn by the server (an SVG image) with links to their CSV and JSON.
 (function () {
   "use strict";
   var batch = JSON.parse(document.getElementById("batch-data").textContent);
@@ -62,6 +63,34 @@
       body.appendChild(el("p", "job-error", job.error || "This image could not be classified."));
     }
     card.appendChild(body);
+    if (job.status === "succeeded" && job.signal_svg_url) card.appendChild(renderSignal(job));
+  }
+
+  // The leads as the printout lays them out (3 rows of 4 panels and the rhythm strip), drawn on
+  // the server: an image from this site, so the page needs no charting script.
+  function renderSignal(job) {
+    var figure = el("figure", "signal");
+    var image = el("img", "signal-image");
+    image.src = job.signal_svg_url;
+    image.alt = "The twelve leads of " + job.image_name + ", as digitised";
+    image.loading = "lazy";
+    var full = el("a", "signal-full");
+    full.href = job.signal_svg_url;  // the drawing at full size, in its own tab
+    full.target = "_blank";
+    full.rel = "noopener";
+    full.appendChild(image);
+    figure.appendChild(full);
+    var caption = el("figcaption", "muted small", "The twelve leads as read from the page (mV) · ");
+    var csv = el("a", "signal-csv", "CSV");
+    csv.href = job.signal_csv_url;
+    csv.setAttribute("download", "");
+    caption.appendChild(csv);
+    caption.appendChild(document.createTextNode(" · "));
+    var json = el("a", "signal-json", "JSON");
+    json.href = job.signal_url;
+    caption.appendChild(json);
+    figure.appendChild(caption);
+    return figure;
   }
 
   function renderSummary() {

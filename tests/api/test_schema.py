@@ -45,6 +45,8 @@ def test_the_schema_is_openapi_3_and_lists_every_endpoint(db):
         "/api/v1/jobs/",
         "/api/v1/jobs/{job_id}/",
         "/api/v1/jobs/{job_id}/image/",
+        "/api/v1/jobs/{job_id}/signal/",
+        "/api/v1/jobs/{job_id}/signal.csv",
     }
     assert {"get", "delete"} <= set(schema["paths"]["/api/v1/batches/{batch_id}/"])
     assert "tokenAuth" in schema["components"]["securitySchemes"]
@@ -85,7 +87,7 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(
     ]
     headers = {"Authorization": f"Token {owner_key}"}
     operations = [result.ok() for result in schema.get_all_operations()]
-    assert len(operations) == 7
+    assert len(operations) == 9
     started = time.monotonic()
     statuses: list[int] = []
     for operation in operations:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import json
 import uuid
 
 import factory
@@ -57,3 +59,17 @@ class PredictionFactory(DjangoModelFactory):
     label = "normal"
     probabilities = factory.LazyAttribute(lambda prediction: probabilities_for(prediction.label))
     inference_ms = 10.0
+
+
+@functools.lru_cache(maxsize=4)
+def _page_signal_json(label: str, seed: int) -> str:
+    from classifier.ecg_signal import page_signal
+    from ml.preprocess import decode_image
+    from tests.conftest import render_ecg_bytes
+
+    return json.dumps(page_signal(decode_image(render_ecg_bytes(label, seed))))
+
+
+def page_signal_for(label: str = "normal", seed: int = 0) -> dict:
+    """The digitised leads of a synthetic page, as the worker stores them (a fresh copy each call)."""
+    return json.loads(_page_signal_json(label, seed))

@@ -128,3 +128,18 @@ def test_staff_without_view_permission_cannot_open_the_admin_image(history):
     response = client.get(reverse("admin:classifier_job_image", args=[history["mi"].pk]))
 
     assert response.status_code == 403
+
+
+def test_a_predictions_page_says_whether_its_leads_are_kept_without_printing_them(staff_client, history):
+    from tests.classifier.factories import page_signal_for
+
+    prediction = history["mi"].predictions.get()
+    prediction.signal = page_signal_for("mi", 1)
+    prediction.save(update_fields=["signal"])
+
+    page = staff_client.get(
+        reverse("admin:classifier_prediction_change", args=[prediction.pk])
+    ).content.decode()
+
+    assert "12 leads and the rhythm strip at 102.4 Hz" in page
+    assert str(prediction.signal["leads"]["V1"][10]) not in page

@@ -2,7 +2,7 @@
 
 Sign up through the allauth form, upload three synthetic ECG pages through the upload page's
 script, land on the batch page and watch the three results arrive over the websocket, with
-no reload, then the completion toast.
+no reload, each with its twelve leads redrawn by the server, then the completion toast.
 """
 
 from __future__ import annotations
@@ -43,6 +43,9 @@ READ_CARDS = """() => Array.from(document.querySelectorAll("#jobs article.job"))
   name: card.querySelector(".job-name").textContent,
   label: card.querySelector(".job-label") ? card.querySelector(".job-label").textContent : null,
   note: card.querySelector(".label-note") ? card.querySelector(".label-note").textContent : null,
+  signal: card.querySelector("img.signal-image")
+    ? card.querySelector("img.signal-image").getAttribute("src") : null,
+  csv: card.querySelector("a.signal-csv") ? card.querySelector("a.signal-csv").getAttribute("href") : null,
   bars: Array.from(card.querySelectorAll(".prob-row")).map((row) => ({
     cls: row.dataset.class,
     value: parseFloat(row.querySelector(".prob-value").textContent),
@@ -128,6 +131,25 @@ def test_a_new_user_signs_up_uploads_three_images_and_sees_the_results_arrive_li
             # Each bar shows its percentage (one decimal) and is drawn that wide.
             assert sum(bar["value"] for bar in card["bars"]) == pytest.approx(100, abs=0.3), card
             assert all(bar["width"] == pytest.approx(bar["value"], abs=0.05) for bar in card["bars"]), card
+            # The twelve leads the worker digitised, drawn by the server, with the data beside them.
+            assert re.fullmatch(r"/jobs/\d+/signal\.svg", card["signal"] or ""), card
+            assert re.fullmatch(r"/api/v1/jobs/\d+/signal\.csv", card["csv"] or ""), card
+
+        # 4b. Each drawing loads (same origin, allowed by the page's CSP) as an image with its leads.
+        drawings = page.locator("#jobs img.signal-image")
+        expect(drawings).to_have_count(3)
+        for index in range(3):
+            drawing = drawings.nth(index)
+            drawing.scroll_into_view_if_needed()  # lazily loaded
+            page.wait_for_function(
+                "(img) => img.complete && img.naturalWidth > 0", arg=drawing.element_handle()
+            )
+        svg = page.request.get(cards[0]["signal"])
+        assert svg.ok and svg.headers["content-type"] == "image/svg+xml"
+        assert svg.text().count("<polyline") == 13
+        csv_lines = page.request.get(cards[0]["csv"]).text().splitlines()
+        assert csv_lines[0] == "t_s,I,II,III,aVR,aVL,aVF,V1,V2,V3,V4,V5,V6,II_rhythm"
+        assert len(csv_lines) == 1025
 
         # 5. The completion toast, and still the same document: nothing was reloaded.
         page.wait_for_function("() => window.__e2eToasts.length > 0", timeout=PAGE_TIMEOUT_MS)

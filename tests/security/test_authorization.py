@@ -27,6 +27,7 @@ from django.urls import Resolver404, URLPattern, URLResolver, get_resolver, reso
 from accounts.models import ApiToken
 from accounts.tokens import api_token_create
 from classifier.models import AuditEvent, Batch, Job
+from tests.classifier.factories import ModelVersionFactory, PredictionFactory, page_signal_for
 from tests.conftest import PASSWORD
 
 pytestmark = pytest.mark.django_db
@@ -41,10 +42,25 @@ def other_session_api(other_client) -> Client:
 # --- Bob's browser session on the API (the token cases are in tests/api/test_batches.py) -------
 
 
+@pytest.fixture
+def alices_signal(alices_job) -> Job:
+    """alices_job with a prediction that carries its page's digitised leads."""
+    PredictionFactory(job=alices_job, model_version=ModelVersionFactory(), signal=page_signal_for())
+    return alices_job
+
+
 @pytest.mark.parametrize(
-    "path", ["/api/v1/batches/{batch}/", "/api/v1/jobs/{job}/", "/api/v1/jobs/{job}/image/"]
+    "path",
+    [
+        "/api/v1/batches/{batch}/",
+        "/api/v1/jobs/{job}/",
+        "/api/v1/jobs/{job}/image/",
+        "/api/v1/jobs/{job}/signal/",
+        "/api/v1/jobs/{job}/signal.csv",
+    ],
 )
-def test_another_users_session_gets_404_from_the_api(other_session_api, alices_job, path):
+def test_another_users_session_gets_404_from_the_api(other_session_api, alices_signal, path):
+    alices_job = alices_signal
     url = path.format(batch=alices_job.batch_id, job=alices_job.pk)
 
     response = other_session_api.get(url)
@@ -74,18 +90,35 @@ def test_another_users_token_lists_none_of_the_owners_batches(other_api, alices_
     assert response.json()["count"] == 0
 
 
-def test_the_owner_can_read_what_the_other_user_cannot(owner_api, alices_job):
+@pytest.mark.parametrize(
+    "path", ["/api/v1/jobs/{job}/signal/", "/api/v1/jobs/{job}/signal.csv", "/jobs/{job}/signal.svg"]
+)
+def test_another_users_token_or_page_gets_404_for_a_signal(other_api, other_client, alices_signal, path):
+    url = path.format(job=alices_signal.pk)
+
+    client = other_client if url.endswith(".svg") else other_api
+    assert client.get(url).status_code == 404
+
+
+def test_the_owner_can_read_what_the_other_user_cannot(owner_api, alices_signal):
     """The control for the 404s above: the same addresses work for alice."""
+    alices_job = alices_signal
     for url in [
         f"/api/v1/batches/{alices_job.batch_id}/",
         f"/api/v1/jobs/{alices_job.pk}/",
         f"/api/v1/jobs/{alices_job.pk}/image/",
+        f"/api/v1/jobs/{alices_job.pk}/signal/",
+        f"/api/v1/jobs/{alices_job.pk}/signal.csv",
     ]:
         assert owner_api.get(url).status_code == 200, url
 
 
 def test_another_users_image_url_from_the_page_is_404(other_client, alices_job):
     assert other_client.get(reverse("classifier:job-image", args=[alices_job.pk])).status_code == 404
+
+
+def test_the_owner_sees_the_drawing_that_the_other_user_cannot(owner_client, alices_signal):
+    assert owner_client.get(f"/jobs/{alices_signal.pk}/signal.svg").status_code == 200
 
 
 def test_a_revoked_token_reaches_nothing(owner, alices_job):

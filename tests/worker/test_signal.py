@@ -1,0 +1,133 @@
+"""The worker digitises each page it classifies, once, and stores the twelve leads with the
+prediction (ml.traces through classifier.ecg_signal); a page the digitiser cannot read is still
+classified and recorded, without a signal."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from django.core.files.base import ContentFile
+
+from classifier import services
+from classifier.models import Job, Prediction
+from tests.classifier.factories import BatchFactory, JobFactory, ModelVersionFactory, page_signal_for
+from tests.conftest import render_ecg_bytes
+from worker.tasks import classify
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def sent(monkeypatch) -> list[tuple[int, str, dict]]:
+    events: list[tuple[int, str, dict]] = []
+    monkeypatch.setattr(
+        "classifier.events._send",
+        lambda user_id, event_type, payload: events.append((user_id, event_type, payload)),
+    )
+    return events
+
+
+@pytest.fixture
+def page_job(owner, media_root) -> Job:
+    """A queued job whose stored image is a real (synthetic) ECG page."""
+    batch = BatchFactory(owner=owner)
+    return JobFactory(batch=batch, image=ContentFile(render_ecg_bytes("mi", 3), name="page.png"))
+
+
+def test_a_classified_jobs_prediction_carries_the_pages_signal(page_job, fake_classifier, sent):
+    classify.apply(args=[page_job.pk], task_id=page_job.task_id)
+
+    prediction = Prediction.objects.get(job=page_job)
+    assert Job.objects.get(pk=page_job.pk).status == Job.Status.SUCCEEDED
+    # The same leads the digitiser reads from the page, rounded as stored.
+    assert prediction.signal == page_signal_for("mi", 3)
+    assert set(prediction.signal) == {"fs", "leads", "start_s", "rhythm"}
+    assert len(prediction.signal["leads"]) == 12
+    assert len(prediction.signal["rhythm"]["II"]) == 1024
+
+
+def test_the_live_update_of_the_succeeded_job_links_its_drawing(page_job, fake_classifier, sent):
+    classify.apply(args=[page_job.pk], task_id=page_job.task_id)
+
+    succeeded = [
+        payload for _, kind, payload in sent if kind == "job.updated" and payload["id"] == page_job.pk
+    ]
+    assert succeeded[-1]["status"] == "succeeded"
+    assert succeeded[-1]["signal_svg_url"] == f"/jobs/{page_job.pk}/signal.svg"
+    assert succeeded[-1]["signal_csv_url"] == f"/api/v1/jobs/{page_job.pk}/signal.csv"
+    assert succeeded[-1]["signal_url"] == f"/api/v1/jobs/{page_job.pk}/signal/"
+    # The event carries links, never the samples themselves.
+    assert "leads" not in str(succeeded[-1])
+
+
+def test_a_page_the_digitiser_fails_on_is_still_classified_without_a_signal(
+    page_job, fake_classifier, sent, monkeypatch, caplog
+):
+    def broken(image):
+        raise RuntimeError("no traces found")
+
+    monkeypatch.setattr("worker.tasks.page_signal", broken)
+
+    with caplog.at_level(logging.WARNING, logger="worker.tasks"):
+        classify.apply(args=[page_job.pk], task_id=page_job.task_id)
+
+    prediction = Prediction.objects.get(job=page_job)
+    assert Job.objects.get(pk=page_job.pk).status == Job.Status.SUCCEEDED
+    assert (prediction.label, prediction.signal) == ("mi", None)
+    assert any("no signal stored: no traces found" in record.getMessage() for record in caplog.records)
+    assert [payload["signal_svg_url"] for _, kind, payload in sent if kind == "job.updated"][-1] is None
+
+
+def test_an_image_too_small_to_digitise_is_classified_without_a_signal(owner, fake_classifier, sent):
+    job = JobFactory(batch=BatchFactory(owner=owner))  # a 64 x 48 placeholder image
+
+    classify.apply(args=[job.pk], task_id=job.task_id)
+
+    assert Job.objects.get(pk=job.pk).status == Job.Status.SUCCEEDED
+    assert Prediction.objects.get(job=job).signal is None
+
+
+# --- services.prediction_record --------------------------------------------------------------
+
+
+@pytest.fixture
+def running_job(owner) -> Job:
+    return JobFactory(batch=BatchFactory(owner=owner), status=Job.Status.RUNNING)
+
+
+def _record(job: Job, signal: dict | None) -> Job:
+    return services.prediction_record(
+        job=job,
+        model_version=ModelVersionFactory(),
+        label="normal",
+        probabilities={"normal": 0.7, "mi": 0.1, "history_mi": 0.1, "abnormal": 0.1},
+        inference_ms=3.0,
+        signal=signal,
+    )
+
+
+def test_prediction_record_stores_the_signal_with_the_prediction(running_job):
+    signal = page_signal_for()
+
+    _record(running_job, signal)
+
+    assert Prediction.objects.get(job=running_job).signal == signal
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda signal: signal.pop("rhythm"),
+        lambda signal: signal["leads"].pop("V6"),
+        lambda signal: signal.update(fs=0),
+        lambda signal: signal["leads"]["I"].__setitem__(0, float("nan")),
+    ],
+)
+def test_prediction_record_refuses_a_signal_of_another_shape(running_job, damage):
+    signal = page_signal_for()
+    damage(signal)
+
+    with pytest.raises(ValueError, match="signal"):
+        _record(running_job, signal)
+    assert not Prediction.objects.filter(job=running_job).exists()
