@@ -9,12 +9,12 @@ it, so web processes and forking workers stay light.
 Two layers; the second may import the first, never the reverse:
 
 1. Serving, what the web process and the worker load: ``labels``, ``layout``, ``preprocess``,
-   ``traces``, ``representations``, ``calibration``, ``metrics``, ``decision``, ``guard``,
-   ``models``, ``cards``, ``device``, ``network``, ``synthetic`` (the model's self-test renders
-   a page with it) and ``inference``.
+   ``traces``, ``measurements``, ``representations``, ``calibration``, ``metrics``,
+   ``decision``, ``guard``, ``models``, ``cards``, ``device``, ``network``, ``synthetic`` (the
+   model's self-test renders a page with it) and ``inference``.
 2. Training, reporting and the command lines: ``train``, ``crossval``, ``crossval_card``,
    ``evaluate``, ``timing``, ``rebuild``, ``report``, ``guard_report``, ``nonecg``,
-   ``predict`` and ``digitise``.
+   ``predict``, ``digitise`` and ``digitiser_report``.
 
 import-linter keeps these layers (``[tool.importlinter]`` in the project's ``pyproject.toml``).
 """

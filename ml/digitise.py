@@ -3,9 +3,12 @@
 Prints one JSON list, an object per image::
 
     {"image": PATH, "fs": HZ, "leads": {"I": [mV, ...], ..., "V6": [...]},
-     "start_s": {"I": 0.0, "aVR": 2.5, "V1": 5.0, "V4": 7.5, ...}, "rhythm": {"II": [mV over 10 s]}}
+     "start_s": {"I": 0.0, "aVR": 2.5, "V1": 5.0, "V4": 7.5, ...}, "rhythm": {"II": [mV over 10 s]},
+     "measurements": {"heart_rate_bpm": ..., "pr_ms": ..., "qrs_ms": ..., "qt_ms": ..., "qtc_ms": ...,
+                      "st_mv": {"I": mV at J+60 ms, ...}, "q_waves": {"I": false, ...}, ...}}
 
-Each lead covers the 2.5 s it was printed, from its ``start_s`` on the page's 10 s axis. The
+Each lead covers the 2.5 s it was printed, from its ``start_s`` on the page's 10 s axis.
+``measurements`` are read from these leads (``ml.measurements``): null where not measurable. The
 upload guard (``ml.guard``) checks each page first, as the service does: a page it refuses, or a
 file that is no readable image, gives ``{"image": PATH, "rejected": true, "reason": "..."}``;
 ``--no-guard`` skips the check. Exit code 1 when any image was rejected.
@@ -23,6 +26,7 @@ from typing import Any
 from PIL import Image
 
 from ml.guard import check_page
+from ml.measurements import measure
 from ml.preprocess import InvalidImageError, decode_image
 from ml.traces import SAMPLING_HZ, digitise, twelve_leads
 
@@ -41,6 +45,7 @@ def page_signal(image: Image.Image) -> dict[str, Any]:
         "leads": {name: _millivolts(values) for name, values in leads.leads.items()},
         "start_s": dict(leads.start_s),
         "rhythm": {name: _millivolts(values) for name, values in leads.rhythm.items()},
+        "measurements": measure(leads).as_dict(),
     }
 
 

@@ -232,11 +232,86 @@ class PrintedSignals:
     """What ``render_ecg`` drew, in millivolts: the ground truth a digitiser should read back.
 
     ``leads`` maps each of the twelve leads to (times in s on the page's 10 s axis, mV) over
-    its 2.5 s panel; ``rhythm`` the rhythm strip's lead to the same over the whole 10 s.
+    its 2.5 s panel; ``rhythm`` the rhythm strip's lead to the same over the whole 10 s;
+    ``known`` the intervals, ST shifts and Q waves of the waves drawn (``KnownMeasurements``).
     """
 
     leads: dict[str, tuple[np.ndarray, np.ndarray]]
     rhythm: dict[str, tuple[np.ndarray, np.ndarray]]
+    known: KnownMeasurements
+
+
+# Each drawn wave is a Gaussian; it lasts its centre +- 2 sigma, where the tangent at its steepest
+# point meets its baseline (how the tangent method reads a wave's start and end).
+WAVE_HALF_WIDTH_SIGMAS = 2.0
+# A wave counts for the intervals when it is at least 1 mm (0.1 mV) tall in some lead, the smallest
+# deflection a reader counts: the septal q (5% of R, under 0.1 mV in every lead) does not.
+VISIBLE_MV = 0.1
+
+
+@dataclass(frozen=True)
+class KnownMeasurements:
+    """The measurements a cardiologist would read off a synthetic page, from the waves the
+    generator drew (not from the pixels): the ground truth for ``ml.measurements``.
+
+    Intervals (ms) are read on the dominant (non-ectopic) beats, over all twelve leads: the QRS
+    runs from the earliest start to the latest end of its q, R and S waves that are visible
+    (``VISIBLE_MV``), each wave lasting its centre +- ``WAVE_HALF_WIDTH_SIGMAS`` sigma; PR from
+    the P wave's start to the QRS start (None without P waves: atrial fibrillation); QT from the
+    QRS start to the T wave's end. ``heart_rate_bpm`` is 60 / the median RR of the beats drawn in
+    the 10 s; ``qtc_ms`` Bazett's QT / sqrt(RR in s) with that RR. ``st_mv`` is the ST plateau the
+    generator added per lead (0 where none), ``q_depth_mv`` the pathological Q wave's depth per
+    lead (only the old infarction's territory).
+    """
+
+    subtype: str
+    heart_rate_bpm: float
+    pr_ms: float | None
+    qrs_ms: float
+    qt_ms: float
+    qtc_ms: float
+    st_mv: dict[str, float]
+    q_depth_mv: dict[str, float]
+
+
+def _known_measurements(
+    subtype: str, rhythm: _Rhythm, morph: _Morphology, gain: np.ndarray
+) -> KnownMeasurements:
+    """What ``_signal`` draws for ``rhythm`` and ``morph``, as intervals (see KnownMeasurements)."""
+    k = WAVE_HALF_WIDTH_SIGMAS
+    dominant = ~rhythm.ectopic
+    sigma = float(np.median(rhythm.qrs_sigma[dominant]))
+    # The (centre, sigma, tallest amplitude over the leads) of each QRS wave, as _signal draws them.
+    amplitudes = {lead: np.asarray(values) * gain for lead, values in LEAD_AMPLITUDES.items()}
+    tallest_r = max(abs(a[1]) * morph.r_scale.get(lead, 1.0) for lead, a in amplitudes.items())
+    tallest_s = max(abs(a[2]) for a in amplitudes.values())
+    waves = [(0.0, sigma, tallest_r), (0.03 + 1.5 * sigma, sigma, tallest_s)]
+    if morph.q_depth:
+        waves.append((-0.035, 0.014, max(morph.q_depth.values())))
+    septal = [
+        0.05 * abs(a[1]) * morph.r_scale.get(lead, 1.0)
+        for lead, a in amplitudes.items()
+        if lead not in morph.q_depth
+    ]
+    waves.append((-0.03, 0.008, max(septal, default=0.0)))
+    visible = [(centre, width) for centre, width, height in waves if height >= VISIBLE_MV]
+    qrs_start = min(centre - k * width for centre, width in visible)
+    qrs_end = max(centre + k * width for centre, width in visible)
+    p_start = -0.16 - k * 0.025
+    t_end = 0.28 + k * 0.05
+    drawn = rhythm.beats[rhythm.beats < DURATION_S]
+    rr = float(np.median(np.diff(drawn)))
+    qt = t_end - qrs_start
+    return KnownMeasurements(
+        subtype=subtype,
+        heart_rate_bpm=60.0 / rr,
+        pr_ms=1000 * (qrs_start - p_start) if rhythm.has_p[dominant].any() else None,
+        qrs_ms=1000 * (qrs_end - qrs_start),
+        qt_ms=1000 * qt,
+        qtc_ms=float(1000 * qt / np.sqrt(rr)),
+        st_mv={lead: float(morph.st_shift.get(lead, 0.0)) for lead in LEAD_AMPLITUDES},
+        q_depth_mv={lead: float(depth) for lead, depth in morph.q_depth.items()},
+    )
 
 
 def render_ecg(label: str, seed: int, *, width: int = 1200, height: int = 852) -> Image.Image:
@@ -266,7 +341,7 @@ def render_ecg_with_signals(
     # Independent streams: the signal depends on the label, the header text does not.
     signal_rng = np.random.default_rng([seed, class_index(label)])
     text_rng = np.random.default_rng([seed, 1_000_003])
-    rhythm, _ = _rhythm(label, signal_rng)
+    rhythm, subtype = _rhythm(label, signal_rng)
     morph = _morphology(label, signal_rng)
     gain = signal_rng.uniform(0.8, 1.2, size=4)
 
@@ -317,7 +392,8 @@ def render_ecg_with_signals(
                 font=label_font,
                 anchor="lm",
             )
-    return image, PrintedSignals(leads=drawn, rhythm={layout.RHYTHM_LEAD: rhythm_strip})
+    known = _known_measurements(subtype, rhythm, morph, gain)
+    return image, PrintedSignals(leads=drawn, rhythm={layout.RHYTHM_LEAD: rhythm_strip}, known=known)
 
 
 def write_dataset(out: Path, per_class: int, seed: int = 0, image_format: str = "png") -> int:
