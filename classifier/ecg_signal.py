@@ -1,25 +1,25 @@
-"""A page's twelve leads in millivolts, as the service stores them with a prediction and serves them.
+"""A page's twelve leads in millivolts and their measurements, as the service stores them with a
+prediction and serves them.
 
-The worker digitises the page it classifies once (``page_signal``, from ``ml.traces``) and
-stores the result on the prediction (``Prediction.signal``); the API, the CSV and the batch
-page's drawing all read that record, so no request digitises anything. The shape is the one
-``python -m ml.digitise`` prints (which the web process may not import: it is a command):
-``{"fs", "leads", "start_s", "rhythm"}``.
+The worker reads the page it classifies once (``page_reading``, built by ``ml.leads``, as
+``python -m ml.digitise`` prints it) and stores both parts on the prediction: the leads as
+``Prediction.signal`` (``{"fs", "leads", "start_s", "rhythm"}``, tens of kB) and the measurements
+as ``Prediction.measurements`` (``ml.measurements``, under a kB). They are stored apart because
+the pages and events show the measurements and must not read the leads to do so. The API, the
+CSV and the batch page's drawing and table all read those records, so no request digitises
+anything.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any, TypedDict
+from typing import Any, Literal, NamedTuple, TypedDict, cast
 
-import numpy as np
 from PIL import Image
 
 from ml import layout
-from ml.traces import SAMPLING_HZ, digitise, twelve_leads
+from ml.leads import page_signal
 
-# 0.1 µV: far below what a printed trace resolves (as ml.digitise rounds).
-DECIMALS = 4
 # The printout's order: I, II, III, aVR, aVL, aVF, V1 ... V6 (column by column).
 LEAD_NAMES: tuple[str, ...] = tuple(name for column in layout.COLUMN_LEADS for name in column)
 # The printout's rows: (I, aVR, V1, V4), (II, aVL, V2, V5), (III, aVF, V3, V6).
@@ -34,20 +34,35 @@ class PageSignal(TypedDict):
     rhythm: dict[str, list[float]]
 
 
-def _millivolts(values: np.ndarray) -> list[float]:
-    return [round(float(value), DECIMALS) for value in values]
+class PageMeasurements(TypedDict):
+    """``ml.measurements.Measurements.as_dict()``: ms, bpm and mV, None where not measurable."""
+
+    heart_rate_bpm: float | None
+    rr_ms: float | None
+    pr_ms: float | None
+    qrs_ms: float | None
+    qt_ms: float | None
+    qtc_ms: float | None
+    qtc_formula: Literal["Bazett"]
+    st_mv: dict[str, float | None]
+    st_point: Literal["J+60ms"]
+    q_waves: dict[str, bool | None]
+    beats: int
 
 
-def page_signal(image: Image.Image) -> PageSignal:
-    """The leads of a decoded page (``ml.preprocess.decode_image``), ready to store as JSON."""
-    red = image.getchannel("R") if image.mode == "RGB" else image.convert("RGB").getchannel("R")
-    leads = twelve_leads(digitise(red))
-    return {
-        "fs": SAMPLING_HZ,
-        "leads": {name: _millivolts(values) for name, values in leads.leads.items()},
-        "start_s": {name: float(start) for name, start in leads.start_s.items()},
-        "rhythm": {name: _millivolts(values) for name, values in leads.rhythm.items()},
-    }
+class PageReading(NamedTuple):
+    """What the worker stores with a prediction: the leads and what was measured on them."""
+
+    signal: PageSignal
+    measurements: PageMeasurements
+
+
+def page_reading(image: Image.Image) -> PageReading:
+    """The leads of a decoded page (``ml.preprocess.decode_image``) and their measurements,
+    ready to store as JSON (split from the one dict ``ml.leads.page_signal`` builds)."""
+    built = page_signal(image)
+    measurements = built.pop("measurements")
+    return PageReading(signal=cast(PageSignal, built), measurements=cast(PageMeasurements, measurements))
 
 
 def signal_check(signal: Any) -> None:
@@ -66,6 +81,41 @@ def signal_check(signal: Any) -> None:
             isinstance(value, int | float) and math.isfinite(value) for value in trace
         ):
             raise ValueError("a signal's traces must be lists of finite numbers")
+
+
+_INTERVALS = ("heart_rate_bpm", "rr_ms", "pr_ms", "qrs_ms", "qt_ms", "qtc_ms")
+
+
+def _number_or_none(value: Any) -> bool:
+    # bool is an int: a flag where a number belongs is a bug, not a measurement.
+    return value is None or (
+        isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    )
+
+
+def measurements_check(measurements: Any) -> None:
+    """Raise ValueError unless ``measurements`` is None (none were stored) or has the stored
+    shape (``PageMeasurements``): finite numbers or None, per lead for ST and Q waves."""
+    if measurements is None:
+        return
+    if not isinstance(measurements, dict) or set(measurements) != set(PageMeasurements.__annotations__):
+        raise ValueError(
+            f"measurements must be a dict with exactly the keys {sorted(PageMeasurements.__annotations__)}"
+        )
+    if not all(_number_or_none(measurements[key]) for key in _INTERVALS):
+        raise ValueError(f"measurements' {', '.join(_INTERVALS)} must be finite numbers or None")
+    st_mv, q_waves = measurements["st_mv"], measurements["q_waves"]
+    if not isinstance(st_mv, dict) or set(st_mv) != set(LEAD_NAMES):
+        raise ValueError(f"measurements' st_mv must name exactly the leads {LEAD_NAMES}")
+    if not all(_number_or_none(value) for value in st_mv.values()):
+        raise ValueError("measurements' st_mv values must be finite numbers or None")
+    if not isinstance(q_waves, dict) or set(q_waves) != set(LEAD_NAMES):
+        raise ValueError(f"measurements' q_waves must name exactly the leads {LEAD_NAMES}")
+    if not all(value is None or isinstance(value, bool) for value in q_waves.values()):
+        raise ValueError("measurements' q_waves values must be true, false or None")
+    beats = measurements["beats"]
+    if not isinstance(beats, int) or isinstance(beats, bool) or beats < 0:
+        raise ValueError(f"measurements' beats must be a count; got {beats!r}")
 
 
 def start_sample(signal: PageSignal, lead: str) -> int:

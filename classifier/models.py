@@ -137,6 +137,10 @@ class Prediction(models.Model):
     # ``python -m ml.digitise``: {"fs", "leads", "start_s", "rhythm"}. Null for predictions
     # stored before it was recorded, and where the digitiser failed on the page.
     signal = models.JSONField(null=True, blank=True)
+    # What ml.measurements read from those leads (heart rate, intervals, ST and Q waves per lead:
+    # classifier.ecg_signal.PageMeasurements). Apart from the signal, and small, because the pages
+    # and events show it without reading the signal. Null where there is no signal.
+    measurements = models.JSONField(null=True, blank=True)
     created = models.DateTimeField(auto_now_add=True)
 
     class Meta:

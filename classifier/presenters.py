@@ -6,7 +6,9 @@
   presenters emit exactly the declared keys, in that order, and the API layer generates its
   OpenAPI schema from the same declarations.
 - ``signal_output`` / ``signal_csv`` / ``signal_svg``: a job's digitised leads as the API's JSON
-  (``SignalOutput``), as CSV (one row per sample of the page's 10 s) and redrawn as the printout.
+  (``SignalOutput``, with their measurements), as CSV (one row per sample of the page's 10 s)
+  and redrawn as the printout.
+- ``measurements_summary``: those measurements as the batch page's table shows them.
 """
 
 from __future__ import annotations
@@ -21,7 +23,14 @@ from typing import Annotated, Any, Literal, NewType, TypedDict, cast, get_type_h
 from django.urls import reverse
 
 from classifier import svg_charts
-from classifier.ecg_signal import LEAD_NAMES, LEAD_ROWS, RHYTHM_LEAD, PageSignal, start_sample
+from classifier.ecg_signal import (
+    LEAD_NAMES,
+    LEAD_ROWS,
+    RHYTHM_LEAD,
+    PageMeasurements,
+    PageSignal,
+    start_sample,
+)
 from classifier.models import CLASS_KEYS, Batch, Job, Prediction
 from ml.decision import label_note
 
@@ -74,6 +83,24 @@ class JobOutput(TypedDict):
     ]
 
 
+class MeasurementsOutput(TypedDict):
+    heart_rate_bpm: Annotated[float | None, Doc("60 / the median RR on the rhythm strip.")]
+    rr_ms: Annotated[float | None, Doc("The median RR interval on the rhythm strip.")]
+    pr_ms: Annotated[float | None, Doc("P onset to QRS onset; null without a steady P wave.")]
+    qrs_ms: Annotated[float | None, Doc("QRS onset to the J point.")]
+    qt_ms: Annotated[float | None, Doc("QRS onset to the T wave's end (tangent method).")]
+    qtc_ms: Annotated[float | None, Doc("QT corrected for heart rate by qtc_formula.")]
+    qtc_formula: Literal["Bazett"]
+    st_mv: Annotated[
+        dict[str, float | None], Doc("Per lead: the ST deviation at st_point from the PR segment, in mV.")
+    ]
+    st_point: Literal["J+60ms"]
+    q_waves: Annotated[
+        dict[str, bool | None], Doc("Per lead: a pathological Q wave; null where not assessed (aVR).")
+    ]
+    beats: Annotated[int, Doc("R peaks found on the rhythm strip.")]
+
+
 class SignalOutput(TypedDict):
     job: int
     fs: Annotated[float, Doc("Samples per second of every trace.")]
@@ -83,6 +110,14 @@ class SignalOutput(TypedDict):
     ]
     start_s: Annotated[dict[str, float], Doc("Where each lead begins on the page's 10 s time axis.")]
     rhythm: Annotated[dict[str, list[float]], Doc("The rhythm strip's lead (II) in mV over the whole 10 s.")]
+    measurements: Annotated[
+        MeasurementsOutput | None,
+        Doc(
+            "What software measured on these leads (intervals in ms, heart rate in bpm, ST in mV), "
+            "each null where it could not be measured: read from the printout, not a clinical "
+            "measurement. Null when none were stored with the signal."
+        ),
+    ]
 
 
 class BatchOutput(TypedDict):
@@ -108,17 +143,63 @@ def _has_signal(predictions: list[Prediction]) -> bool:
     )
 
 
+# An ST deviation the page's table lists: 1 mm on the printout, the usual threshold of concern;
+# smaller ones are within normal variation and the digitised trace's noise.
+ST_SHOWN_MV = 0.1
+
+
+def measurements_summary(measurements: PageMeasurements | None) -> dict[str, Any] | None:
+    """The measurements as the batch page's table shows them (None: there are none).
+
+    The intervals and heart rate as stored (None: not measured); ``st_mv`` only the leads whose
+    ST deviates by ``st_threshold_mv`` or more, in page order ({} if none does; None if no lead's
+    ST was measured); ``q_waves`` the leads with a pathological Q wave ([] if none; None if no
+    lead was assessed). Compact: it travels with every live update of the job.
+    """
+    if measurements is None:
+        return None
+    st_mv = {lead: measurements["st_mv"].get(lead) for lead in LEAD_NAMES}
+    q_waves = {lead: measurements["q_waves"].get(lead) for lead in LEAD_NAMES}
+    st_measured = any(value is not None for value in st_mv.values())
+    q_assessed = any(value is not None for value in q_waves.values())
+    return {
+        "heart_rate_bpm": measurements["heart_rate_bpm"],
+        "pr_ms": measurements["pr_ms"],
+        "qrs_ms": measurements["qrs_ms"],
+        "qt_ms": measurements["qt_ms"],
+        "qtc_ms": measurements["qtc_ms"],
+        "qtc_formula": measurements["qtc_formula"],
+        "st_point": measurements["st_point"],
+        "st_threshold_mv": ST_SHOWN_MV,
+        "st_mv": (
+            {lead: value for lead, value in st_mv.items() if value is not None and abs(value) >= ST_SHOWN_MV}
+            if st_measured
+            else None
+        ),
+        "q_waves": [lead for lead, flagged in q_waves.items() if flagged] if q_assessed else None,
+    }
+
+
+def _measurements(predictions: list[Prediction]) -> PageMeasurements | None:
+    # Any model's prediction of the page carries the same reading; the newest that has one wins.
+    return next(
+        (prediction.measurements for prediction in predictions if prediction.measurements is not None), None
+    )
+
+
 def job_as_dict(job: Job) -> dict[str, Any]:
     """A job with its newest prediction (label and all four probabilities), JSON-ready.
 
     ``label_note`` says why the label is not the most probable class, when the model's
     decision rule (an MI threshold) made it so; otherwise it is empty. The ``signal_*`` URLs
-    (the page's drawing of the leads, their CSV and JSON) are null until there is a signal.
+    (the page's drawing of the leads, their CSV and JSON) are null until there is a signal;
+    ``measurements`` (``measurements_summary``) is null until there are measurements.
     """
     predictions = list(job.predictions.all())
     prediction = predictions[0] if predictions else None
     probabilities = {key: prediction.probabilities[key] for key in CLASS_KEYS} if prediction else None
-    has_signal = job.status == Job.Status.SUCCEEDED and _has_signal(predictions)
+    succeeded = job.status == Job.Status.SUCCEEDED
+    has_signal = succeeded and _has_signal(predictions)
     return {
         "id": job.pk,
         "batch": job.batch_id,
@@ -136,6 +217,7 @@ def job_as_dict(job: Job) -> dict[str, Any]:
         "probabilities": probabilities,
         "model_version": prediction.model_version.name if prediction else None,
         "inference_ms": prediction.inference_ms if prediction else None,
+        "measurements": measurements_summary(_measurements(predictions)) if succeeded else None,
         "error": job.error,
         "attempts": job.attempts,
         "created": _iso(job.created),
@@ -195,15 +277,27 @@ def batch_output(batch: Batch) -> BatchOutput:
     return cast(BatchOutput, _declared(BatchOutput, values))
 
 
-def signal_output(job: Job, signal: PageSignal) -> SignalOutput:
-    """A job's digitised leads as the API answers them (see ``SignalOutput``), leads in page order."""
+def signal_output(job: Job, signal: PageSignal, measurements: PageMeasurements | None = None) -> SignalOutput:
+    """A job's digitised leads and their measurements as the API answers them (see
+    ``SignalOutput``), leads in page order."""
     return {
         "job": job.pk,
         "fs": signal["fs"],
         "leads": {name: signal["leads"][name] for name in LEAD_NAMES},
         "start_s": {name: signal["start_s"][name] for name in LEAD_NAMES},
         "rhythm": dict(signal["rhythm"]),
+        "measurements": _measurements_output(measurements),
     }
+
+
+def _measurements_output(measurements: PageMeasurements | None) -> MeasurementsOutput | None:
+    if measurements is None:
+        return None
+    output = _declared(MeasurementsOutput, dict(measurements))
+    # Leads in page order, as the signal's.
+    output["st_mv"] = {name: measurements["st_mv"][name] for name in LEAD_NAMES}
+    output["q_waves"] = {name: measurements["q_waves"][name] for name in LEAD_NAMES}
+    return cast(MeasurementsOutput, output)
 
 
 def signal_csv(signal: PageSignal) -> str:

@@ -9,7 +9,7 @@ from django.db.models import BooleanField, Count, ExpressionWrapper, Prefetch, Q
 from django.http import Http404
 
 from accounts.models import User
-from classifier.ecg_signal import PageSignal
+from classifier.ecg_signal import PageMeasurements, PageSignal
 from classifier.models import Batch, Job, Prediction
 
 
@@ -20,7 +20,8 @@ def user_group_name(user_id: int) -> str:
 
 def _jobs_with_predictions() -> QuerySet[Job]:
     # The signal (tens of kB per page) is read only where it is served (job_signal_for_user);
-    # pages, events and the API need only to know whether there is one.
+    # pages, events and the API need only to know whether there is one. The measurements read
+    # from it (under a kB) are loaded: the pages and events show them.
     latest_first = (
         Prediction.objects.select_related("model_version")
         .defer("signal")
@@ -70,24 +71,28 @@ def job_get_for_user(*, user: User, job_id: int) -> Job:
 
 @dataclass(frozen=True)
 class JobSignal:
-    """One of a user's jobs and its page's leads (None: the job has none, or none yet)."""
+    """One of a user's jobs, its page's leads (None: the job has none, or none yet) and what was
+    measured on them (None: not stored, or no signal)."""
 
     job: Job
     signal: PageSignal | None
+    measurements: PageMeasurements | None = None
 
 
 def job_signal_for_user(*, user: User, job_id: int) -> JobSignal:
-    """One of the user's jobs with the signal its newest prediction that has one carries;
-    404 for anyone else's job."""
+    """One of the user's jobs with the signal, and its measurements, that its newest prediction
+    with a signal carries; 404 for anyone else's job."""
     job = job_get_for_user(user=user, job_id=job_id)
-    # Any model's prediction of the page carries the same digitised leads; the newest wins.
-    signal = (
+    # Any model's prediction of the page carries the same digitised leads; the newest wins. The
+    # measurements come from the same prediction, so they were read from the leads served.
+    found = (
         Prediction.objects.filter(job=job, signal__isnull=False)
         .order_by("-created", "-id")
-        .values_list("signal", flat=True)
+        .values_list("signal", "measurements")
         .first()
     )
-    return JobSignal(job=job, signal=signal)
+    signal, measurements = found if found is not None else (None, None)
+    return JobSignal(job=job, signal=signal, measurements=measurements)
 
 
 def job_get_with_prediction(*, job_id: int) -> Job:

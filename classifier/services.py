@@ -22,7 +22,7 @@ from django.utils import timezone
 from accounts.models import User
 from classifier import dispatch, events, notifications, webhooks
 from classifier.audit import Action, AuditContext, Outcome, audit_record
-from classifier.ecg_signal import PageSignal, signal_check
+from classifier.ecg_signal import PageMeasurements, PageSignal, measurements_check, signal_check
 from classifier.images import CleanImage, InvalidUpload, clean_image
 from classifier.models import CLASS_KEYS, Batch, Job, ModelVersion, Prediction
 from classifier.reaper import ReapResult, attempts_exhausted_message, jobs_reap_stale
@@ -391,11 +391,13 @@ def prediction_record(
     probabilities: dict[str, float],
     inference_ms: float,
     signal: PageSignal | None = None,
+    measurements: PageMeasurements | None = None,
 ) -> Job:
     """Store the prediction and mark the running job succeeded, at most once per job and model.
 
-    ``signal`` is the page's digitised leads (``classifier.ecg_signal.page_signal``), stored
-    with the prediction; None where the digitiser could not read the page.
+    ``signal`` is the page's digitised leads and ``measurements`` what was measured on them
+    (``classifier.ecg_signal.page_reading``), stored with the prediction; None where the
+    digitiser could not read the page. Measurements come only with a signal.
 
     A job that is no longer running (another delivery finished it, or it failed meanwhile)
     keeps its state and gets no prediction. A job this model already predicted (a re-run on
@@ -404,6 +406,10 @@ def prediction_record(
     _check_probabilities(label, probabilities)
     if signal is not None:
         signal_check(signal)
+    measurements_check(measurements)
+    if measurements is not None and signal is None:
+        # Served beside the leads they were read from: without those, nothing backs them.
+        raise ValueError("measurements are stored only with the signal they were read from")
     now = timezone.now()
     with transaction.atomic():
         finished = Job.objects.filter(pk=job.pk, status=Job.Status.RUNNING).update(
@@ -420,6 +426,7 @@ def prediction_record(
                         probabilities={key: float(probabilities[key]) for key in CLASS_KEYS},
                         inference_ms=inference_ms,
                         signal=signal,
+                        measurements=measurements,
                     )
             except IntegrityError:
                 logger.info("job %s already has a prediction from %s; kept the first", job.pk, model_version)

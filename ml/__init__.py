@@ -9,7 +9,7 @@ it, so web processes and forking workers stay light.
 Two layers; the second may import the first, never the reverse:
 
 1. Serving, what the web process and the worker load: ``labels``, ``layout``, ``preprocess``,
-   ``traces``, ``measurements``, ``representations``, ``calibration``, ``metrics``,
+   ``traces``, ``measurements``, ``leads``, ``representations``, ``calibration``, ``metrics``,
    ``decision``, ``guard``, ``models``, ``cards``, ``device``, ``network``, ``synthetic`` (the
    model's self-test renders a page with it) and ``inference``.
 2. Training, reporting and the command lines: ``train``, ``crossval``, ``crossval_card``,

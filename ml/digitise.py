@@ -9,6 +9,7 @@ Prints one JSON list, an object per image::
 
 Each lead covers the 2.5 s it was printed, from its ``start_s`` on the page's 10 s axis.
 ``measurements`` are read from these leads (``ml.measurements``): null where not measurable. The
+object is built by ``ml.leads.page_signal``, as the service builds what it stores. The
 upload guard (``ml.guard``) checks each page first, as the service does: a page it refuses, or a
 file that is no readable image, gives ``{"image": PATH, "rejected": true, "reason": "..."}``;
 ``--no-guard`` skips the check. Exit code 1 when any image was rejected.
@@ -23,30 +24,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from PIL import Image
-
 from ml.guard import check_page
-from ml.measurements import measure
+from ml.leads import page_signal
 from ml.preprocess import InvalidImageError, decode_image
-from ml.traces import SAMPLING_HZ, digitise, twelve_leads
-
-DECIMALS = 4  # 0.1 µV: far below what a printed trace resolves
-
-
-def _millivolts(values: Any) -> list[float]:
-    return [round(float(value), DECIMALS) for value in values]
-
-
-def page_signal(image: Image.Image) -> dict[str, Any]:
-    """The leads of a decoded page (``ml.preprocess.decode_image``) as the JSON object's fields."""
-    leads = twelve_leads(digitise(image.convert("RGB").getchannel("R")))
-    return {
-        "fs": SAMPLING_HZ,
-        "leads": {name: _millivolts(values) for name, values in leads.leads.items()},
-        "start_s": dict(leads.start_s),
-        "rhythm": {name: _millivolts(values) for name, values in leads.rhythm.items()},
-        "measurements": measure(leads).as_dict(),
-    }
 
 
 def digitise_file(path: Path, *, guard: bool = True) -> dict[str, Any]:

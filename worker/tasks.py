@@ -21,7 +21,7 @@ from django.db import InterfaceError, OperationalError
 from django.utils import timezone
 
 from classifier import dispatch, services, webhooks
-from classifier.ecg_signal import PageSignal, page_signal, signal_check
+from classifier.ecg_signal import PageReading, measurements_check, page_reading, signal_check
 from classifier.models import Job
 from ml.inference import ModelLoadError
 from ml.preprocess import InvalidImageError, decode_image
@@ -67,7 +67,7 @@ def classify(self, job_id: int) -> None:
             image_bytes = image_file.read()
         result = classifier.predict([image_bytes])[0]
         # Not named `signal`: that is the module this one uses to stop the worker.
-        leads = _page_signal(job_id, image_bytes)
+        reading = _page_reading(job_id, image_bytes)
     except InvalidImageError as exc:
         services.job_fail(job_id=job_id, error=str(exc))
     except ModelLoadError:
@@ -94,21 +94,23 @@ def classify(self, job_id: int) -> None:
             label=result.label,
             probabilities=result.probabilities,
             inference_ms=result.inference_ms,
-            signal=leads,
+            signal=reading.signal if reading else None,
+            measurements=reading.measurements if reading else None,
         )
     services.job_report(job_id=job_id)
 
 
-def _page_signal(job_id: int, image_bytes: bytes) -> PageSignal | None:
-    """The page's twelve leads in mV, or None where the digitiser cannot read them.
+def _page_reading(job_id: int, image_bytes: bytes) -> PageReading | None:
+    """The page's twelve leads in mV and their measurements, or None where the digitiser cannot
+    read them.
 
-    Computed once here, beside the model, so that no web request digitises a page. The
-    classification stands on its own: a page the digitiser fails on is still classified and
-    recorded, without a signal.
+    Computed once here, beside the model, so that no web request digitises or measures a page.
+    The classification stands on its own: a page the digitiser fails on is still classified and
+    recorded, without a signal; measurements that fail their check are dropped, the leads kept.
     """
     try:
-        leads = page_signal(decode_image(image_bytes))
-        signal_check(leads)
+        reading = page_reading(decode_image(image_bytes))
+        signal_check(reading.signal)
     except SoftTimeLimitExceeded:
         raise  # the job's time is up: classify() fails it as too long
     except Exception as error:
@@ -121,7 +123,13 @@ def _page_signal(job_id: int, image_bytes: bytes) -> PageSignal | None:
             exc_info=not isinstance(error, InvalidImageError),
         )
         return None
-    return leads
+    try:
+        measurements_check(reading.measurements)
+    except ValueError:
+        # Our bug (ml.measurements and PageMeasurements disagree): the leads are still good.
+        logger.exception("job %s: the measurements are not of the stored shape, none stored", job_id)
+        return reading._replace(measurements=None)
+    return reading
 
 
 def _pause_for_fault_tests(job: Job) -> None:

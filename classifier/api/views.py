@@ -380,9 +380,10 @@ def _signal_of(request: Request, job_id: int, output: str) -> JobSignal:
 class JobSignalApi(ApiView):
     @extend_schema(operation_id="jobs_signal", responses={200: SignalSchema, **AUTH_ERRORS, **SIGNAL_ERRORS})
     def get(self, request: Request, job_id: int) -> Response:
-        """The page's twelve leads in mV, as digitised when the job was classified."""
+        """The page's twelve leads in mV, as digitised when the job was classified, and what
+        software measured on them (not a clinical measurement)."""
         found = _signal_of(request, job_id, "json")
-        return Response(signal_output(found.job, found.signal))
+        return Response(signal_output(found.job, found.signal, found.measurements))
 
 
 class JobSignalCsvApi(ApiView):

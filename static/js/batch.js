@@ -1,6 +1,7 @@
 // Renders one batch and keeps it current from the websocket: a progress bar for the batch and,
 // per image, its status, label, four probability bars and, once the worker has digitised the
-// page, its twelve leads redrawn by the server (an SVG image) with links to their CSV and JSON.
+// page, its twelve leads redrawn by the server (an SVG image) with links to their CSV and JSON,
+// and a small table of what was measured on them.
 (function () {
   "use strict";
   var batch = JSON.parse(document.getElementById("batch-data").textContent);
@@ -64,6 +65,61 @@
     }
     card.appendChild(body);
     if (job.status === "succeeded" && job.signal_svg_url) card.appendChild(renderSignal(job));
+    if (job.status === "succeeded" && job.measurements) card.appendChild(renderMeasurements(job.measurements));
+  }
+
+  var UNMEASURED = "\u2014";  // an em dash: the software could not measure it on this page
+
+  function rounded(value) {
+    return value === null || value === undefined ? UNMEASURED : String(Math.round(value));
+  }
+
+  function millivolts(value) {
+    return (value > 0 ? "+" : "") + value.toFixed(2);
+  }
+
+  // The summary the server sends (classifier.presenters.measurements_summary): intervals and
+  // rate (null: not measured), the leads whose ST deviates by st_threshold_mv or more ({}: none;
+  // null: not measured), the leads with a pathological Q wave ([]: none; null: not assessed).
+  function renderMeasurements(m) {
+    var table = el("table", "measurements");
+    table.appendChild(el(
+      "caption", "muted small",
+      "Read from the printout by software, not a clinical measurement: check them on the ECG."
+    ));
+    var stLeads = m.st_mv === null ? null : Object.keys(m.st_mv);
+    var threshold = m.st_threshold_mv.toFixed(1) + " mV";
+    var rows = [
+      ["heart_rate_bpm", "Heart rate (bpm)", rounded(m.heart_rate_bpm)],
+      ["pr_ms", "PR (ms)", rounded(m.pr_ms)],
+      ["qrs_ms", "QRS (ms)", rounded(m.qrs_ms)],
+      ["qt_ms", "QT (ms)", rounded(m.qt_ms)],
+      ["qtc_ms", "QTc (" + m.qtc_formula + ") (ms)", rounded(m.qtc_ms)],
+      [
+        "st_mv", "ST at J+60 ms (|ST| \u2265 " + threshold + ")",
+        stLeads === null ? UNMEASURED
+          : stLeads.length ? stLeads.map(function (lead) {
+            return lead + " " + millivolts(m.st_mv[lead]) + " mV";
+          }).join(", ")
+          : "none \u2265 " + threshold
+      ],
+      [
+        "q_waves", "Pathological Q waves",
+        m.q_waves === null ? UNMEASURED : m.q_waves.length ? m.q_waves.join(", ") : "none"
+      ]
+    ];
+    var body = el("tbody");
+    rows.forEach(function (row) {
+      var tr = el("tr");
+      tr.dataset.measure = row[0];
+      var th = el("th", "", row[1]);
+      th.scope = "row";
+      tr.appendChild(th);
+      tr.appendChild(el("td", row[2] === UNMEASURED ? "unmeasured" : "", row[2]));
+      body.appendChild(tr);
+    });
+    table.appendChild(body);
+    return table;
   }
 
   // The leads as the printout lays them out (3 rows of 4 panels and the rhythm strip), drawn on

@@ -1,5 +1,6 @@
 """GET /api/v1/jobs/{id}/signal/ and /signal.csv: the page's twelve leads as the worker digitised
-them, to the job's owner only, audited; problems while there is none."""
+them (the JSON with their measurements), to the job's owner only, audited; problems while there
+is none."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from tests.classifier.factories import (
     JobFactory,
     ModelVersionFactory,
     PredictionFactory,
+    page_measurements_for,
     page_signal_for,
 )
 from tests.conftest import assert_problem
@@ -31,10 +33,14 @@ def batch(owner) -> Batch:
     return BatchFactory(owner=owner)
 
 
-def _job(batch: Batch, status: str = "succeeded", signal: dict | None = None) -> Job:
+def _job(
+    batch: Batch, status: str = "succeeded", signal: dict | None = None, measurements: dict | None = None
+) -> Job:
     job = JobFactory(batch=batch, status=status)
     if status == "succeeded":
-        PredictionFactory(job=job, model_version=ModelVersionFactory(), signal=signal)
+        PredictionFactory(
+            job=job, model_version=ModelVersionFactory(), signal=signal, measurements=measurements
+        )
     return job
 
 
@@ -44,8 +50,13 @@ def signal() -> dict:
 
 
 @pytest.fixture
-def job(batch, signal) -> Job:
-    return _job(batch, signal=signal)
+def measurements() -> dict:
+    return page_measurements_for("mi", 3)
+
+
+@pytest.fixture
+def job(batch, signal, measurements) -> Job:
+    return _job(batch, signal=signal, measurements=measurements)
 
 
 def _rows(response) -> list[list[str]]:
@@ -57,7 +68,7 @@ def test_the_signal_is_the_digitised_leads_of_the_page(api, job, signal):
 
     assert response.status_code == 200
     body = response.json()
-    assert list(body) == ["job", "fs", "leads", "start_s", "rhythm"]
+    assert list(body) == ["job", "fs", "leads", "start_s", "rhythm", "measurements"]
     assert (body["job"], body["fs"]) == (job.pk, pytest.approx(102.4))
     assert list(body["leads"]) == LEADS
     assert all(len(values) == 256 for values in body["leads"].values())
@@ -67,6 +78,37 @@ def test_the_signal_is_the_digitised_leads_of_the_page(api, job, signal):
     # Rounded as ml.digitise rounds: 4 decimals.
     assert all(round(value, 4) == value for value in body["rhythm"]["II"])
     assert max(abs(value) for value in body["rhythm"]["II"]) > 0.3  # a real trace, not a flat line
+
+
+def test_the_signal_carries_the_measurements_read_from_its_leads(api, job, measurements):
+    body = api.get(f"/api/v1/jobs/{job.pk}/signal/").json()["measurements"]
+
+    assert body == measurements
+    assert list(body) == [
+        "heart_rate_bpm",
+        "rr_ms",
+        "pr_ms",
+        "qrs_ms",
+        "qt_ms",
+        "qtc_ms",
+        "qtc_formula",
+        "st_mv",
+        "st_point",
+        "q_waves",
+        "beats",
+    ]
+    assert list(body["st_mv"]) == LEADS and list(body["q_waves"]) == LEADS
+    assert 40 < body["heart_rate_bpm"] < 150
+    assert (body["qtc_formula"], body["st_point"]) == ("Bazett", "J+60ms")
+
+
+def test_a_signal_stored_without_measurements_has_null_measurements(api, batch, signal):
+    job = _job(batch, signal=signal, measurements=None)
+
+    body = api.get(f"/api/v1/jobs/{job.pk}/signal/").json()
+
+    assert body["measurements"] is None
+    assert body["leads"] == signal["leads"]
 
 
 def test_the_job_links_to_its_signal_once_there_is_one(api, batch, job):
@@ -174,5 +216,25 @@ def test_the_schema_documents_both_signal_endpoints(db):
         assert {"401", "404", "409"} <= set(operation["responses"])
         assert list(operation["responses"]["409"]["content"]) == ["application/problem+json"]
     shape = schema["components"]["schemas"]["SignalOutput"]
-    assert set(shape["properties"]) == {"job", "fs", "leads", "start_s", "rhythm"}
+    assert set(shape["properties"]) == {"job", "fs", "leads", "start_s", "rhythm", "measurements"}
     assert shape["properties"]["leads"]["additionalProperties"]["items"]["type"] == "number"
+    measured = schema["components"]["schemas"]["MeasurementsOutput"]["properties"]
+    assert set(measured) == {
+        "heart_rate_bpm",
+        "rr_ms",
+        "pr_ms",
+        "qrs_ms",
+        "qt_ms",
+        "qtc_ms",
+        "qtc_formula",
+        "st_mv",
+        "st_point",
+        "q_waves",
+        "beats",
+    }
+    assert measured["heart_rate_bpm"]["nullable"] is True
+    assert measured["st_mv"]["additionalProperties"] == {
+        "type": "number",
+        "format": "double",
+        "nullable": True,
+    }

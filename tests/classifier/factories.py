@@ -62,14 +62,19 @@ class PredictionFactory(DjangoModelFactory):
 
 
 @functools.lru_cache(maxsize=4)
-def _page_signal_json(label: str, seed: int) -> str:
-    from classifier.ecg_signal import page_signal
+def _page_reading_json(label: str, seed: int) -> str:
+    from classifier.ecg_signal import page_reading
     from ml.preprocess import decode_image
     from tests.conftest import render_ecg_bytes
 
-    return json.dumps(page_signal(decode_image(render_ecg_bytes(label, seed))))
+    return json.dumps(page_reading(decode_image(render_ecg_bytes(label, seed)))._asdict())
 
 
 def page_signal_for(label: str = "normal", seed: int = 0) -> dict:
     """The digitised leads of a synthetic page, as the worker stores them (a fresh copy each call)."""
-    return json.loads(_page_signal_json(label, seed))
+    return json.loads(_page_reading_json(label, seed))["signal"]
+
+
+def page_measurements_for(label: str = "normal", seed: int = 0) -> dict:
+    """What was measured on those leads, as the worker stores it (a fresh copy each call)."""
+    return json.loads(_page_reading_json(label, seed))["measurements"]

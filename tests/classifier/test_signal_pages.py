@@ -1,5 +1,6 @@
 """The batch page's drawing of each job's twelve leads: a server-drawn SVG (/jobs/<id>/signal.svg)
-that the page's script shows once the job succeeded, to the job's owner only."""
+that the page's script shows once the job succeeded, to the job's owner only, with a table of
+what was measured on them (the page's data carries a summary of the stored measurements)."""
 
 from __future__ import annotations
 
@@ -11,12 +12,14 @@ import pytest
 from django.urls import reverse
 
 from classifier import selectors, svg_charts
-from classifier.models import AuditEvent
+from classifier.models import AuditEvent, Job
+from classifier.presenters import job_as_dict, measurements_summary
 from tests.classifier.factories import (
     BatchFactory,
     JobFactory,
     ModelVersionFactory,
     PredictionFactory,
+    page_measurements_for,
     page_signal_for,
 )
 
@@ -34,7 +37,12 @@ def batch(owner):
 @pytest.fixture
 def job(batch):
     job = JobFactory(batch=batch, status="succeeded", original_name="<b>ward&3</b>.png")
-    PredictionFactory(job=job, model_version=ModelVersionFactory(), signal=page_signal_for("mi", 3))
+    PredictionFactory(
+        job=job,
+        model_version=ModelVersionFactory(),
+        signal=page_signal_for("mi", 3),
+        measurements=page_measurements_for("mi", 3),
+    )
     return job
 
 
@@ -78,6 +86,70 @@ def test_the_batch_page_reads_no_signal_samples(owner, batch, job):
     (prediction,) = loaded.jobs.all()[0].predictions.all()
     assert "signal" in prediction.get_deferred_fields()
     assert prediction.has_signal is True
+    # The measurements are small and shown on the page: read with the prediction.
+    assert "measurements" not in prediction.get_deferred_fields()
+
+
+def test_the_batch_page_carries_each_jobs_measurements(owner_client, batch, job, job_without_signal):
+    jobs = _batch_jobs(owner_client, batch)
+
+    stored = page_measurements_for("mi", 3)
+    summary = jobs[job.pk]["measurements"]
+    assert {key: summary[key] for key in ("heart_rate_bpm", "pr_ms", "qrs_ms", "qt_ms", "qtc_ms")} == {
+        key: stored[key] for key in ("heart_rate_bpm", "pr_ms", "qrs_ms", "qt_ms", "qtc_ms")
+    }
+    assert (summary["qtc_formula"], summary["st_point"], summary["st_threshold_mv"]) == (
+        "Bazett",
+        "J+60ms",
+        0.1,
+    )
+    # This page's ST is raised in I, aVL, V5 and V6 (its synthetic MI); the others stay under 0.1 mV.
+    assert summary["st_mv"] == {lead: stored["st_mv"][lead] for lead in ("I", "aVL", "V5", "V6")}
+    assert summary["q_waves"] == []
+    assert jobs[job_without_signal.pk]["measurements"] is None
+
+
+def test_the_page_reads_its_measurements_without_the_signal(owner, batch, job, django_assert_num_queries):
+    loaded = selectors.batch_get_for_user(user=owner, batch_id=batch.pk)
+
+    with django_assert_num_queries(0):
+        data = job_as_dict(loaded.jobs.all()[0])
+
+    assert data["measurements"]["heart_rate_bpm"] == page_measurements_for("mi", 3)["heart_rate_bpm"]
+
+
+def test_an_unfinished_job_shows_no_measurements(batch):
+    job = JobFactory(batch=batch, status="running")
+    PredictionFactory(job=job, model_version=ModelVersionFactory(), measurements=page_measurements_for())
+
+    assert job_as_dict(Job.objects.get(pk=job.pk))["measurements"] is None
+
+
+def _measured(**changes) -> dict:
+    return {**page_measurements_for("normal", 0), **changes}
+
+
+def test_the_summary_lists_the_st_deviations_of_a_tenth_of_a_millivolt_or_more_in_page_order():
+    st_mv = {lead: 0.0 for lead in LEADS} | {"V6": -0.1, "I": 0.25, "V2": 0.099, "aVR": None}
+
+    assert measurements_summary(_measured(st_mv=st_mv))["st_mv"] == {"I": 0.25, "V6": -0.1}
+    assert measurements_summary(_measured(st_mv={lead: 0.01 for lead in LEADS}))["st_mv"] == {}
+    # None: no lead's ST could be measured, which the table shows apart from "none raised".
+    assert measurements_summary(_measured(st_mv=dict.fromkeys(LEADS)))["st_mv"] is None
+
+
+def test_the_summary_lists_the_leads_with_a_pathological_q_wave():
+    q_waves = {lead: False for lead in LEADS} | {"aVR": None, "aVF": True, "III": True}
+
+    assert measurements_summary(_measured(q_waves=q_waves))["q_waves"] == ["III", "aVF"]
+    assert measurements_summary(_measured(q_waves=dict.fromkeys(LEADS)))["q_waves"] is None
+
+
+def test_unmeasured_values_stay_null_in_the_summary():
+    summary = measurements_summary(_measured(pr_ms=None, qt_ms=None, qtc_ms=None))
+
+    assert (summary["pr_ms"], summary["qt_ms"], summary["qtc_ms"]) == (None, None, None)
+    assert measurements_summary(None) is None
 
 
 def test_the_owner_gets_the_twelve_leads_drawn_as_the_printout(owner_client, job):

@@ -2,7 +2,8 @@
 
 Sign up through the allauth form, upload three synthetic ECG pages through the upload page's
 script, land on the batch page and watch the three results arrive over the websocket, with
-no reload, each with its twelve leads redrawn by the server, then the completion toast.
+no reload, each with its twelve leads redrawn by the server and a table of what was measured on
+them, then the completion toast.
 """
 
 from __future__ import annotations
@@ -46,6 +47,12 @@ READ_CARDS = """() => Array.from(document.querySelectorAll("#jobs article.job"))
   signal: card.querySelector("img.signal-image")
     ? card.querySelector("img.signal-image").getAttribute("src") : null,
   csv: card.querySelector("a.signal-csv") ? card.querySelector("a.signal-csv").getAttribute("href") : null,
+  measurements: card.querySelector("table.measurements") ? {
+    caption: card.querySelector("table.measurements caption").textContent,
+    rows: Object.fromEntries(Array.from(card.querySelectorAll("table.measurements tr")).map((row) => [
+      row.dataset.measure, [row.querySelector("th").textContent, row.querySelector("td").textContent],
+    ])),
+  } : null,
   bars: Array.from(card.querySelectorAll(".prob-row")).map((row) => ({
     cls: row.dataset.class,
     value: parseFloat(row.querySelector(".prob-value").textContent),
@@ -134,6 +141,22 @@ def test_a_new_user_signs_up_uploads_three_images_and_sees_the_results_arrive_li
             # The twelve leads the worker digitised, drawn by the server, with the data beside them.
             assert re.fullmatch(r"/jobs/\d+/signal\.svg", card["signal"] or ""), card
             assert re.fullmatch(r"/api/v1/jobs/\d+/signal\.csv", card["csv"] or ""), card
+            # Under the drawing, the measurements read from those leads, flagged as no clinical ones.
+            measured = card["measurements"]
+            assert measured is not None, card
+            assert "not a clinical measurement" in measured["caption"], card
+            assert list(measured["rows"]) == [
+                "heart_rate_bpm",
+                "pr_ms",
+                "qrs_ms",
+                "qt_ms",
+                "qtc_ms",
+                "st_mv",
+                "q_waves",
+            ], card
+            heading, heart_rate = measured["rows"]["heart_rate_bpm"]
+            assert heading == "Heart rate (bpm)" and 30 <= int(heart_rate) <= 200, card
+            assert measured["rows"]["qtc_ms"][0] == "QTc (Bazett) (ms)", card
 
         # 4b. Each drawing loads (same origin, allowed by the page's CSP) as an image with its leads.
         drawings = page.locator("#jobs img.signal-image")

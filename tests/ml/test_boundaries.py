@@ -32,6 +32,7 @@ MODULES = (
     "ml.nonecg",
     "ml.traces",
     "ml.measurements",
+    "ml.leads",
     "ml.representations",
     "ml.crossval_card",
     "ml.guard_report",
@@ -69,7 +70,8 @@ def test_light_modules_do_not_import_tensorflow() -> None:
         "import sys, ml, ml.labels, ml.preprocess, ml.synthetic, ml.models, ml.inference\n"
         "import ml.guard, ml.metrics, ml.calibration, ml.evaluate, ml.crossval, ml.cards, ml.report\n"
         "import ml.nonecg, ml.traces, ml.representations, ml.train, ml.timing, ml.rebuild, ml.predict\n"
-        "import ml.crossval_card, ml.guard_report, ml.measurements, ml.digitise, ml.digitiser_report\n"
+        "import ml.crossval_card, ml.guard_report, ml.measurements, ml.leads, ml.digitise\n"
+        "import ml.digitiser_report\n"
         "print('tensorflow' in sys.modules, 'keras' in sys.modules)\n"
     )
     result = subprocess.run(

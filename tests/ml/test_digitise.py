@@ -40,6 +40,24 @@ def test_a_page_gives_twelve_leads_of_two_and_a_half_seconds_and_the_rhythm_stri
     assert list(result["rhythm"]) == ["II"] and len(result["rhythm"]["II"]) == round(10 * SAMPLING_HZ)
 
 
+def test_each_page_comes_with_its_measurements(page_file, capsys):
+    from ml import leads
+    from ml.preprocess import decode_image
+
+    assert cli.main([str(page_file)]) == 0
+
+    [result] = json.loads(capsys.readouterr().out)
+    measurements = result["measurements"]
+    assert 40 < measurements["heart_rate_bpm"] < 150
+    assert all(measurements[key] > 0 for key in ("pr_ms", "qrs_ms", "qt_ms", "qtc_ms"))
+    assert (measurements["qtc_formula"], measurements["st_point"]) == ("Bazett", "J+60ms")
+    assert tuple(measurements["st_mv"]) == LEADS and tuple(measurements["q_waves"]) == LEADS
+    # The one builder the service stores with each prediction (ml.leads), not a copy of it.
+    assert {key: value for key, value in result.items() if key != "image"} == leads.page_signal(
+        decode_image(page_file.read_bytes())
+    )
+
+
 def test_the_lead_ii_panel_is_the_first_seconds_of_the_lead_ii_rhythm_strip(page_file):
     """Both are lead II, printed over the same instants: the panels are cut at the right times."""
     result = cli.digitise_file(page_file)
