@@ -135,6 +135,17 @@ def stored_files(root: Path) -> list[Path]:
 
 
 @pytest.fixture
+def sent(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, str, dict]]:
+    """Every event pushed to a user's websocket group, as (user id, type, payload)."""
+    events: list[tuple[int, str, dict]] = []
+    monkeypatch.setattr(
+        "classifier.events._send",
+        lambda user_id, event_type, payload: events.append((user_id, event_type, payload)),
+    )
+    return events
+
+
+@pytest.fixture
 def enqueue(monkeypatch: pytest.MonkeyPatch) -> mock.Mock:
     """Records what would be handed to the queue instead of classifying it."""
     recorder = mock.Mock()

@@ -37,17 +37,6 @@ def timeouts(settings):
 
 
 @pytest.fixture
-def sent(monkeypatch) -> list[tuple[int, str, dict]]:
-    """Every event pushed to a user, as (user id, type, payload)."""
-    events: list[tuple[int, str, dict]] = []
-    monkeypatch.setattr(
-        "classifier.events._send",
-        lambda user_id, event_type, payload: events.append((user_id, event_type, payload)),
-    )
-    return events
-
-
-@pytest.fixture
 def enqueued(monkeypatch) -> list[tuple[int, str]]:
     """(job id, task id) of every job handed to the queue, which runs nothing."""
     calls: list[tuple[int, str]] = []

@@ -25,16 +25,6 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def sent(monkeypatch) -> list[tuple[int, str, dict]]:
-    events: list[tuple[int, str, dict]] = []
-    monkeypatch.setattr(
-        "classifier.events._send",
-        lambda user_id, event_type, payload: events.append((user_id, event_type, payload)),
-    )
-    return events
-
-
-@pytest.fixture
 def page_job(owner, media_root) -> Job:
     """A queued job whose stored image is a real (synthetic) ECG page."""
     batch = BatchFactory(owner=owner)

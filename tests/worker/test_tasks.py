@@ -31,17 +31,6 @@ def job(batch) -> Job:
     return JobFactory(batch=batch)
 
 
-@pytest.fixture
-def sent(monkeypatch) -> list[tuple[int, str, dict]]:
-    """Every event the worker pushes, as (user id, type, payload)."""
-    events: list[tuple[int, str, dict]] = []
-    monkeypatch.setattr(
-        "classifier.events._send",
-        lambda user_id, event_type, payload: events.append((user_id, event_type, payload)),
-    )
-    return events
-
-
 def _run(job: Job, task_id: str | None = None) -> None:
     classify.apply(args=[job.pk], task_id=task_id or job.task_id)
 
