@@ -19,25 +19,18 @@ Each figure is the best of ``--repeats`` passes over all pages, in milliseconds 
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from ml.cards import machine_text
-from ml.digitiser_report import default_data_dir, measure_cost, page_files
+from ml.digitiser_report import default_data_dir, measure_cost, page_files, synthetic_page
 
 
 def synthetic_pages(count: int) -> list[bytes]:
-    from ml.synthetic import render_ecg  # only when there are no dev images
-
-    pages = []
-    for seed in range(count):
-        out = io.BytesIO()
-        render_ecg(("normal", "mi", "history_mi", "abnormal")[seed % 4], seed).save(out, format="PNG")
-        pages.append(out.getvalue())
-    return pages
+    """Pages to time when there are no dev images."""
+    return [synthetic_page(index)[0] for index in range(count)]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

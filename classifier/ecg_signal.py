@@ -20,8 +20,7 @@ from PIL import Image
 from ml import layout
 from ml.leads import page_signal
 
-# The printout's order: I, II, III, aVR, aVL, aVF, V1 ... V6 (column by column).
-LEAD_NAMES: tuple[str, ...] = tuple(name for column in layout.COLUMN_LEADS for name in column)
+LEAD_NAMES = layout.LEAD_NAMES
 # The printout's rows: (I, aVR, V1, V4), (II, aVL, V2, V5), (III, aVF, V3, V6).
 LEAD_ROWS: tuple[tuple[str, ...], ...] = tuple(zip(*layout.COLUMN_LEADS, strict=True))
 RHYTHM_LEAD = layout.RHYTHM_LEAD

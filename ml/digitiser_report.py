@@ -38,12 +38,12 @@ from ml import layout
 from ml.cards import machine_text
 from ml.device import machine_description
 from ml.preprocess import decode_image
-from ml.synthetic import render_ecg_with_signals
+from ml.synthetic import PrintedSignals, render_ecg_with_signals
 from ml.traces import SIGNAL_SAMPLES, TwelveLeads, digitise, twelve_leads
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png"}
 DOCUMENT = Path("docs/DIGITISER.md")
-LEADS = tuple(name for column in layout.COLUMN_LEADS for name in column)  # I, II, III, aVR, ..., V6
+LEADS = layout.LEAD_NAMES
 ANCHORS = (
     "PhysioNet Challenge 2024, digitisation winner: 12.15 dB SNR on its hidden set.",
     "Open-ECG-Digitizer: 19.65 dB mean SNR on 1,596 real scans.",
@@ -151,21 +151,27 @@ class Findings:
     cost: dict[str, Any]
 
 
+def synthetic_page(index: int, seed: int = 0) -> tuple[bytes, PrintedSignals]:
+    """Page `index` of a synthetic set (the classes in turn) as PNG bytes, and what it drew."""
+    labels = ("normal", "mi", "history_mi", "abnormal")
+    image, drawn = render_ecg_with_signals(labels[index % len(labels)], seed + index)
+    out = io.BytesIO()
+    image.save(out, format="PNG")
+    return out.getvalue(), drawn
+
+
 def measure(real: Sequence[bytes], synthetic: int, seed: int = 0) -> Findings:
     checks = [physiology(read_leads(page)) for page in real]
     per_check = {
         name: _summary([check[name] for check in checks])
         for name in ("einthoven", "goldberger", "panel_vs_rhythm")
     }
-    labels = ("normal", "mi", "history_mi", "abnormal")
     rows: dict[str, dict[str, list[float]]] = {name: {"r": [], "snr_db": []} for name in LEADS}
     synthetic_bytes = []
     for index in range(synthetic):
-        image, drawn = render_ecg_with_signals(labels[index % 4], seed + index)
-        out = io.BytesIO()
-        image.save(out, format="PNG")
-        synthetic_bytes.append(out.getvalue())
-        for name, figures in against_truth(read_leads(out.getvalue()), drawn.leads).items():
+        page, drawn = synthetic_page(index, seed)
+        synthetic_bytes.append(page)
+        for name, figures in against_truth(read_leads(page), drawn.leads).items():
             rows[name]["r"].append(figures["r"])
             rows[name]["snr_db"].append(figures["snr_db"])
     per_lead = {name: {figure: _summary(values) for figure, values in rows[name].items()} for name in LEADS}

@@ -33,6 +33,8 @@ COLUMN_LEADS: tuple[tuple[str, str, str], ...] = (
     ("V4", "V5", "V6"),
 )
 RHYTHM_LEAD = "II"
+# The twelve leads in the printout's order, column by column: I, II, III, aVR, ..., V6.
+LEAD_NAMES: tuple[str, ...] = tuple(name for column in COLUMN_LEADS for name in column)
 
 # Crop box of the trace area as fractions of the page (left, top, right, bottom): the grid
 # box with a 1 px margin, so the crop works on any resolution of the same layout.

@@ -36,7 +36,7 @@ import numpy as np
 from ml import layout
 from ml.traces import SAMPLING_HZ, TwelveLeads
 
-LEADS = tuple(name for column in layout.COLUMN_LEADS for name in column)
+LEADS = layout.LEAD_NAMES
 FS = SAMPLING_HZ
 MIN_SWING_MV = 0.3  # a strip that never swings this much has no beats to read
 SLOPE_SMOOTH_S = 0.05
