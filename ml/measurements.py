@@ -100,6 +100,37 @@ class Measurements:
         }
 
 
+# ``features``: each interval over a typical value, so the inputs are near 1; ST in mV.
+FEATURE_SCALES = {"heart_rate_bpm": 100.0, "pr_ms": 200.0, "qrs_ms": 100.0, "qt_ms": 400.0, "qtc_ms": 400.0}
+ST_CLIP_MV = 1.0  # a misread trace can give a wild ST value; no real one is beyond this
+FEATURE_NAMES: tuple[str, ...] = (
+    *FEATURE_SCALES,
+    *(f"{name}_measured" for name in FEATURE_SCALES),
+    *(f"st_{lead}" for lead in LEADS),
+    *(f"st_{lead}_measured" for lead in LEADS),
+    *(f"q_{lead}" for lead in LEADS if lead not in Q_NOT_ASSESSED),
+)
+
+
+def features(measurements: Measurements) -> np.ndarray:
+    """The measurements as a fixed-length float32 vector (``FEATURE_NAMES``), for a model.
+
+    A value that could not be measured is 0 with its ``_measured`` flag 0, so a model can tell
+    "not measured" from "zero"; a Q wave not found or not measured is 0.
+    """
+    intervals = [(getattr(measurements, name), scale) for name, scale in FEATURE_SCALES.items()]
+    st = [measurements.st_mv.get(lead) for lead in LEADS]
+    q_leads = [lead for lead in LEADS if lead not in Q_NOT_ASSESSED]
+    vector = [
+        *(0.0 if value is None else value / scale for value, scale in intervals),
+        *(float(value is not None) for value, _ in intervals),
+        *(0.0 if value is None else float(np.clip(value, -ST_CLIP_MV, ST_CLIP_MV)) for value in st),
+        *(float(value is not None) for value in st),
+        *(float(bool(measurements.q_waves.get(lead))) for lead in q_leads),
+    ]
+    return np.asarray(vector, dtype=np.float32)
+
+
 def _nothing(beats: int = 0, heart_rate: float | None = None, rr: float | None = None) -> Measurements:
     return Measurements(
         heart_rate_bpm=heart_rate,

@@ -3,6 +3,7 @@
 - ``hybrid``: a small MobileNetV2 over the image of the four trace rows and depthwise-separable
   1-D convolutions over the digitised traces, fused per time step and read by a bidirectional
   LSTM, because the ECG's time axis runs along the page width (``ml.traces``).
+- ``hybrid_measured``: the hybrid that also reads the page's measurements (an experiment).
 - ``cnn``: a small plain CNN baseline.
 - ``mobilenet``: MobileNetV2 with global pooling and a softmax head.
 - ``densenet``: a compact DenseNet-BC (default) or Keras' DenseNet121 (``variant="121"``).
@@ -17,6 +18,7 @@ New architectures are added by writing a ``build_<name>`` function and registeri
 
 from __future__ import annotations
 
+import functools
 import os
 import socket
 from collections.abc import Callable
@@ -27,6 +29,7 @@ import keras
 from keras import layers
 
 from ml.labels import CLASSES
+from ml.measurements import FEATURE_NAMES
 from ml.preprocess import INPUT_SIZE
 from ml.traces import SIGNAL_CHANNELS, SIGNAL_SAMPLES, TRACE_IMAGE_SHAPE
 
@@ -237,6 +240,7 @@ def build_hybrid(
     dropout: float = 0.3,
     seed: int | None = None,
     weights: str | None = None,
+    measurement_features: int = 0,
 ) -> keras.Model:
     """Build the MobileNet + LSTM classifier over the page's 10 s time axis (untrained).
 
@@ -252,6 +256,10 @@ def build_hybrid(
     4. Three softmax heads: the LSTM's, and one per branch (pooled over time). Training
        supervises all three; the model's output is their average, an ensemble inside one
        network (each branch must stand on its own, so neither starves the other).
+
+    With ``measurement_features`` (``hybrid_measured``), a third input ``measurements`` (the
+    page's heart rate, intervals, ST levels and Q waves, ``ml.measurements.features``) passes
+    through a small dense layer and joins the LSTM's output before its head.
 
     ``input_size`` is accepted for a uniform builder signature and ignored (the trace inputs
     have fixed shapes); only ``weights=None`` is valid (no pretrained weights exist).
@@ -293,6 +301,12 @@ def build_hybrid(
         raise ValueError(f"signals of {SIGNAL_SAMPLES} samples do not reduce to {TIME_STEPS} steps.")
     sequence = layers.Concatenate(name="fuse")([spatial, y])
     sequence = layers.Bidirectional(layers.LSTM(lstm_units, name="lstm"), name="bilstm")(sequence)
+    inputs = {"trace_image": image, "signals": signals}
+    if measurement_features:
+        measured = keras.Input(shape=(measurement_features,), name="measurements")
+        inputs["measurements"] = measured
+        summary = layers.Dense(32, activation="relu", name="measurements_dense")(measured)
+        sequence = layers.Concatenate(name="with_measurements")([sequence, summary])
 
     def head(features: Any, name: str) -> Any:
         features = layers.Dropout(dropout, name=f"{name}_dropout")(features)
@@ -302,7 +316,8 @@ def build_hybrid(
     spatial_only = head(layers.GlobalAveragePooling1D(name="spatial_pool")(spatial), "spatial")
     signal_only = head(layers.GlobalAveragePooling1D(name="signal_pool")(y), "signal")
     outputs = layers.Average(name="probabilities")([fused, spatial_only, signal_only])
-    model = keras.Model({"trace_image": image, "signals": signals}, outputs, name="hybrid_mobilenet_lstm")
+    name = "hybrid_mobilenet_lstm_measured" if measurement_features else "hybrid_mobilenet_lstm"
+    model = keras.Model(inputs, outputs, name=name)
     # The heads stay reachable for training with deep supervision (``training_model``).
     model.heads = (fused, spatial_only, signal_only)  # type: ignore[attr-defined]
     return model
@@ -471,6 +486,7 @@ ARCHITECTURES: dict[str, Callable[..., keras.Model]] = {
     "cnn": build_cnn,
     "densenet": build_densenet,
     "hybrid": build_hybrid,
+    "hybrid_measured": functools.partial(build_hybrid, measurement_features=len(FEATURE_NAMES)),
     "mobilenet": build_mobilenet,
 }
 

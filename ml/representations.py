@@ -8,6 +8,9 @@ through ``inputs_from_bytes``, so a model always sees what it was trained on.
   (``ml.preprocess.preprocess``). The baselines (cnn, mobilenet, densenet) and hybrid-v1.
 - ``leads``: ``{"trace_image": (128, 512, 1), "signals": (1024, 8)}``, the 10 s trace
   area with time along the width and its traces digitised to mV (``ml.traces``). The hybrid.
+- ``leads_measured``: ``leads`` and ``{"measurements": (45,)}``, the page's heart rate,
+  intervals, ST levels and Q waves (``ml.measurements.features``). The hybrid_measured
+  experiment: do the measurements, given to the model, lift MI recall?
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from ml import traces
+from ml import measurements, traces
 from ml.preprocess import INPUT_SIZE, decode_image, preprocess
 
 Inputs = dict[str, np.ndarray]
@@ -40,6 +43,24 @@ def _page_inputs(image: Image.Image) -> Inputs:
     return {"image": preprocess(image)}
 
 
+def _measured_leads_inputs(image: Image.Image) -> Inputs:
+    inputs = traces.leads_inputs(image)
+    reading = measurements.measure(traces.twelve_leads(inputs["signals"]))
+    return {**inputs, "measurements": measurements.features(reading)}
+
+
+_LEADS_DESCRIPTION = (
+    "JPEG/PNG, EXIF-transposed, RGB, red channel (grid vanishes); the 10 s trace area "
+    "(x 82-1150, y 153-822 of a 1200x852 page, scaled to the page): (a) trace_image: 3x3 "
+    "min filter, box-resize to 512x128, x / 127.5 - 1; (b) signals: in each of the four "
+    "trace rows the ink run nearest the previous column's is followed from the baseline; "
+    "its top and bottom in mV (43.5 px/mV at 852 px height), 1024 samples over 10 s"
+)
+_LEADS_SHAPES = {
+    "trace_image": (*traces.TRACE_IMAGE_SHAPE, 1),
+    "signals": (traces.SIGNAL_SAMPLES, traces.SIGNAL_CHANNELS),
+}
+
 REPRESENTATIONS: dict[str, Representation] = {
     "page": Representation(
         name="page",
@@ -57,16 +78,18 @@ REPRESENTATIONS: dict[str, Representation] = {
         # About one pixel column per signal sample: a 1200 px scan is decoded in full.
         min_trace_width=traces.SIGNAL_SAMPLES,
         build=traces.leads_inputs,
-        shapes={
-            "trace_image": (*traces.TRACE_IMAGE_SHAPE, 1),
-            "signals": (traces.SIGNAL_SAMPLES, traces.SIGNAL_CHANNELS),
-        },
+        shapes=_LEADS_SHAPES,
+        description=_LEADS_DESCRIPTION,
+    ),
+    "leads_measured": Representation(
+        name="leads_measured",
+        min_trace_width=traces.SIGNAL_SAMPLES,
+        build=_measured_leads_inputs,
+        shapes={**_LEADS_SHAPES, "measurements": (len(measurements.FEATURE_NAMES),)},
         description=(
-            "JPEG/PNG, EXIF-transposed, RGB, red channel (grid vanishes); the 10 s trace area "
-            "(x 82-1150, y 153-822 of a 1200x852 page, scaled to the page): (a) trace_image: 3x3 "
-            "min filter, box-resize to 512x128, x / 127.5 - 1; (b) signals: in each of the four "
-            "trace rows the ink run nearest the previous column's is followed from the baseline; "
-            "its top and bottom in mV (43.5 px/mV at 852 px height), 1024 samples over 10 s"
+            f"{_LEADS_DESCRIPTION}; (c) measurements: ml.measurements.features of the digitised "
+            "leads (heart rate, PR, QRS, QT, QTc over typical values, ST at J+60 ms per lead in "
+            "mV clipped to +-1, pathological Q waves per lead, and a measured flag per value)"
         ),
     ),
 }
@@ -76,6 +99,7 @@ ARCHITECTURE_REPRESENTATION: dict[str, str] = {
     "densenet": "page",
     "mobilenet": "page",
     "hybrid": "leads",
+    "hybrid_measured": "leads_measured",
 }
 
 

@@ -51,7 +51,7 @@ from ml.timing import card_timing, model_input
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 # The names ``ml.network.ARCHITECTURES`` registers (a test keeps them equal); here so that
 # parsing arguments does not import TensorFlow.
-ARCHITECTURE_NAMES: tuple[str, ...] = ("cnn", "densenet", "hybrid", "mobilenet")
+ARCHITECTURE_NAMES: tuple[str, ...] = ("cnn", "densenet", "hybrid", "hybrid_measured", "mobilenet")
 AUGMENTATION_DESCRIPTIONS: dict[str, str] = {
     "page": "translate 3%, zoom 5%, brightness 0.1, contrast 0.2; no flips",
     "leads": (
@@ -59,6 +59,7 @@ AUGMENTATION_DESCRIPTIONS: dict[str, str] = {
         "trace image: contrast x U(0.85, 1.15), brightness U(-0.1, 0.1); no flips, no time warps"
     ),
 }
+AUGMENTATION_DESCRIPTIONS["leads_measured"] = AUGMENTATION_DESCRIPTIONS["leads"] + "; measurements unchanged"
 CREDIT = (
     "Khan & Hussain 2021, ECG Images dataset of Cardiac Patients, Mendeley Data V2, "
     "doi:10.17632/gwbz3fsgp8.2, CC BY 4.0"
@@ -216,7 +217,7 @@ def build_augmentation(seed: int, representation: str = "page") -> Callable[[Inp
     import keras  # lazy TensorFlow, as in ``seed_everything``
     import tensorflow as tf
 
-    if representation == "leads":
+    if representation in ("leads", "leads_measured"):
         generator = tf.random.Generator.from_seed(seed)
 
         def augment_leads(inputs: Inputs) -> Inputs:
@@ -230,7 +231,7 @@ def build_augmentation(seed: int, representation: str = "page") -> Callable[[Inp
             image = image * generator.uniform((n, 1, 1, 1), 0.85, 1.15) + generator.uniform(
                 (n, 1, 1, 1), -0.1, 0.1
             )
-            return {"trace_image": image, "signals": signals}
+            return {**inputs, "trace_image": image, "signals": signals}
 
         return augment_leads
 

@@ -19,7 +19,7 @@ from PIL import Image
 
 from ml import digitise as cli
 from ml.labels import CLASSES
-from ml.measurements import LEADS, Measurements, measure
+from ml.measurements import FEATURE_NAMES, LEADS, Measurements, features, measure
 from ml.synthetic import KnownMeasurements, render_ecg_with_signals
 from ml.traces import SIGNAL_SAMPLES, TwelveLeads, digitise, twelve_leads
 from tests.ml.helpers import encode
@@ -111,6 +111,19 @@ def test_short_or_broken_signals_give_none_fields() -> None:
     measured = measure(TwelveLeads({}, {}, strip))
     assert measured.heart_rate_bpm is not None
     assert not any(value is not None for value in (*measured.st_mv.values(), *measured.q_waves.values()))
+
+
+def test_features_give_a_model_the_measurements_with_what_was_not_measured_flagged() -> None:
+    measured, known = page("history_mi", 0)
+    vector = dict(zip(FEATURE_NAMES, features(measured), strict=True))
+    assert vector["heart_rate_bpm"] == pytest.approx(measured.heart_rate_bpm / 100, rel=1e-5)
+    assert vector["qrs_ms_measured"] == 1.0
+    assert {lead for lead in LEADS if vector.get(f"q_{lead}") == 1.0} == set(known.q_depth_mv)
+    nothing = features(measure(TwelveLeads({}, {}, {})))
+    assert nothing.shape == (len(FEATURE_NAMES),) and nothing.dtype == np.float32
+    assert not nothing.any()  # no value and every "_measured" flag 0: not "measured as zero"
+    wild = Measurements(60.0, 1000.0, 160.0, 90.0, 400.0, 400.0, dict.fromkeys(LEADS, 9.0), {}, 10)
+    assert max(features(wild)) <= 1.0  # a misread trace's ST is clipped
 
 
 def test_the_digitise_command_adds_the_measurements(

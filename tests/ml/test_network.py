@@ -27,18 +27,18 @@ from ml.representations import ARCHITECTURE_REPRESENTATION  # noqa: E402
 pytestmark = pytest.mark.slow
 
 
-def leads_batch(n: int) -> dict[str, np.ndarray]:
+def leads_batch(n: int, representation: str = "leads") -> dict[str, np.ndarray]:
     rng = np.random.default_rng(0)
     return {
         name: rng.uniform(-1, 1, (n, *shape)).astype(np.float32)
-        for name, shape in representations.get("leads").shapes.items()
+        for name, shape in representations.get(representation).shapes.items()
     }
 
 
 def batch_for(arch: str, n: int) -> dict[str, np.ndarray] | np.ndarray:
     """``n`` random inputs for ``arch``: trace inputs, or 64x64 page images."""
-    if ARCHITECTURE_REPRESENTATION[arch] == "leads":
-        return leads_batch(n)
+    if ARCHITECTURE_REPRESENTATION[arch] != "page":
+        return leads_batch(n, ARCHITECTURE_REPRESENTATION[arch])
     return np.random.default_rng(0).uniform(-1, 1, (n, 64, 64, 3)).astype(np.float32)
 
 
@@ -89,7 +89,8 @@ def test_hybrid_validates_arguments(kwargs: dict[str, object], message: str) -> 
 
 def test_registry_rejects_unknown_architectures_by_listing_known_ones() -> None:
     with pytest.raises(
-        ValueError, match=r"'arch' must be one of cnn, densenet, hybrid, mobilenet\. Received: arch='vit'"
+        ValueError,
+        match=r"'arch' must be one of cnn, densenet, hybrid, hybrid_measured, mobilenet\. Received: arch='vit'",
     ):
         build_model("vit")
 
@@ -104,10 +105,11 @@ def test_registry_builds_each_architecture_to_softmax_outputs(arch: str) -> None
     np.testing.assert_allclose(outputs.sum(axis=1), 1.0, rtol=1e-5)
 
 
-def test_the_four_issue_architectures_are_registered() -> None:
+def test_the_four_issue_architectures_and_the_measured_hybrid_are_registered() -> None:
     from ml.train import ARCHITECTURE_NAMES
 
-    assert set(ARCHITECTURES) == set(ARCHITECTURE_NAMES) == {"cnn", "mobilenet", "densenet", "hybrid"}
+    issue = {"cnn", "mobilenet", "densenet", "hybrid"}
+    assert set(ARCHITECTURES) == set(ARCHITECTURE_NAMES) == issue | {"hybrid_measured"}
     assert set(ARCHITECTURE_REPRESENTATION) == set(ARCHITECTURES)
 
 

@@ -83,12 +83,17 @@ def test_representations_decode_bytes_into_named_batches() -> None:
     data = encode(render_ecg("normal", seed=5), "JPEG", quality=80)
     leads = representations.inputs_from_bytes(data, "leads")
     page = representations.inputs_from_bytes(data, "page")
+    measured = representations.inputs_from_bytes(data, "leads_measured")
     assert {k: v.shape for k, v in leads.items()} == representations.get("leads").shapes
     assert {k: v.shape for k, v in page.items()} == representations.get("page").shapes
+    assert {k: v.shape for k, v in measured.items()} == representations.get("leads_measured").shapes
+    np.testing.assert_array_equal(measured["signals"], leads["signals"])  # the same reading, plus
+    assert measured["measurements"].any()
     batch = representations.stack([leads, leads])
     assert representations.batch_size(batch) == 2
     assert representations.take(batch, slice(0, 1))["signals"].shape == (1, SIGNAL_SAMPLES, SIGNAL_CHANNELS)
-    with pytest.raises(ValueError, match="Unknown input representation 'words'; known: leads, page"):
+    known = "known: leads, leads_measured, page"
+    with pytest.raises(ValueError, match=f"Unknown input representation 'words'; {known}"):
         representations.inputs_from_bytes(data, "words")
 
 
