@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 from typing import Any, Literal, NamedTuple, TypedDict, cast
 
+import numpy as np
 from PIL import Image
 
 from ml import layout
@@ -56,10 +57,11 @@ class PageReading(NamedTuple):
     measurements: PageMeasurements
 
 
-def page_reading(image: Image.Image) -> PageReading:
+def page_reading(image: Image.Image, signals: np.ndarray | None = None) -> PageReading:
     """The leads of a decoded page (``ml.preprocess.decode_image``) and their measurements,
-    ready to store as JSON (split from the one dict ``ml.leads.page_signal`` builds)."""
-    built = page_signal(image)
+    ready to store as JSON (split from the one dict ``ml.leads.page_signal`` builds, which takes
+    the page's digitised ``signals`` when the caller has them)."""
+    built = page_signal(image, signals)
     measurements = built.pop("measurements")
     return PageReading(signal=cast(PageSignal, built), measurements=cast(PageMeasurements, measurements))
 

@@ -1,7 +1,8 @@
 """Checking and re-encoding uploaded images before anything is stored.
 
-Uploaded bytes are never kept as they came: each image is decoded with a pixel ceiling, turned
-upright by its EXIF orientation, and written anew without metadata. With ECGSITE_OOD_GUARD on,
+Uploaded bytes are never kept as they came: each image is decoded once (ml.preprocess.decode_page:
+the formats and the pixel ceiling every face applies), turned upright by its EXIF orientation,
+and written anew without metadata. With ECGSITE_OOD_GUARD on,
 an image that does not look like a 12-lead ECG printout (ml.guard) is refused with the reason.
 """
 
@@ -10,19 +11,18 @@ from __future__ import annotations
 import hashlib
 import io
 import unicodedata
-import warnings
 from dataclasses import dataclass
 from pathlib import PurePosixPath, PureWindowsPath
 from typing import IO
 
 from django.conf import settings
-from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ml import guard
-from ml.preprocess import InvalidImageError
+from ml.preprocess import FORMAT_SIGNATURES, InvalidImageError, decode_page
 
-ACCEPTED_FORMATS = ("JPEG", "PNG")
 MAX_NAME_LENGTH = 255
+# How an accepted file begins: the API refuses others (415) before reading them.
+IMAGE_SIGNATURES = tuple(FORMAT_SIGNATURES.values())
 
 
 class InvalidUpload(ValueError):
@@ -77,41 +77,22 @@ def clean_image(stream: IO[bytes], *, name: str, size: int | None = None) -> Cle
         raise InvalidUpload(display_name, "is empty.")
 
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data), formats=ACCEPTED_FORMATS)
-            pixels = image.width * image.height
-            if pixels > settings.ECGSITE_MAX_IMAGE_PIXELS:
-                raise InvalidUpload(
-                    display_name,
-                    f"is {image.width}x{image.height} pixels; the limit is "
-                    f"{settings.ECGSITE_MAX_IMAGE_PIXELS:,} pixels.",
-                )
-            if getattr(image, "n_frames", 1) > 1:
-                raise InvalidUpload(display_name, "is an animation; send a single still image.")
-            image.load()
-            source_format = image.format
-            image = ImageOps.exif_transpose(image)
-            image = image.convert("RGB")
-    except InvalidUpload:
-        raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        # Pillow's own ceiling, checked inside open() before we see the size: far above ours.
-        raise InvalidUpload(
-            display_name, f"has more than the {settings.ECGSITE_MAX_IMAGE_PIXELS:,} pixel limit."
-        ) from None
-    except UnidentifiedImageError:
-        raise InvalidUpload(display_name, "is not a JPEG or PNG image.") from None
-    except (OSError, SyntaxError, ValueError):
-        raise InvalidUpload(display_name, "is damaged or truncated and cannot be read.") from None
-
+        # The one decode of this upload: the guard and the re-encode both read this page.
+        decoded = decode_page(data, min_trace_width=None, max_pixels=settings.ECGSITE_MAX_IMAGE_PIXELS)
+    except InvalidImageError as exc:
+        raise InvalidUpload(display_name, exc.reason) from None
+    image = decoded.image
     if settings.ECGSITE_OOD_GUARD:
-        _check_looks_like_ecg(data, display_name)
+        rejection = guard.check_page(image)
+        if rejection is not None:
+            raise InvalidUpload(
+                display_name, f"does not look like a 12-lead ECG printout: {rejection.reason}."
+            )
 
     # Nothing of the upload's metadata travels on: no EXIF, ICC profile, comments or text chunks.
     image.info.clear()
     out = io.BytesIO()
-    if source_format == "PNG":
+    if decoded.format == "PNG":
         image.save(out, format="PNG", compress_level=3)  # level 6 costs 40% more time for 25% less disk
         extension = ".png"
     else:
@@ -125,17 +106,3 @@ def clean_image(stream: IO[bytes], *, name: str, size: int | None = None) -> Cle
         width=image.width,
         height=image.height,
     )
-
-
-def _check_looks_like_ecg(data: bytes, display_name: str) -> None:
-    """Raise InvalidUpload unless ml.guard takes the bytes for a 12-lead ECG printout.
-
-    The guard decodes the bytes as the classifier will, so it judges what the classifier sees.
-    """
-    try:
-        rejection = guard.check_bytes(data)
-    except InvalidImageError as exc:  # e.g. too small for the classifier to use
-        message = str(exc)
-        raise InvalidUpload(display_name, message[:1].lower() + message[1:]) from None
-    if rejection is not None:
-        raise InvalidUpload(display_name, f"does not look like a 12-lead ECG printout: {rejection.reason}.")

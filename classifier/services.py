@@ -16,7 +16,7 @@ from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.uploadedfile import UploadedFile
 from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 
 from accounts.models import User
@@ -304,6 +304,33 @@ def job_claim(*, job_id: int, task_id: str) -> Job | None:
     return job
 
 
+def jobs_claim_more(*, job: Job, task_id: str, limit: int) -> list[Job]:
+    """Claim up to ``limit`` more jobs to classify beside ``job`` (claimed by ``job_claim``) in one
+    forward pass: queued jobs for the same model (the default, or the same re-run's version),
+    oldest first, and those this task claimed before (its redelivery resumes them all).
+
+    A conditional UPDATE takes them (still queued, or still this task's; attempts left), so each
+    job goes to one delivery only; its own message later finds it taken and does nothing.
+    """
+    if limit <= 0:
+        return []
+    mine = Q(status=Job.Status.QUEUED) | Q(status=Job.Status.RUNNING, task_id=task_id)
+    candidates = (
+        Job.objects.filter(mine, requested_model=job.requested_model_id)
+        .filter(attempts__lt=settings.ECGSITE_MAX_ATTEMPTS)
+        .exclude(pk=job.pk)
+        .order_by("pk")
+        .values_list("pk", flat=True)[:limit]
+    )
+    ids = list(candidates)
+    if not ids:
+        return []
+    Job.objects.filter(mine, pk__in=ids).update(
+        status=Job.Status.RUNNING, task_id=task_id, attempts=F("attempts") + 1, started=timezone.now()
+    )
+    return list(Job.objects.filter(pk__in=ids, status=Job.Status.RUNNING, task_id=task_id).order_by("pk"))
+
+
 def _version_fields(identity: ModelIdentity) -> dict[str, object]:
     return {
         "architecture": identity.architecture,
@@ -453,6 +480,16 @@ def job_fail(*, job_id: int, error: str) -> Job:
         status=Job.Status.FAILED, error=error, finished=timezone.now()
     )
     return Job.objects.get(pk=job_id)
+
+
+def jobs_fail_unfinished(*, job_ids: Sequence[int], error: str) -> list[int]:
+    """Fail those of the jobs that have not finished (``job_fail``); the ids of those it failed."""
+    unfinished = list(
+        Job.objects.filter(pk__in=job_ids).exclude(status__in=Job.FINISHED).values_list("pk", flat=True)
+    )
+    for job_id in unfinished:
+        job_fail(job_id=job_id, error=error)
+    return unfinished
 
 
 def batch_complete_if_done(*, batch_id: int) -> bool:

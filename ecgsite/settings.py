@@ -16,6 +16,7 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 from ecgsite.env import env_bool, env_int, env_list, env_str, redis_url_db, redis_url_with_db
+from ml.preprocess import MAX_PIXELS
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("ECGSITE_VAR_DIR", str(BASE_DIR / "var")))
@@ -226,6 +227,14 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # Celery's 4 s default kills a child still loading TensorFlow, and the next, and the next.
 CELERY_WORKER_PROC_ALIVE_TIMEOUT = env_int("CELERY_WORKER_PROC_ALIVE_TIMEOUT", 120)
 CELERY_TASK_DEFAULT_QUEUE = "classify"
+# One classify task claims up to this many queued jobs for the same model and runs them through
+# one forward pass (worker.tasks.classify); a lone job waits at most ECGSITE_CLASSIFY_BATCH_WAIT_MS
+# for company. 1 turns batching off.
+ECGSITE_CLASSIFY_BATCH_SIZE = env_int("ECGSITE_CLASSIFY_BATCH_SIZE", 16)
+ECGSITE_CLASSIFY_BATCH_WAIT_MS = env_int("ECGSITE_CLASSIFY_BATCH_WAIT_MS", 50)
+# TensorFlow's threads per worker process; 0: the cores this process may run on (its CPU
+# affinity: taskset, a container's cpuset) divided by the worker's concurrency.
+ECGSITE_TF_THREADS = env_int("ECGSITE_TF_THREADS", 0)
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 
@@ -296,7 +305,8 @@ ECGSITE_MODEL = env_str("ECGSITE_MODEL", "")  # a shipped model name or a path; 
 ECGSITE_MAX_ATTEMPTS = env_int("ECGSITE_MAX_ATTEMPTS", 3)
 ECGSITE_MAX_UPLOAD_BYTES = env_int("ECGSITE_MAX_UPLOAD_BYTES", 20 * 1024 * 1024)
 ECGSITE_MAX_FILES_PER_BATCH = env_int("ECGSITE_MAX_FILES_PER_BATCH", 200)
-ECGSITE_MAX_IMAGE_PIXELS = env_int("ECGSITE_MAX_IMAGE_PIXELS", 40_000_000)
+# The decoded size ceiling (ml.preprocess.MAX_PIXELS, which the workers apply too) may be lowered.
+ECGSITE_MAX_IMAGE_PIXELS = min(env_int("ECGSITE_MAX_IMAGE_PIXELS", MAX_PIXELS), MAX_PIXELS)
 # Refuse uploads that do not look like a 12-lead ECG printout (ml.guard: photos, text pages,
 # screenshots, blank pages), with the reason, instead of classifying them into one of the labels.
 ECGSITE_OOD_GUARD = env_bool("ECGSITE_OOD_GUARD", True)

@@ -9,12 +9,18 @@ import platform
 _description: str | None = None
 
 
-def configure_tensorflow() -> str:
+def usable_cores() -> int:
+    """The CPU cores this process may run on (its affinity: taskset, a container's cpuset)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def configure_tensorflow(threads: int = 0) -> str:
     """Import TensorFlow, enable GPU memory growth, return the device used ("GPU:0 (...)").
 
     Memory growth keeps one worker from reserving the whole GPU, so several processes can
-    share it. Idempotent: later calls return the first answer without touching TF again
-    (memory growth can only be set before the GPU is initialised).
+    share it. ``threads`` > 0 caps TensorFlow's CPU thread pools (intra- and inter-op), so that
+    workers sharing a machine do not fight over its cores. Idempotent: later calls return the
+    first answer without touching TF again (both can only be set before TF initialises).
     """
     global _description
     if _description is not None:
@@ -23,6 +29,9 @@ def configure_tensorflow() -> str:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import tensorflow as tf  # here, not at the top: importing ml.device must not load TensorFlow
 
+    if threads > 0:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
     gpus = tf.config.list_physical_devices("GPU")
     for gpu in gpus:
         # RuntimeError: already initialised by someone else in this process; growth is fixed.
@@ -72,6 +81,6 @@ def machine_description() -> dict[str, object]:
         "cpu": model,
         "arch": platform.machine(),
         "flags": sorted(flags & set(_TIMING_FLAGS + _ARM_FLAGS)),
-        "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "cores": usable_cores(),
         "onednn": onednn,
     }

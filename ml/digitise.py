@@ -25,14 +25,14 @@ from pathlib import Path
 from typing import Any
 
 from ml.guard import check_page
-from ml.leads import page_signal
+from ml.leads import MIN_TRACE_WIDTH, page_signal
 from ml.preprocess import InvalidImageError, decode_image
 
 
 def digitise_file(path: Path, *, guard: bool = True) -> dict[str, Any]:
     """The JSON object for one image file: its signal, or why it was rejected."""
     try:
-        image = decode_image(path.read_bytes())
+        image = decode_image(path.read_bytes(), min_trace_width=MIN_TRACE_WIDTH)
     except (OSError, InvalidImageError) as error:
         return {"image": str(path), "rejected": True, "reason": str(error)}
     if guard:

@@ -37,6 +37,7 @@ from PIL import Image
 from ml import layout
 from ml.cards import machine_text
 from ml.device import machine_description
+from ml.leads import MIN_TRACE_WIDTH
 from ml.preprocess import decode_image
 from ml.synthetic import PrintedSignals, render_ecg_with_signals
 from ml.traces import SIGNAL_SAMPLES, TwelveLeads, digitise, twelve_leads
@@ -66,7 +67,7 @@ def page_files(data_dir: Path, limit: int | None = None) -> list[Path]:
 
 def read_leads(data: bytes) -> TwelveLeads:
     """The digitiser on encoded page bytes, as the worker runs it."""
-    return twelve_leads(digitise(decode_image(data).getchannel("R")))
+    return twelve_leads(digitise(decode_image(data, min_trace_width=MIN_TRACE_WIDTH).getchannel("R")))
 
 
 def _correlation(a: np.ndarray, b: np.ndarray) -> float:
@@ -130,7 +131,7 @@ def _best_ms_per_item(work: Callable[[Any], object], items: Sequence[Any], repea
 def measure_cost(pages: Sequence[bytes], repeats: int = 3) -> dict[str, Any]:
     """The digitiser beside a plain full-size Pillow decode of the same files, in one run:
     ms per page (best of `repeats` passes), their ratio and the machine."""
-    reds = [decode_image(page).getchannel("R") for page in pages]
+    reds = [decode_image(page, min_trace_width=MIN_TRACE_WIDTH).getchannel("R") for page in pages]
     decode_ms = _best_ms_per_item(lambda page: Image.open(io.BytesIO(page)).load(), pages, repeats)
     digitise_ms = _best_ms_per_item(digitise, reds, repeats)
     return {

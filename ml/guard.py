@@ -310,7 +310,8 @@ def _verdict(features: PageFeatures) -> Rejection | None:
 
 
 def check_bytes(data: bytes) -> Rejection | None:
-    """Decode ``data`` as the classifier does and ``check_page`` it.
+    """Decode ``data`` as the command-line tools do and ``check_page`` it (the upload path checks
+    the page it has decoded already).
 
     Raises ``ml.preprocess.InvalidImageError`` for data the classifier cannot use at all.
     """

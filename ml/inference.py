@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL import Image
 
 from ml import representations
 from ml.calibration import logits_from_probabilities, softmax
@@ -23,6 +24,7 @@ from ml.decision import ARGMAX, DecisionRule, rule_from_card
 from ml.device import configure_tensorflow
 from ml.labels import CLASSES
 from ml.models import default_model_path, read_card
+from ml.preprocess import MAX_PIXELS, decode_image
 from ml.representations import Inputs
 from ml.synthetic import render_ecg
 
@@ -46,6 +48,16 @@ class Prediction:
     label: str  # one of CLASSES: the card's decision rule applied to the probabilities
     probabilities: dict[str, float]  # exactly the CLASSES keys, summing to 1
     inference_ms: float  # this image's share of the batch forward pass plus its preprocessing
+
+
+@dataclass(frozen=True)
+class PageInputs:
+    """One page read for a model (``Classifier.read_page``): the page, decoded once, and the
+    model's inputs built from it, with the milliseconds that took."""
+
+    image: Image.Image
+    inputs: Inputs
+    preprocess_ms: float
 
 
 def error_summary(error: BaseException) -> str:
@@ -209,17 +221,29 @@ class Classifier:
             )
         return prediction
 
+    def read_page(self, data: bytes, *, min_trace_width: int = 0, max_pixels: int = MAX_PIXELS) -> PageInputs:
+        """Decode image ``data`` once, at the larger of the width this model reads and
+        ``min_trace_width`` (a caller that reads the page too, such as the digitiser), and
+        build this model's inputs from it; raises ``InvalidImageError`` for a bad image."""
+        spec = representations.get(self.representation)
+        start = time.perf_counter()
+        image = decode_image(
+            data, min_trace_width=max(spec.min_trace_width, min_trace_width), max_pixels=max_pixels
+        )
+        inputs = spec.build(image)
+        return PageInputs(image, inputs, (time.perf_counter() - start) * 1000)
+
+    def classify(self, pages: Sequence[PageInputs]) -> list[Prediction]:
+        """Classify pages read by ``read_page`` in one forward pass."""
+        if not pages:
+            return []
+        return self.predict_inputs(
+            representations.stack([page.inputs for page in pages]), [page.preprocess_ms for page in pages]
+        )
+
     def predict(self, images: Sequence[bytes]) -> list[Prediction]:
         """Classify image bytes as one batch; raises ``InvalidImageError`` for a bad image."""
-        samples = []
-        preprocess_ms = []
-        for data in images:
-            start = time.perf_counter()
-            samples.append(representations.inputs_from_bytes(data, self.representation))
-            preprocess_ms.append((time.perf_counter() - start) * 1000)
-        if not samples:
-            return []
-        return self.predict_inputs(representations.stack(samples), preprocess_ms)
+        return self.classify([self.read_page(data) for data in images])
 
     def predict_inputs(
         self, inputs: Inputs, preprocess_ms: Sequence[float] | None = None

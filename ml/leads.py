@@ -19,23 +19,32 @@ import numpy as np
 from PIL import Image
 
 from ml.measurements import measure
-from ml.traces import SAMPLING_HZ, digitise, twelve_leads
+from ml.traces import SAMPLING_HZ, SIGNAL_SAMPLES, digitise, twelve_leads
 
 DECIMALS = 4  # 0.1 µV: far below what a printed trace resolves
+# Decode pages for the digitiser at least this wide along the trace area (``decode_image``'s
+# ``min_trace_width``): about one pixel column per sample, so a 1200 px scan is read in full,
+# as the hybrid model reads it.
+MIN_TRACE_WIDTH = SIGNAL_SAMPLES
 
 
 def _millivolts(values: np.ndarray) -> list[float]:
     return [round(float(value), DECIMALS) for value in values]
 
 
-def page_signal(image: Image.Image) -> dict[str, Any]:
-    """The leads of a decoded page (``ml.preprocess.decode_image``) and their measurements.
+def page_signal(image: Image.Image, signals: np.ndarray | None = None) -> dict[str, Any]:
+    """The leads of a decoded page (``ml.preprocess.decode_image`` with ``MIN_TRACE_WIDTH``) and
+    their measurements.
 
-    The measurements are read from the unrounded leads, the traces are rounded for storage.
+    ``signals``: ``ml.traces.digitise``'s output for this very image when the caller has it
+    already (the hybrid model's ``signals`` input), so the page is not digitised twice. The
+    measurements are read from the unrounded leads, the traces are rounded for storage.
     """
-    # The red channel: the pink grid vanishes from it (ml.traces); skip a copy when already RGB.
-    red = image.getchannel("R") if image.mode == "RGB" else image.convert("RGB").getchannel("R")
-    leads = twelve_leads(digitise(red))
+    if signals is None:
+        # The red channel: the pink grid vanishes from it (ml.traces); no copy when already RGB.
+        red = image.getchannel("R") if image.mode == "RGB" else image.convert("RGB").getchannel("R")
+        signals = digitise(red)
+    leads = twelve_leads(signals)
     return {
         "fs": SAMPLING_HZ,
         "leads": {name: _millivolts(values) for name, values in leads.leads.items()},

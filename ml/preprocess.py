@@ -4,7 +4,7 @@ Numpy and Pillow only: no TensorFlow here, so web processes can validate uploads
 
 Pipeline (``preprocess_bytes``):
 1. ``decode_image``: accept JPEG or PNG only, decode JPEGs at a reduced scale (draft mode),
-   apply the EXIF orientation, convert to RGB.
+   apply the EXIF orientation, convert to RGB. Every face decodes through ``decode_page``.
 2. ``crop_trace_area``: cut away the printed header and footer (patient fields, dates:
    no diagnosis there, and a model must not learn from them), proportionally to page size.
 3. ``preprocess``: take ink from the red channel (the pink grid vanishes there, black
@@ -17,6 +17,7 @@ from __future__ import annotations
 import io
 import math
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -24,43 +25,65 @@ from PIL import Image, ImageOps
 from ml.layout import TRACE_BOX_FRACTIONS
 
 INPUT_SIZE = 224
-ACCEPTED_FORMATS: tuple[str, ...] = ("JPEG", "PNG")
+# What every face accepts and how large, defined once: the upload path (which may lower the
+# ceiling with ECGSITE_MAX_IMAGE_PIXELS), the workers and the command-line tools.
+# Each accepted format and how its files begin (the API refuses others before reading them).
+FORMAT_SIGNATURES: dict[str, bytes] = {"JPEG": b"\xff\xd8\xff", "PNG": b"\x89PNG\r\n\x1a\n"}
+ACCEPTED_FORMATS: tuple[str, ...] = tuple(FORMAT_SIGNATURES)
 # Anything larger is not a scanned ECG page; refusing early bounds memory per request.
-MAX_PIXELS = 50_000_000
+MAX_PIXELS = 40_000_000
 # Smaller pages cannot hold readable traces (a small grid square would be under 1 px).
 MIN_SIDE = 64
 EXIF_ORIENTATION = 0x0112
 
 
 class InvalidImageError(ValueError):
-    """An uploaded file that cannot be used as an ECG image; ``str(error)`` is for users."""
+    """An image that cannot be used as an ECG page.
+
+    ``reason`` reads after a file's name ("scan.jpg: is empty."); ``str(error)`` is the whole
+    sentence for users ("The file is empty.").
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"The file {reason}")
+        self.reason = reason
 
 
-def decode_image(data: bytes, *, min_trace_width: int = 2 * INPUT_SIZE) -> Image.Image:
-    """Decode JPEG or PNG ``data`` into an upright RGB image.
+@dataclass(frozen=True)
+class DecodedImage:
+    """An upright RGB page and the format its bytes were in ("JPEG" or "PNG")."""
 
-    JPEGs are decoded with Pillow's draft mode at the smallest DCT scale that still leaves
-    the trace area at least ``min_trace_width`` pixels wide along the time axis (default:
-    twice ``INPUT_SIZE``), which is several times cheaper than a full decode. Raises
-    ``InvalidImageError`` with a human message for empty, unknown, truncated, oversized or
-    tiny images.
+    image: Image.Image
+    format: str
+
+
+def decode_page(
+    data: bytes, *, min_trace_width: int | None = 2 * INPUT_SIZE, max_pixels: int = MAX_PIXELS
+) -> DecodedImage:
+    """Decode JPEG or PNG ``data``, once, into an upright RGB page.
+
+    With ``min_trace_width``, a JPEG is decoded with Pillow's draft mode at the smallest DCT
+    scale that still leaves the trace area at least that many pixels wide along the time axis,
+    several times cheaper than a full decode; with None, at full size (the upload path, which
+    stores the page). Raises ``InvalidImageError`` with a human reason for empty, unknown,
+    animated, truncated, oversized (over ``max_pixels``) or tiny images.
     """
     if not isinstance(data, bytes | bytearray | memoryview):
-        raise InvalidImageError(f"Expected image bytes, got {type(data).__name__}.")
+        raise InvalidImageError(f"is not image data (got {type(data).__name__}).")
     if len(data) == 0:
-        raise InvalidImageError("The file is empty.")
+        raise InvalidImageError("is empty.")
     try:
         with warnings.catch_warnings():
             # Pillow only warns between MAX_IMAGE_PIXELS and twice that; make it an error.
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(bytes(data)), formats=list(ACCEPTED_FORMATS))
             width, height = image.size
-            if width * height > MAX_PIXELS:
-                raise InvalidImageError(
-                    f"The image is too large ({width}x{height} pixels); "
-                    f"at most {MAX_PIXELS:,} pixels are accepted."
-                )
-            if image.format == "JPEG":
+            if width * height > max_pixels:
+                raise InvalidImageError(f"is {width}x{height} pixels; the limit is {max_pixels:,} pixels.")
+            if getattr(image, "n_frames", 1) > 1:
+                raise InvalidImageError("is an animation; send a single still image.")
+            source_format = str(image.format)
+            if min_trace_width is not None and source_format == "JPEG":
                 left, top, right, bottom = TRACE_BOX_FRACTIONS
                 # Request a page size whose trace area is >= min_trace_width wide (time
                 # axis) and half that high; draft picks the largest scale that fits.
@@ -78,18 +101,26 @@ def decode_image(data: bytes, *, min_trace_width: int = 2 * INPUT_SIZE) -> Image
     except InvalidImageError:
         raise
     except Image.UnidentifiedImageError:
-        raise InvalidImageError("The file is not a JPEG or PNG image.") from None
+        raise InvalidImageError("is not a JPEG or PNG image.") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise InvalidImageError("The image is too large to process.") from None
-    except (OSError, SyntaxError, ValueError, EOFError) as error:
+        # Pillow's own ceiling, checked inside open() before we see the size: far above ours.
+        raise InvalidImageError(f"has more than the {max_pixels:,} pixel limit.") from None
+    except (OSError, SyntaxError, ValueError, EOFError):
         # Truncated or corrupt data surfaces as one of these, depending on where it breaks.
-        raise InvalidImageError(f"The image could not be decoded ({error}).") from None
+        raise InvalidImageError("is damaged or truncated and cannot be read.") from None
     if min(image.size) < MIN_SIDE:
         raise InvalidImageError(
-            f"The image is too small ({image.width}x{image.height} pixels); an ECG page "
+            f"is too small ({image.width}x{image.height} pixels); an ECG page "
             f"needs at least {MIN_SIDE} pixels on each side."
         )
-    return image
+    return DecodedImage(image, source_format)
+
+
+def decode_image(
+    data: bytes, *, min_trace_width: int | None = 2 * INPUT_SIZE, max_pixels: int = MAX_PIXELS
+) -> Image.Image:
+    """The upright RGB page of ``decode_page``."""
+    return decode_page(data, min_trace_width=min_trace_width, max_pixels=max_pixels).image
 
 
 def crop_trace_area(image: Image.Image) -> Image.Image:

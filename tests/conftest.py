@@ -26,6 +26,8 @@ from rest_framework.test import APIClient
 from accounts.models import User
 from accounts.tokens import api_token_create
 from classifier.models import CLASS_KEYS
+from ml.inference import PageInputs
+from ml.preprocess import MAX_PIXELS, InvalidImageError, decode_image
 from worker.runtime import ModelStatus
 
 PASSWORD = "correct-horse-battery-staple"
@@ -240,16 +242,28 @@ class FakeClassifier:
     device: str = "CPU"
     card: dict = field(default_factory=lambda: {"metrics": {"macro_f1": 0.5}})
     label: str = "mi"
-    calls: int = 0
+    calls: int = 0  # forward passes
+    pages_read: int = 0
+    batch_sizes: list[int] = field(default_factory=list)
     error: Exception | None = None
 
-    def predict(self, images: Sequence[bytes]) -> list[FakePrediction]:
+    def read_page(self, data: bytes, *, min_trace_width: int = 0, max_pixels: int = MAX_PIXELS) -> PageInputs:
+        """Decodes for real (the worker digitises the page); an ``InvalidImageError`` in
+        ``error`` is raised here, as the real one raises it for a bad page."""
+        self.pages_read += 1
+        if isinstance(self.error, InvalidImageError):
+            raise self.error
+        image = decode_image(data, min_trace_width=min_trace_width, max_pixels=max_pixels)
+        return PageInputs(image=image, inputs={}, preprocess_ms=1.0)
+
+    def classify(self, pages: Sequence[PageInputs]) -> list[FakePrediction]:
         self.calls += 1
+        self.batch_sizes.append(len(pages))
         if self.error is not None:
             raise self.error
         probabilities = {key: 0.1 for key in CLASS_KEYS}
         probabilities[self.label] = 0.7
-        return [FakePrediction(self.label, dict(probabilities)) for _ in images]
+        return [FakePrediction(self.label, dict(probabilities)) for _ in pages]
 
 
 UNAVAILABLE = ModelStatus("unavailable", "broken-v1", "the model 'broken-v1' cannot run: /srv/x.keras")

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from django.conf import settings
 
+from ml.device import configure_tensorflow, usable_cores
 from ml.inference import Classifier  # TensorFlow itself loads only in Classifier.load
 from ml.models import ModelIdentity, resolve_model
 
@@ -28,6 +29,20 @@ logger = logging.getLogger(__name__)
 MAX_LOADED_MODELS = 3
 _lock = threading.Lock()
 _classifiers: OrderedDict[Path, Classifier] = OrderedDict()
+# Processes of this worker that run models side by side (Celery's --concurrency; set at start-up).
+_concurrency = 1
+
+
+def set_concurrency(processes: int) -> None:
+    """Record how many processes of this worker share its cores (before any model loads)."""
+    global _concurrency
+    _concurrency = max(1, processes)
+
+
+def tensorflow_threads() -> int:
+    """TensorFlow's threads in this process: ECGSITE_TF_THREADS, else this worker's share of the
+    cores it may run on, so that its processes do not fight over them."""
+    return settings.ECGSITE_TF_THREADS or max(1, usable_cores() // _concurrency)
 
 
 def model_path(name: str | None = None) -> Path:
@@ -40,8 +55,16 @@ def model_path(name: str | None = None) -> Path:
 
 
 def _load(path: Path) -> Classifier:
+    threads = tensorflow_threads()
+    configure_tensorflow(threads=threads)  # before TensorFlow starts: the first call decides
     classifier = Classifier.load(path)
-    logger.info("loaded model %s (%s) on %s", classifier.name, classifier.architecture, classifier.device)
+    logger.info(
+        "loaded model %s (%s) on %s, %s TensorFlow threads",
+        classifier.name,
+        classifier.architecture,
+        classifier.device,
+        threads,
+    )
     return classifier
 
 

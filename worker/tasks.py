@@ -10,6 +10,7 @@ import logging
 import os
 import signal
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 from billiard import process as billiard_process
 from celery import shared_task
@@ -22,10 +23,11 @@ from django.utils import timezone
 
 from classifier import dispatch, services, webhooks
 from classifier.ecg_signal import PageReading, measurements_check, page_reading, signal_check
-from classifier.models import Job
-from ml.inference import ModelLoadError
-from ml.preprocess import InvalidImageError, decode_image
-from worker.runtime import get_classifier, model_identity, prove_default_model
+from classifier.models import Job, ModelVersion
+from ml import leads
+from ml.inference import Classifier, ModelLoadError, PageInputs
+from ml.preprocess import InvalidImageError
+from worker.runtime import get_classifier, model_identity, prove_default_model, set_concurrency
 
 logger = logging.getLogger(__name__)
 # A worker whose model cannot run exits with this (sysexits' EX_SOFTWARE) instead of taking jobs;
@@ -47,75 +49,126 @@ MODEL_UNAVAILABLE_SIGNAL = signal.SIGUSR2
     time_limit=int(settings.CLASSIFY_SOFT_TIME_LIMIT * 1.2),
 )
 def classify(self, job_id: int) -> None:
-    """Classify one job's image and record the prediction, at most once per job and model.
+    """Classify this delivery's job, and up to ECGSITE_CLASSIFY_BATCH_SIZE - 1 other queued jobs
+    for the same model, in one forward pass; record each prediction at most once per job and
+    model.
 
-    The model is the job's requested model version (an admin re-run), else the default.
+    The model is the job's requested model version (an admin re-run), else the default. Each
+    page is decoded once, at the size the model and the digitiser read (``read_page``), on a
+    helper thread that reads the next pages while the forward pass runs. A page that cannot be
+    read fails its own job only.
     """
     job = services.job_claim(job_id=job_id, task_id=self.request.id)
     if job is None:
         logger.info("job %s: not claimable (done, or owned by another delivery)", job_id)
         services.job_report(job_id=job_id)
         return
-    services.job_report(job_id=job_id)
+    jobs = [job, *_company(job, self.request.id)]
+    for claimed in jobs:
+        services.job_report(job_id=claimed.pk)
     _pause_for_fault_tests(job)
     try:
         # A re-run names its model version; every other job runs on the configured default.
         classifier = get_classifier(job.requested_model.name if job.requested_model_id else None)
-        # Before predicting: a model file unlike its registration fails the job (ValueError).
+        # Before predicting: a model file unlike its registration fails the jobs (ValueError).
         model_version = services.model_version_register(identity=model_identity(classifier))
-        with job.image.open("rb") as image_file:
-            image_bytes = image_file.read()
-        result = classifier.predict([image_bytes])[0]
-        # Not named `signal`: that is the module this one uses to stop the worker.
-        reading = _page_reading(job_id, image_bytes)
-    except InvalidImageError as exc:
-        services.job_fail(job_id=job_id, error=str(exc))
+        _classify_jobs(jobs, classifier, model_version)
+    except SoftTimeLimitExceeded:
+        _fail_unfinished(jobs, "Classification took too long and was stopped.")
+    except (OperationalError, InterfaceError):
+        raise  # the database blinked: Celery retries the task, which resumes the jobs it claimed
     except ModelLoadError:
         # Only a re-run's model can get here: a worker proves its default one before any job.
         logger.exception("job %s: its model could not run on this worker", job_id)
-        services.job_fail(
-            job_id=job_id,
-            error="The model version chosen for this job could not run on the worker. It has been logged.",
+        _fail_unfinished(
+            jobs, "The model version chosen for this job could not run on the worker. It has been logged."
         )
-    except SoftTimeLimitExceeded:
-        services.job_fail(job_id=job_id, error="Classification took too long and was stopped.")
-    except (OperationalError, InterfaceError):
-        raise  # the database blinked: Celery retries the task, which may resume this job
     except Exception:
-        # Our fault, not the image's: log it for us, and tell the user plainly.
-        logger.exception("job %s: classification failed", job_id)
-        services.job_fail(
-            job_id=job_id, error="An internal error stopped the classification. It has been logged."
-        )
-    else:
-        services.prediction_record(
-            job=job,
-            model_version=model_version,
-            label=result.label,
-            probabilities=result.probabilities,
-            inference_ms=result.inference_ms,
-            signal=reading.signal if reading else None,
-            measurements=reading.measurements if reading else None,
-        )
-    services.job_report(job_id=job_id)
+        # Our fault, not the images': log it for us, and tell the users plainly.
+        logger.exception("jobs %s: classification failed", [claimed.pk for claimed in jobs])
+        _fail_unfinished(jobs, "An internal error stopped the classification. It has been logged.")
 
 
-def _page_reading(job_id: int, image_bytes: bytes) -> PageReading | None:
+def _company(job: Job, task_id: str) -> list[Job]:
+    """Queued jobs to classify beside ``job``; if none are queued yet, a short wait for some."""
+    room = settings.ECGSITE_CLASSIFY_BATCH_SIZE - 1
+    more = services.jobs_claim_more(job=job, task_id=task_id, limit=room)
+    if not more and room > 0 and settings.ECGSITE_CLASSIFY_BATCH_WAIT_MS > 0:
+        time.sleep(settings.ECGSITE_CLASSIFY_BATCH_WAIT_MS / 1000)
+        more = services.jobs_claim_more(job=job, task_id=task_id, limit=room)
+    return more
+
+
+# Pages per forward pass: the helper thread reads the next ones meanwhile.
+FORWARD_CHUNK = 8
+
+
+def _classify_jobs(jobs: list[Job], classifier: Classifier, model_version: ModelVersion) -> None:
+    """Read every job's page on a helper thread, in order, and classify them in chunks as they
+    come: the next chunk's decoding overlaps this chunk's forward pass."""
+    reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="page-reader")
+    try:
+        pending = [(job, reader.submit(_read_page, job, classifier)) for job in jobs]
+        for start in range(0, len(pending), FORWARD_CHUNK):
+            chunk = []
+            for job, page in pending[start : start + FORWARD_CHUNK]:
+                try:
+                    chunk.append((job, page.result()))
+                except InvalidImageError as exc:
+                    services.job_fail(job_id=job.pk, error=str(exc))
+                    services.job_report(job_id=job.pk)
+            results = classifier.classify([page for _, page in chunk])
+            for (job, page), result in zip(chunk, results, strict=True):
+                # Not named `signal`: that is the module this one uses to stop the worker.
+                reading = _page_reading(job.pk, page)
+                services.prediction_record(
+                    job=job,
+                    model_version=model_version,
+                    label=result.label,
+                    probabilities=result.probabilities,
+                    inference_ms=result.inference_ms,
+                    signal=reading.signal if reading else None,
+                    measurements=reading.measurements if reading else None,
+                )
+                # Each result goes out as it is stored, not when the whole batch is done.
+                services.job_report(job_id=job.pk)
+    finally:
+        # Out of time or failed: pages not read yet are not read at all.
+        reader.shutdown(wait=False, cancel_futures=True)
+
+
+def _read_page(job: Job, classifier: Classifier) -> PageInputs:
+    """The job's stored page, decoded once at the size the model and the digitiser read."""
+    with job.image.open("rb") as image_file:
+        image_bytes = image_file.read()
+    return classifier.read_page(
+        image_bytes, min_trace_width=leads.MIN_TRACE_WIDTH, max_pixels=settings.ECGSITE_MAX_IMAGE_PIXELS
+    )
+
+
+def _fail_unfinished(jobs: list[Job], error: str) -> None:
+    """Fail the jobs of this task that no result or failure has finished yet, and say so."""
+    for job_id in services.jobs_fail_unfinished(job_ids=[job.pk for job in jobs], error=error):
+        services.job_report(job_id=job_id)
+
+
+def _page_reading(job_id: int, page: PageInputs) -> PageReading | None:
     """The page's twelve leads in mV and their measurements, or None where the digitiser cannot
     read them.
 
-    Computed once here, beside the model, so that no web request digitises or measures a page.
-    The classification stands on its own: a page the digitiser fails on is still classified and
+    Computed once here, beside the model and from the page it read (the hybrid's own digitised
+    traces when it has them), so that no web request digitises or measures a page. The
+    classification stands on its own: a page the digitiser fails on is still classified and
     recorded, without a signal; measurements that fail their check are dropped, the leads kept.
     """
     try:
-        reading = page_reading(decode_image(image_bytes))
+        reading = page_reading(page.image, page.inputs.get("signals"))
         signal_check(reading.signal)
     except SoftTimeLimitExceeded:
         raise  # the job's time is up: classify() fails it as too long
     except Exception as error:
-        # A page the model read but the digitiser cannot (too small, say) is expected now and
-        # then; anything else is our bug, so its traceback goes to the log too.
+        # A page the model read but the digitiser cannot is expected now and then; anything
+        # else is our bug, so its traceback goes to the log too.
         logger.warning(
             "job %s: the digitiser could not read the page, no signal stored: %s",
             job_id,
@@ -162,6 +215,13 @@ def stop_worker_process() -> None:
     if billiard_process.current_process().name != "MainProcess":
         os.kill(os.getppid(), MODEL_UNAVAILABLE_SIGNAL)
     os._exit(EX_MODEL_UNAVAILABLE)
+
+
+@worker_init.connect
+def share_the_cores(sender: object = None, **_kwargs: object) -> None:
+    """In the worker's main process, before the pool forks: how many processes will run models,
+    so each takes its share of the cores for TensorFlow (``worker.runtime.tensorflow_threads``)."""
+    set_concurrency(int(getattr(sender, "concurrency", 1) or 1))
 
 
 @worker_init.connect

@@ -29,14 +29,13 @@ from classifier.api import problems
 from classifier.api.schema import BatchSchema, JobSchema, SignalSchema
 from classifier.api.throttling import TokenRateThrottle, UploadRateThrottle
 from classifier.audit import Action, Outcome, audit_record, audited_lookup
-from classifier.images import clean_file_name, megabytes
+from classifier.images import IMAGE_SIGNATURES, clean_file_name, megabytes
 from classifier.models import Batch, Job
 from classifier.presenters import BatchStatus, batch_output, job_output, signal_csv, signal_output
 from classifier.selectors import JobSignal
 from classifier.views import owned_image_response, owned_signal
 from classifier.web_context import audit_context
 
-IMAGE_SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n")
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 
 

@@ -42,9 +42,9 @@ class JobFactory(DjangoModelFactory):
     class Meta:
         model = Job
 
-    image = factory.django.ImageField(width=64, height=48, format="PNG", filename="upload.png", color="white")
-    width = 64
-    height = 48
+    image = factory.django.ImageField(width=96, height=68, format="PNG", filename="upload.png", color="white")
+    width = 96
+    height = 68
     original_name = factory.Sequence(lambda n: f"ecg-{n}.png")
     sha256 = factory.Sequence(lambda n: f"{n:064x}")
     task_id = factory.LazyFunction(lambda: uuid.uuid4().hex)

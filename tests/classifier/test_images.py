@@ -119,13 +119,14 @@ def test_clean_image_refuses_an_image_that_is_not_an_ecg_printout_with_the_reaso
     assert caught.value.reason.startswith("does not look like a 12-lead ECG printout: no ECG grid was found")
 
 
-def test_clean_image_refuses_an_image_too_small_for_the_classifier(settings):
-    settings.ECGSITE_OOD_GUARD = True
+@pytest.mark.parametrize("guard", [True, False])
+def test_clean_image_refuses_an_image_too_small_for_the_classifier(settings, guard):
+    settings.ECGSITE_OOD_GUARD = guard
 
     tiny = io.BytesIO()
     Image.new("RGB", (56, 40), "white").save(tiny, format="PNG")
 
-    with pytest.raises(InvalidUpload, match=r"^tiny.png: the image is too small \(56x40 pixels\)"):
+    with pytest.raises(InvalidUpload, match=r"^tiny.png: is too small \(56x40 pixels\); an ECG page needs at least 64"):
         clean_image(io.BytesIO(tiny.getvalue()), name="tiny.png")
 
 

@@ -374,3 +374,36 @@ def test_while_classification_is_unavailable_the_page_says_why_and_refuses_uploa
     assert error.startswith(f"Classification is unavailable on this server: the model '{model}'")
     assert not Batch.objects.exists() and stored_files(media_root) == []
     enqueue.assert_not_called()
+
+
+# One decode and one encode per image in the web process
+
+
+@pytest.fixture
+def codec_calls(monkeypatch):
+    """How many times Pillow made a JPEG or PNG decoder and encoder (one per image read or
+    written); "raw" ones only copy pixels between Pillow and numpy."""
+    counts = {"decode": 0, "encode": 0}
+    for kind, name in (("decode", "_getdecoder"), ("encode", "_getencoder")):
+        real = getattr(Image, name)
+
+        def counting(mode, codec_name, *args, _real=real, _kind=kind, **kwargs):
+            counts[_kind] += codec_name != "raw"
+            return _real(mode, codec_name, *args, **kwargs)
+
+        monkeypatch.setattr(Image, name, counting)
+    return counts
+
+
+@pytest.mark.parametrize("guard", [True, False])
+def test_the_web_process_decodes_and_encodes_each_upload_once(
+    settings, guard, owner_client, make_upload, ecg_jpeg, media_root, enqueue, codec_calls
+):
+    """The guard reads the page the upload path decoded for re-encoding, not a second decode."""
+    settings.ECGSITE_OOD_GUARD = guard
+    files = [make_upload("a.png"), make_upload("b.jpg", ecg_jpeg, "image/jpeg"), make_upload("c.png")]
+
+    response = _post_json(owner_client, files)
+
+    assert response.status_code == 201
+    assert codec_calls == {"decode": 3, "encode": 3}

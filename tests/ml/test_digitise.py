@@ -53,9 +53,9 @@ def test_each_page_comes_with_its_measurements(page_file, capsys):
     assert (measurements["qtc_formula"], measurements["st_point"]) == ("Bazett", "J+60ms")
     assert tuple(measurements["st_mv"]) == LEADS and tuple(measurements["q_waves"]) == LEADS
     # The one builder the service stores with each prediction (ml.leads), not a copy of it.
-    assert {key: value for key, value in result.items() if key != "image"} == leads.page_signal(
-        decode_image(page_file.read_bytes())
-    )
+    # Decoded as the worker decodes it for the hybrid: at the digitiser's width, the page in full.
+    page = decode_image(page_file.read_bytes(), min_trace_width=leads.MIN_TRACE_WIDTH)
+    assert {key: value for key, value in result.items() if key != "image"} == leads.page_signal(page)
 
 
 def test_the_lead_ii_panel_is_the_first_seconds_of_the_lead_ii_rhythm_strip(page_file):

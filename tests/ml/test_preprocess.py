@@ -80,7 +80,7 @@ def test_decode_rejects_non_images_with_invalid_image_error(data: bytes) -> None
 
 
 def test_decode_rejects_truncated_jpeg(synthetic_jpeg: bytes) -> None:
-    with pytest.raises(InvalidImageError, match="could not be decoded"):
+    with pytest.raises(InvalidImageError, match="is damaged or truncated and cannot be read"):
         decode_image(synthetic_jpeg[: len(synthetic_jpeg) // 2])
 
 

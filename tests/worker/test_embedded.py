@@ -39,11 +39,11 @@ def batch(owner) -> Batch:
 def test_submit_runs_the_job_on_the_worker_thread(runner, batch, fake_classifier, monkeypatch):
     job = JobFactory(batch=batch)
     threads: list[str] = []
-    real_predict = fake_classifier.predict
+    real_classify = fake_classifier.classify
     monkeypatch.setattr(
         fake_classifier,
-        "predict",
-        lambda images: threads.append(threading.current_thread().name) or real_predict(images),
+        "classify",
+        lambda pages: threads.append(threading.current_thread().name) or real_classify(pages),
     )
 
     future = runner.submit(dispatch.TASK_CLASSIFY, [job.pk], task_id=job.task_id)
@@ -59,19 +59,20 @@ def test_submit_runs_the_job_on_the_worker_thread(runner, batch, fake_classifier
 def test_a_job_that_raises_on_the_worker_thread_does_not_stop_the_next(
     runner, batch, fake_classifier, monkeypatch
 ):
-    broken, fine = JobFactory(batch=batch), JobFactory(batch=batch)
-    real_predict = fake_classifier.predict
+    broken = JobFactory(batch=batch)
+    real_classify = fake_classifier.classify
     calls = []
 
-    def predict_failing_once(images):
+    def classify_failing_once(pages):
         calls.append(1)
         if len(calls) == 1:
             raise RuntimeError("GPU fell over")
-        return real_predict(images)
+        return real_classify(pages)
 
-    monkeypatch.setattr(fake_classifier, "predict", predict_failing_once)
-
+    monkeypatch.setattr(fake_classifier, "classify", classify_failing_once)
     runner.submit(dispatch.TASK_CLASSIFY, [broken.pk], task_id=broken.task_id).result(timeout=WAIT_SECONDS)
+    fine = JobFactory(batch=batch)  # queued after the failure: not in the failed task's batch
+
     runner.submit(dispatch.TASK_CLASSIFY, [fine.pk], task_id=fine.task_id).result(timeout=WAIT_SECONDS)
 
     fine.refresh_from_db()

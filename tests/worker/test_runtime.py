@@ -203,3 +203,38 @@ def test_a_synthetic_ecg_upload_is_classified_by_the_shipped_model(
         assert prediction.model_version.name == real_classifier.name
         assert prediction.inference_ms > 0
     assert batch.completed is not None
+
+
+# TensorFlow's threads: each process its share of the cores it may run on
+
+
+def test_tensorflow_threads_are_the_workers_share_of_its_cores(settings, monkeypatch):
+    settings.ECGSITE_TF_THREADS = 0
+    monkeypatch.setattr(runtime, "usable_cores", lambda: 8)
+    monkeypatch.setattr(runtime, "_concurrency", 1)
+    assert runtime.tensorflow_threads() == 8
+    runtime.set_concurrency(4)  # celery worker --concurrency 4: four processes share the 8 cores
+    assert runtime.tensorflow_threads() == 2
+    runtime.set_concurrency(16)
+    assert runtime.tensorflow_threads() == 1  # never none
+
+
+def test_ecgsite_tf_threads_overrides_the_share(settings, monkeypatch):
+    settings.ECGSITE_TF_THREADS = 3
+    monkeypatch.setattr(runtime, "_concurrency", 2)
+    assert runtime.tensorflow_threads() == 3
+
+
+def test_the_celery_workers_concurrency_is_recorded_before_its_pool_forks(monkeypatch):
+    from celery.signals import worker_init
+
+    from worker.tasks import share_the_cores
+
+    assert share_the_cores in [ref() for _, ref in worker_init.receivers]  # connected
+
+    class Worker:  # what Celery sends: its WorkController
+        concurrency = 3
+
+    monkeypatch.setattr(runtime, "_concurrency", 1)
+    share_the_cores(sender=Worker())
+    assert runtime._concurrency == 3

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 
+import factory
 import pytest
 from django.core.files.base import ContentFile
 
@@ -84,7 +85,7 @@ def test_the_live_update_of_the_succeeded_job_links_its_drawing(page_job, fake_c
 def test_a_page_the_digitiser_fails_on_is_still_classified_without_a_signal(
     page_job, fake_classifier, sent, monkeypatch, caplog
 ):
-    def broken(image):
+    def broken(image, signals=None):
         raise RuntimeError("no traces found")
 
     monkeypatch.setattr("worker.tasks.page_reading", broken)
@@ -105,8 +106,8 @@ def test_measurements_of_another_shape_are_dropped_and_the_leads_kept(
 ):
     from classifier import ecg_signal
 
-    def misshapen(image):
-        reading = ecg_signal.page_reading(image)
+    def misshapen(image, signals=None):
+        reading = ecg_signal.page_reading(image, signals)
         return reading._replace(measurements={**reading.measurements, "heart_rate_bpm": "fast"})
 
     monkeypatch.setattr("worker.tasks.page_reading", misshapen)
@@ -120,14 +121,22 @@ def test_measurements_of_another_shape_are_dropped_and_the_leads_kept(
     assert any("measurements are not of the stored shape" in record.getMessage() for record in caplog.records)
 
 
-def test_an_image_too_small_to_digitise_is_classified_without_a_signal(owner, fake_classifier, sent):
-    job = JobFactory(batch=BatchFactory(owner=owner))  # a 64 x 48 placeholder image
+def test_a_page_too_small_for_the_model_and_the_digitiser_fails_its_job_with_the_reason(
+    owner, fake_classifier, sent
+):
+    small = JobFactory(
+        batch=BatchFactory(owner=owner),
+        image=factory.django.ImageField(width=90, height=60, format="PNG", filename="small.png"),
+    )
 
-    classify.apply(args=[job.pk], task_id=job.task_id)
+    classify.apply(args=[small.pk], task_id=small.task_id)
 
-    assert Job.objects.get(pk=job.pk).status == Job.Status.SUCCEEDED
-    assert Prediction.objects.get(job=job).signal is None
-    assert Prediction.objects.get(job=job).measurements is None
+    small.refresh_from_db()
+    assert small.status == Job.Status.FAILED
+    assert small.error == (
+        "The file is too small (90x60 pixels); an ECG page needs at least 64 pixels on each side."
+    )
+    assert not Prediction.objects.filter(job=small).exists()
 
 
 # --- services.prediction_record --------------------------------------------------------------

@@ -63,9 +63,9 @@ def test_the_model_version_is_registered_from_the_loaded_model(job, fake_classif
 
 def test_the_classifier_gets_the_stored_image_bytes(job, fake_classifier, sent, monkeypatch):
     seen: list[bytes] = []
-    real_predict = fake_classifier.predict
+    real_read = fake_classifier.read_page
     monkeypatch.setattr(
-        fake_classifier, "predict", lambda images: seen.extend(images) or real_predict(images)
+        fake_classifier, "read_page", lambda data, **options: seen.append(data) or real_read(data, **options)
     )
 
     _run(job)
@@ -98,12 +98,12 @@ def test_a_job_owned_by_another_running_delivery_is_left_alone(job, fake_classif
 
 
 def test_an_invalid_image_fails_the_job_with_the_classifiers_message(job, fake_classifier, sent):
-    fake_classifier.error = InvalidImageError("The image is too small (40x30 pixels).")
+    fake_classifier.error = InvalidImageError("is too small (40x30 pixels).")
 
     _run(job)
 
     job.refresh_from_db()
-    assert (job.status, job.error) == (Job.Status.FAILED, "The image is too small (40x30 pixels).")
+    assert (job.status, job.error) == (Job.Status.FAILED, "The file is too small (40x30 pixels).")
     assert job.finished is not None
     assert not Prediction.objects.exists()
 
@@ -160,7 +160,7 @@ def test_a_database_error_is_retried_and_the_job_then_succeeds(job, fake_classif
 
 
 def test_a_classifier_error_that_is_not_transient_is_not_retried(job, fake_classifier, sent):
-    fake_classifier.error = InvalidImageError("The file is not a JPEG or PNG image.")
+    fake_classifier.error = InvalidImageError("is not a JPEG or PNG image.")
 
     _run(job)
 
@@ -198,7 +198,7 @@ def test_the_owner_is_told_the_job_is_running_and_then_its_result(job, owner, fa
 
 
 def test_a_failed_job_event_carries_its_error(job, fake_classifier, sent):
-    fake_classifier.error = InvalidImageError("The file is empty.")
+    fake_classifier.error = InvalidImageError("is empty.")
 
     _run(job)
 
@@ -207,8 +207,9 @@ def test_a_failed_job_event_carries_its_error(job, fake_classifier, sent):
 
 
 def test_batch_completion_is_announced_and_emailed_exactly_once(
-    batch, owner, fake_classifier, sent, mailoutbox
+    batch, owner, fake_classifier, sent, mailoutbox, settings
 ):
+    settings.ECGSITE_CLASSIFY_BATCH_SIZE = 1  # one job per task, so the first leaves the batch open
     first, second = JobFactory(batch=batch), JobFactory(batch=batch)
 
     _run(first)
@@ -231,9 +232,10 @@ def test_the_completion_email_goes_to_the_owner_with_counts_and_a_link(
     batch, owner, fake_classifier, sent, mailoutbox, settings
 ):
     settings.ECGSITE_SITE_URL = "https://ecg.example.org/"
+    settings.ECGSITE_CLASSIFY_BATCH_SIZE = 1
     good, bad = JobFactory(batch=batch), JobFactory(batch=batch)
     _run(good)
-    fake_classifier.error = InvalidImageError("The file is empty.")
+    fake_classifier.error = InvalidImageError("is empty.")
 
     _run(bad)
 
