@@ -11,13 +11,17 @@ from __future__ import annotations
 import hashlib
 import io
 import unicodedata
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import PurePosixPath, PureWindowsPath
 from typing import IO
 
 from django.conf import settings
+from django.core.files.uploadedfile import UploadedFile
 
 from ml import guard
+from ml.device import usable_cores
 from ml.preprocess import FORMAT_SIGNATURES, InvalidImageError, decode_page
 
 MAX_NAME_LENGTH = 255
@@ -106,3 +110,24 @@ def clean_image(stream: IO[bytes], *, name: str, size: int | None = None) -> Cle
         width=image.width,
         height=image.height,
     )
+
+
+# Threads that clean one upload's images side by side: Pillow and numpy let go of the GIL while
+# they decode, measure and encode, so the cores share the work of a large batch.
+CLEANING_THREADS = min(4, usable_cores())
+
+
+def clean_images(uploads: Sequence[UploadedFile]) -> list[CleanImage | InvalidUpload]:
+    """``clean_image`` for each upload, in order, on a few threads: the cleaned image, or why it
+    was refused."""
+
+    def clean(upload: UploadedFile) -> CleanImage | InvalidUpload:
+        try:
+            return clean_image(upload, name=upload.name or "", size=upload.size)
+        except InvalidUpload as refused:
+            return refused
+
+    if len(uploads) < 2 or CLEANING_THREADS < 2:
+        return [clean(upload) for upload in uploads]
+    with ThreadPoolExecutor(max_workers=CLEANING_THREADS, thread_name_prefix="upload-cleaner") as pool:
+        return list(pool.map(clean, uploads))

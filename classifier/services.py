@@ -23,7 +23,7 @@ from accounts.models import User
 from classifier import dispatch, events, notifications, webhooks
 from classifier.audit import Action, AuditContext, Outcome, audit_record
 from classifier.ecg_signal import PageMeasurements, PageSignal, measurements_check, signal_check
-from classifier.images import CleanImage, InvalidUpload, clean_image
+from classifier.images import CleanImage, InvalidUpload, clean_images
 from classifier.models import CLASS_KEYS, Batch, Job, ModelVersion, Prediction
 from classifier.reaper import ReapResult, attempts_exhausted_message, jobs_reap_stale
 from classifier.selectors import job_get_with_prediction
@@ -101,13 +101,9 @@ def batch_create(
     if len(files) > limit:
         raise UploadRejected([f"{len(files)} files were sent; a batch holds at most {limit}."])
 
-    cleaned: list[CleanImage] = []
-    errors: list[str] = []
-    for upload in files:
-        try:
-            cleaned.append(clean_image(upload, name=upload.name or "", size=upload.size))
-        except InvalidUpload as exc:
-            errors.append(str(exc))
+    outcomes = clean_images(files)
+    cleaned = [outcome for outcome in outcomes if isinstance(outcome, CleanImage)]
+    errors = [str(outcome) for outcome in outcomes if isinstance(outcome, InvalidUpload)]
     if errors:
         raise UploadRejected(errors)
 

@@ -310,7 +310,8 @@ def _q_wave(beat: np.ndarray, level: float, onset: float, offset: float) -> bool
     start = 0.0 if start is None else start
     end = float(before.size - 1) if end is None else end
     duration = (end - start) / FS
-    return duration >= Q_MIN_DURATION_S or depth >= Q_R_RATIO * r_height
+    # A Python bool: numpy's would not survive json.dumps or the stored shape's check.
+    return bool(duration >= Q_MIN_DURATION_S or depth >= Q_R_RATIO * r_height)
 
 
 def measure(leads: TwelveLeads) -> Measurements:

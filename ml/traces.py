@@ -58,23 +58,26 @@ def trace_image(red: Image.Image) -> np.ndarray:
     return (np.asarray(crop, dtype=np.float32) / 127.5 - 1.0)[:, :, np.newaxis]
 
 
-def _column_runs(band: np.ndarray) -> tuple[list[list[int]], list[list[int]]]:
-    """The runs of ink in each column of ``band``: per column, the first and the last row of
-    each run, top to bottom. Found for the whole band at once (a run starts where a column
-    turns from paper to ink, and ends where it turns back)."""
-    edges = np.diff(band.astype(np.int8), axis=0, prepend=0, append=0)
-    start_rows, start_columns = np.nonzero(edges.T == 1)[::-1]
-    end_rows, _ = np.nonzero(edges.T == -1)[::-1]
-    # np.nonzero on the transposed mask walks column by column, top to bottom.
-    columns = band.shape[1]
-    firsts: list[list[int]] = [[] for _ in range(columns)]
-    lasts: list[list[int]] = [[] for _ in range(columns)]
-    for column, first, end in zip(
-        start_columns.tolist(), start_rows.tolist(), end_rows.tolist(), strict=True
-    ):
-        firsts[column].append(first)
-        lasts[column].append(end - 1)
-    return firsts, lasts
+def _column_runs(band: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The runs of ink in each column of ``band``, found for the whole band at once (a run starts
+    where a column turns from paper to ink, and ends where it turns back): the first and the last
+    row of every run, column by column and top to bottom, and where each column's runs begin in
+    those arrays (``offsets[x]:offsets[x + 1]``)."""
+    # Columns as contiguous rows, with paper above and below: where a pixel differs from the one
+    # above it a run starts or ends. Flat and boolean, this is a tenth of np.diff + np.nonzero.
+    by_column = np.ascontiguousarray(band.T, dtype=bool)
+    height = by_column.shape[1] + 1
+    above = np.zeros((by_column.shape[0], height), dtype=bool)
+    above[:, 1:] = by_column
+    here = np.zeros_like(above)
+    here[:, :-1] = by_column
+    changes = np.flatnonzero(above != here)  # column by column, top to bottom
+    columns, rows = np.divmod(changes, height)
+    # In every column a run's start is followed by its end (the row after its last).
+    start_columns, first_rows, end_rows = columns[0::2], rows[0::2], rows[1::2]
+    counts = np.bincount(start_columns, minlength=band.shape[1])
+    offsets = np.concatenate(([0], np.cumsum(counts)))
+    return first_rows, end_rows - 1, offsets
 
 
 def _follow_trace(band: np.ndarray, baseline: int) -> tuple[np.ndarray, np.ndarray]:
@@ -83,29 +86,35 @@ def _follow_trace(band: np.ndarray, baseline: int) -> tuple[np.ndarray, np.ndarr
     The trace is followed from the baseline: in each column the run of ink nearest to where
     the trace was in the previous column is taken (neighbouring rows' tall waves and the
     printed lead names are other runs; of two as near, the upper). A column without ink keeps
-    the previous position. The runs are found for the whole band at once; only the choice,
-    which depends on the previous column, walks the columns.
+    the previous position. Most columns hold one run, which is taken whatever came before: those
+    are settled for the whole band at once, and only the columns with several runs walk, in
+    order, each from the column before it.
     """
-    firsts, lasts = _column_runs(band)
+    firsts, lasts, offsets = _column_runs(band)
     columns = band.shape[1]
+    counts = np.diff(offsets)
+    chosen = offsets[:-1].copy()  # each column's run, as an index into firsts/lasts
+    centres = np.full(columns, np.nan)
+    single = counts == 1
+    centres[single] = (firsts[chosen[single]] + lasts[chosen[single]]) / 2
+    # The last column before each one that holds ink (-1: none, the trace starts at the baseline).
+    inked = np.where(counts > 0, np.arange(columns), -1)
+    before = np.concatenate(([-1], np.maximum.accumulate(inked)[:-1]))
+    run_centres = (firsts + lasts) / 2
+    for x in np.flatnonzero(counts > 1).tolist():
+        previous = before[x]
+        position = float(baseline) if previous < 0 else centres[previous]
+        runs = slice(offsets[x], offsets[x + 1])
+        chosen[x] = offsets[x] + int(np.argmin(np.abs(run_centres[runs] - position)))
+        centres[x] = run_centres[chosen[x]]
+    has_ink = counts > 0
     top = np.empty(columns, dtype=np.float32)
     bottom = np.empty(columns, dtype=np.float32)
-    position = float(baseline)
-    for x in range(columns):
-        column_firsts = firsts[x]
-        if column_firsts:
-            column_lasts = lasts[x]
-            best = 0
-            best_distance = abs((column_firsts[0] + column_lasts[0]) / 2 - position)
-            for index in range(1, len(column_firsts)):
-                distance = abs((column_firsts[index] + column_lasts[index]) / 2 - position)
-                if distance < best_distance:
-                    best, best_distance = index, distance
-            first, last = column_firsts[best], column_lasts[best]
-            position = (first + last) / 2
-            top[x], bottom[x] = first, last
-        else:
-            top[x] = bottom[x] = position
+    top[has_ink] = firsts[chosen[has_ink]]
+    bottom[has_ink] = lasts[chosen[has_ink]]
+    # A column without ink holds the last position (the baseline before any ink).
+    held = np.where(before < 0, float(baseline), centres[np.maximum(before, 0)])
+    top[~has_ink] = bottom[~has_ink] = held[~has_ink]
     return top, bottom
 
 

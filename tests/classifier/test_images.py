@@ -126,7 +126,9 @@ def test_clean_image_refuses_an_image_too_small_for_the_classifier(settings, gua
     tiny = io.BytesIO()
     Image.new("RGB", (56, 40), "white").save(tiny, format="PNG")
 
-    with pytest.raises(InvalidUpload, match=r"^tiny.png: is too small \(56x40 pixels\); an ECG page needs at least 64"):
+    with pytest.raises(
+        InvalidUpload, match=r"^tiny.png: is too small \(56x40 pixels\); an ECG page needs at least 64"
+    ):
         clean_image(io.BytesIO(tiny.getvalue()), name="tiny.png")
 
 
@@ -136,3 +138,27 @@ def test_clean_image_lets_any_image_through_with_the_guard_off(settings):
     cleaned = clean_image(io.BytesIO(render_non_ecg_bytes("letterhead")), name="letter.png")
 
     assert cleaned.extension == ".png"
+
+
+def test_clean_images_cleans_each_upload_in_order_on_several_threads(monkeypatch, make_upload, ecg_jpeg):
+    import threading
+
+    from classifier import images
+
+    threads: set[str] = set()
+    real_clean = images.clean_image
+
+    def clean_and_note(*args, **kwargs):
+        threads.add(threading.current_thread().name)
+        return real_clean(*args, **kwargs)
+
+    monkeypatch.setattr(images, "CLEANING_THREADS", 2)
+    monkeypatch.setattr(images, "clean_image", clean_and_note)
+    uploads = [make_upload("a.png"), make_upload("b.png", b"not an image"), make_upload("c.jpg", ecg_jpeg)]
+
+    outcomes = images.clean_images(uploads)
+
+    assert [type(outcome).__name__ for outcome in outcomes] == ["CleanImage", "InvalidUpload", "CleanImage"]
+    assert [outcome.original_name for outcome in outcomes[::2]] == ["a.png", "c.jpg"]
+    assert str(outcomes[1]) == "b.png: is not a JPEG or PNG image."
+    assert all(name.startswith("upload-cleaner") for name in threads)

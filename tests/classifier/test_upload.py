@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import io
 import re
+import threading
 from unittest import mock
 
 import numpy as np
@@ -384,11 +385,13 @@ def codec_calls(monkeypatch):
     """How many times Pillow made a JPEG or PNG decoder and encoder (one per image read or
     written); "raw" ones only copy pixels between Pillow and numpy."""
     counts = {"decode": 0, "encode": 0}
+    lock = threading.Lock()  # the upload path cleans images on several threads
     for kind, name in (("decode", "_getdecoder"), ("encode", "_getencoder")):
         real = getattr(Image, name)
 
         def counting(mode, codec_name, *args, _real=real, _kind=kind, **kwargs):
-            counts[_kind] += codec_name != "raw"
+            with lock:
+                counts[_kind] += codec_name != "raw"
             return _real(mode, codec_name, *args, **kwargs)
 
         monkeypatch.setattr(Image, name, counting)
