@@ -27,6 +27,7 @@ At 102.4 Hz one sample is 9.8 ms: intervals are read to about that resolution.
 
 from __future__ import annotations
 
+import math
 import warnings
 from dataclasses import dataclass
 from typing import Any
@@ -161,11 +162,13 @@ def r_peaks(strip: np.ndarray) -> np.ndarray:
     if local.size == 0:
         return np.empty(0)
     # The tallest first, each claiming REFRACTORY_S around it: one peak per QRS.
-    refractory = REFRACTORY_S * FS
+    reach = math.ceil(REFRACTORY_S * FS) - 1  # the farthest sample closer than REFRACTORY_S
+    claimed = np.zeros(hump.size, dtype=bool)
     chosen: list[int] = []
-    for index in local[np.argsort(-hump[local], kind="stable")]:
-        if all(abs(index - other) >= refractory for other in chosen):
-            chosen.append(int(index))
+    for index in local[np.argsort(-hump[local], kind="stable")].tolist():
+        if not claimed[index]:
+            chosen.append(index)
+            claimed[max(0, index - reach) : index + reach + 1] = True
     peaks = np.sort(np.asarray(chosen))
     heights = hump[peaks]
     # The typical QRS: the QRS humps claim 250 ms each, so the taller part of what was chosen
