@@ -65,6 +65,8 @@ crossval: venv ## Cross-validate the four architectures on the same 5 folds into
 	done
 	$(PY) -m ml.crossval --arch hybrid $(FIT) $(HYBRID) --folds 5 --out ml/reports --name hybrid-mi2-ens3
 	$(PY) -m ml.crossval --arch hybrid $(FIT) --ensemble 3 --folds 5 --out ml/reports --name hybrid-ens3
+	# Issue 13's experiment: the hybrid given the page's measurements (kept only if MI recall rises).
+	$(PY) -m ml.crossval --arch hybrid_measured $(FIT) --folds 5 --out ml/reports
 
 train: venv ## Retrain the shipped models from their cross-validation reports, as their cards say
 	$(PY) -m ml.train --arch hybrid $(FIT) --out ml/models --name hybrid-v4 --val-fraction 0 \
@@ -90,11 +92,12 @@ verify-models: venv ## Check that ml.evaluate on the dev images reproduces every
 models-doc: venv ## Write docs/MODELS.md from the model cards and ml/reports (deterministic)
 	$(PY) -m ml.report --models-dir ml/models --reports-dir ml/reports --out docs/MODELS.md
 
-bench: venv ## The digitiser's cost beside a decode; upload-to-result latency, throughput and worker memory on the real stack
+bench: venv ## The digitiser's cost beside a decode; latency, throughput and worker memory on the real stack; docs/PERFORMANCE.md
 	$(PY) -m bench.digitiser
 	bash .ci/run --services-only
 	$(PY) -m bench.service
 	$(PY) -m bench.service --api --batch-size 100
+	$(PY) -m bench.throughput --doc
 
 # A GPU worker's install (requirements-gpu.txt: tensorflow[and-cuda]) in a venv of its own.
 VENV_GPU := .venv-gpu
