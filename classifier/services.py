@@ -267,7 +267,13 @@ def _delete_files(names: Sequence[str]) -> None:
 
 
 def _enqueue_all(jobs: Sequence[Job]) -> None:
-    for job in jobs:
+    """One message per ECGSITE_CLASSIFY_BATCH_SIZE jobs, under the first job's id and task id:
+    the task it starts claims that job and the queued ones beside it (``jobs_claim_more``), so a
+    message per job would mostly find its job taken. Every message takes up to that many queued
+    jobs, whether or not its own is still queued, so no job waits without one; a lost message
+    leaves its jobs to the reaper, as before."""
+    size = max(1, settings.ECGSITE_CLASSIFY_BATCH_SIZE)
+    for job in jobs[::size]:
         dispatch.enqueue_classify(job_id=job.pk, task_id=job.task_id)
 
 
@@ -298,6 +304,21 @@ def job_claim(*, job_id: int, task_id: str) -> Job | None:
         job.started = now
         job.save(update_fields=["status", "task_id", "attempts", "started"])
     return job
+
+
+def jobs_claim_batch(*, job_id: int, task_id: str, limit: int) -> list[Job]:
+    """The jobs one classify task runs: its message's job (``job_claim``) first, and up to
+    ``limit`` in all for the same model (``jobs_claim_more``).
+
+    When its own job is taken already (finished, or claimed beside another job), the task still
+    takes up to ``limit`` queued jobs: messages go out one per batch of jobs (``_enqueue_all``),
+    so the jobs it was sent for may still be waiting.
+    """
+    job = job_claim(job_id=job_id, task_id=task_id)
+    if job is not None:
+        return [job, *jobs_claim_more(job=job, task_id=task_id, limit=limit - 1)]
+    sent_for = Job.objects.filter(pk=job_id).first()
+    return [] if sent_for is None else jobs_claim_more(job=sent_for, task_id=task_id, limit=limit)
 
 
 def jobs_claim_more(*, job: Job, task_id: str, limit: int) -> list[Job]:

@@ -227,9 +227,9 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # Celery's 4 s default kills a child still loading TensorFlow, and the next, and the next.
 CELERY_WORKER_PROC_ALIVE_TIMEOUT = env_int("CELERY_WORKER_PROC_ALIVE_TIMEOUT", 120)
 CELERY_TASK_DEFAULT_QUEUE = "classify"
-# One classify task claims up to this many queued jobs for the same model and runs them through
-# one forward pass (worker.tasks.classify); a lone job waits at most ECGSITE_CLASSIFY_BATCH_WAIT_MS
-# for company. 1 turns batching off.
+# An upload sends one queue message per this many jobs, and one classify task claims up to this
+# many queued jobs for the same model (worker.tasks.classify); a lone job waits at most
+# ECGSITE_CLASSIFY_BATCH_WAIT_MS for company. 1 turns batching off.
 ECGSITE_CLASSIFY_BATCH_SIZE = env_int("ECGSITE_CLASSIFY_BATCH_SIZE", 16)
 ECGSITE_CLASSIFY_BATCH_WAIT_MS = env_int("ECGSITE_CLASSIFY_BATCH_WAIT_MS", 50)
 # TensorFlow's threads per worker process; 0: the cores this process may run on (its CPU

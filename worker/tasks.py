@@ -49,21 +49,26 @@ MODEL_UNAVAILABLE_SIGNAL = signal.SIGUSR2
     time_limit=int(settings.CLASSIFY_SOFT_TIME_LIMIT * 1.2),
 )
 def classify(self, job_id: int) -> None:
-    """Classify this delivery's job, and up to ECGSITE_CLASSIFY_BATCH_SIZE - 1 other queued jobs
-    for the same model, in one forward pass; record each prediction at most once per job and
-    model.
+    """Classify this delivery's job and queued jobs beside it, up to ECGSITE_CLASSIFY_BATCH_SIZE
+    for the same model (``services.jobs_claim_batch``: a message goes out per batch of jobs), in
+    forward passes of a few pages; record each prediction at most once per job and model.
 
     The model is the job's requested model version (an admin re-run), else the default. Each
     page is decoded once, at the size the model and the digitiser read (``read_page``), on a
     helper thread that reads the next pages while the forward pass runs. A page that cannot be
     read fails its own job only.
     """
-    job = services.job_claim(job_id=job_id, task_id=self.request.id)
-    if job is None:
+    jobs = services.jobs_claim_batch(
+        job_id=job_id, task_id=self.request.id, limit=settings.ECGSITE_CLASSIFY_BATCH_SIZE
+    )
+    if not jobs or jobs[0].pk != job_id:
         logger.info("job %s: not claimable (done, or owned by another delivery)", job_id)
         services.job_report(job_id=job_id)
-        return
-    jobs = [job, *_company(job, self.request.id)]
+        if not jobs:
+            return
+    elif len(jobs) == 1:
+        jobs += _company(jobs[0], self.request.id)
+    job = jobs[0]
     for claimed in jobs:
         services.job_report(job_id=claimed.pk)
     _pause_for_fault_tests(job)
@@ -90,13 +95,12 @@ def classify(self, job_id: int) -> None:
 
 
 def _company(job: Job, task_id: str) -> list[Job]:
-    """Queued jobs to classify beside ``job``; if none are queued yet, a short wait for some."""
+    """For a job that found no queued company: a short wait, once, for some to arrive."""
     room = settings.ECGSITE_CLASSIFY_BATCH_SIZE - 1
-    more = services.jobs_claim_more(job=job, task_id=task_id, limit=room)
-    if not more and room > 0 and settings.ECGSITE_CLASSIFY_BATCH_WAIT_MS > 0:
-        time.sleep(settings.ECGSITE_CLASSIFY_BATCH_WAIT_MS / 1000)
-        more = services.jobs_claim_more(job=job, task_id=task_id, limit=room)
-    return more
+    if room < 1 or settings.ECGSITE_CLASSIFY_BATCH_WAIT_MS <= 0:
+        return []
+    time.sleep(settings.ECGSITE_CLASSIFY_BATCH_WAIT_MS / 1000)
+    return services.jobs_claim_more(job=job, task_id=task_id, limit=room)
 
 
 # Pages per forward pass: the helper thread reads the next ones meanwhile.

@@ -117,8 +117,9 @@ def test_job_rerun_refuses_a_job_still_in_progress(batch, versions, staff, enque
 
 
 def test_batch_rerun_queues_the_finished_jobs_and_skips_the_running_one(
-    batch, versions, staff, enqueue, django_capture_on_commit_callbacks
+    batch, versions, staff, enqueue, django_capture_on_commit_callbacks, settings
 ):
+    settings.ECGSITE_CLASSIFY_BATCH_SIZE = 1  # a message per job, to see which were queued
     done = _finished(batch, versions["old"])
     failed = _finished(batch, versions["old"], status=Job.Status.FAILED)
     running = JobFactory(batch=batch, status=Job.Status.RUNNING)
@@ -233,8 +234,9 @@ def test_the_action_runs_the_jobs_on_the_chosen_model(
 
 
 def test_the_batch_action_reruns_every_finished_job_of_the_chosen_batches(
-    staff_client, batch, versions, enqueue, django_capture_on_commit_callbacks
+    staff_client, batch, versions, enqueue, django_capture_on_commit_callbacks, settings
 ):
+    settings.ECGSITE_CLASSIFY_BATCH_SIZE = 1  # a message per job, to see which were queued
     jobs = [_finished(batch, versions["old"]), _finished(batch, versions["old"], status=Job.Status.FAILED)]
     untouched = _finished(BatchFactory(owner=batch.owner), versions["old"])
     data = {

@@ -97,14 +97,27 @@ def test_jobs_are_queued_and_not_enqueued_until_the_transaction_commits(
 
 
 def test_each_job_is_enqueued_with_its_task_id_after_commit(
-    owner, make_upload, enqueue, django_capture_on_commit_callbacks
+    owner, make_upload, enqueue, django_capture_on_commit_callbacks, settings
 ):
+    settings.ECGSITE_CLASSIFY_BATCH_SIZE = 1
     with django_capture_on_commit_callbacks(execute=True):
         batch = services.batch_create(owner=owner, files=[make_upload("a.png"), make_upload("b.png")])
 
     expected = [mock.call(job_id=job.pk, task_id=job.task_id) for job in batch.jobs.all()]
     assert enqueue.call_args_list == expected
     assert all(job.task_id for job in batch.jobs.all())
+
+
+def test_one_message_goes_out_per_classify_batch_of_jobs(
+    owner, make_upload, enqueue, django_capture_on_commit_callbacks, settings
+):
+    """The task a message starts claims the queued jobs beside its own (worker.tasks.classify)."""
+    settings.ECGSITE_CLASSIFY_BATCH_SIZE = 2
+    with django_capture_on_commit_callbacks(execute=True):
+        batch = services.batch_create(owner=owner, files=[make_upload(f"{n}.png") for n in range(5)])
+
+    jobs = list(batch.jobs.order_by("pk"))
+    assert enqueue.call_args_list == [mock.call(job_id=job.pk, task_id=job.task_id) for job in jobs[::2]]
 
 
 def test_nothing_is_enqueued_when_the_surrounding_transaction_rolls_back(

@@ -186,3 +186,30 @@ def test_an_internal_error_fails_the_unfinished_jobs_once_and_says_so(batch, fak
     for job in jobs:
         statuses = [p["status"] for _, kind, p in sent if kind == "job.updated" and p["id"] == job.pk]
         assert statuses == ["running", "failed"]
+
+
+def test_a_message_whose_job_was_taken_still_takes_the_queued_jobs(batch, fake_classifier, sent, settings):
+    """Messages go out one per batch of jobs: a message whose own job another task took may be
+    the only one left for the jobs still waiting (two uploads whose messages crossed)."""
+    settings.ECGSITE_CLASSIFY_BATCH_SIZE = 2
+    first_upload = [JobFactory(batch=batch) for _ in range(2)]  # its message: first_upload[0]
+    second_upload = [JobFactory(batch=BatchFactory(owner=batch.owner)) for _ in range(2)]
+
+    _run(second_upload[0])  # takes its own job and the oldest queued one: first_upload[0]
+    assert _statuses(first_upload + second_upload) == [
+        Job.Status.SUCCEEDED, Job.Status.QUEUED, Job.Status.SUCCEEDED, Job.Status.QUEUED
+    ]  # fmt: skip
+    _run(first_upload[0])  # its job is done: it takes the two still waiting
+
+    assert _statuses(first_upload + second_upload) == [Job.Status.SUCCEEDED] * 4
+    assert fake_classifier.batch_sizes == [2, 2]
+
+
+def test_a_message_with_nothing_left_to_take_does_nothing(batch, fake_classifier, sent):
+    job = JobFactory(batch=batch)
+    _run(job)
+
+    _run(job, task_id="a-duplicate")
+
+    assert fake_classifier.batch_sizes == [1]
+    assert Prediction.objects.count() == 1
