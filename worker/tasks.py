@@ -35,6 +35,7 @@ logger = logging.getLogger(__name__)
 # debugging is asked for with CELERY_RDBSIG).
 EX_MODEL_UNAVAILABLE = 70
 MODEL_UNAVAILABLE_SIGNAL = signal.SIGUSR2
+INTERNAL_ERROR = "An internal error stopped the classification. It has been logged."
 
 
 @shared_task(
@@ -91,7 +92,7 @@ def classify(self, job_id: int) -> None:
     except Exception:
         # Our fault, not the images': log it for us, and tell the users plainly.
         logger.exception("jobs %s: classification failed", [claimed.pk for claimed in jobs])
-        _fail_unfinished(jobs, "An internal error stopped the classification. It has been logged.")
+        _fail_unfinished(jobs, INTERNAL_ERROR)
 
 
 def _company(job: Job, task_id: str) -> list[Job]:
@@ -120,6 +121,11 @@ def _classify_jobs(jobs: list[Job], classifier: Classifier, model_version: Model
                     chunk.append((job, page.result()))
                 except InvalidImageError as exc:
                     services.job_fail(job_id=job.pk, error=str(exc))
+                    services.job_report(job_id=job.pk)
+                except Exception:
+                    # Our fault (its stored file unreadable, say), and this job's alone.
+                    logger.exception("job %s: its page could not be read", job.pk)
+                    services.job_fail(job_id=job.pk, error=INTERNAL_ERROR)
                     services.job_report(job_id=job.pk)
             results = classifier.classify([page for _, page in chunk])
             for (job, page), result in zip(chunk, results, strict=True):

@@ -213,3 +213,14 @@ def test_a_message_with_nothing_left_to_take_does_nothing(batch, fake_classifier
 
     assert fake_classifier.batch_sizes == [1]
     assert Prediction.objects.count() == 1
+
+
+def test_a_page_whose_stored_file_is_gone_fails_only_its_own_job(batch, fake_classifier, sent, caplog):
+    jobs = [JobFactory(batch=batch) for _ in range(3)]
+    jobs[1].image.storage.delete(jobs[1].image.name)
+
+    _run(jobs[0])
+
+    assert _statuses(jobs) == [Job.Status.SUCCEEDED, Job.Status.FAILED, Job.Status.SUCCEEDED]
+    assert Job.objects.get(pk=jobs[1].pk).error == tasks.INTERNAL_ERROR
+    assert any("its page could not be read" in record.getMessage() for record in caplog.records)
