@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -98,6 +99,11 @@ def job_signal_for_user(*, user: User, job_id: int) -> JobSignal:
 def job_get_with_prediction(*, job_id: int) -> Job:
     """A job with what events need, for system code that already owns it (the worker)."""
     return _jobs_with_predictions().select_related("batch").get(pk=job_id)
+
+
+def jobs_get_with_predictions(*, job_ids: Sequence[int]) -> list[Job]:
+    """``job_get_with_prediction`` for several jobs in one read, in id order."""
+    return list(_jobs_with_predictions().select_related("batch").filter(pk__in=job_ids).order_by("pk"))
 
 
 def batches_in_progress_for_user(*, user: User, limit: int = 20) -> list[Batch]:

@@ -26,7 +26,7 @@ from classifier.ecg_signal import PageMeasurements, PageSignal, measurements_che
 from classifier.images import CleanImage, InvalidUpload, clean_images
 from classifier.models import CLASS_KEYS, Batch, Job, ModelVersion, Prediction
 from classifier.reaper import ReapResult, attempts_exhausted_message, jobs_reap_stale
-from classifier.selectors import job_get_with_prediction
+from classifier.selectors import jobs_get_with_predictions
 from ml import models as shipped_models
 from ml.cards import summary_from_card
 from ml.models import ModelIdentity
@@ -543,10 +543,20 @@ def job_report(*, job_id: int) -> None:
 
     Called by the worker after each change it makes to a job, and by ``jobs_reap_and_enqueue``.
     """
-    job = job_get_with_prediction(job_id=job_id)
-    events.job_updated(job)
-    if job.is_finished:
-        batch_finish_if_done(batch_id=job.batch_id)
+    jobs_report(job_ids=[job_id])
+
+
+def jobs_report(*, job_ids: Sequence[int]) -> None:
+    """``job_report`` for several jobs, read at once (the worker reports a chunk of results).
+
+    Each batch with a finished job among them is checked once for completion, after every job's
+    event went out, so batch.completed follows the last job's.
+    """
+    jobs = jobs_get_with_predictions(job_ids=job_ids)
+    for job in jobs:
+        events.job_updated(job)
+    for batch_id in dict.fromkeys(job.batch_id for job in jobs if job.is_finished):
+        batch_finish_if_done(batch_id=batch_id)
 
 
 def jobs_reap_and_enqueue(

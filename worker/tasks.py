@@ -70,8 +70,7 @@ def classify(self, job_id: int) -> None:
     elif len(jobs) == 1:
         jobs += _company(jobs[0], self.request.id)
     job = jobs[0]
-    for claimed in jobs:
-        services.job_report(job_id=claimed.pk)
+    services.jobs_report(job_ids=[claimed.pk for claimed in jobs])
     _pause_for_fault_tests(job)
     try:
         # A re-run names its model version; every other job runs on the configured default.
@@ -140,8 +139,8 @@ def _classify_jobs(jobs: list[Job], classifier: Classifier, model_version: Model
                     signal=reading.signal if reading else None,
                     measurements=reading.measurements if reading else None,
                 )
-                # Each result goes out as it is stored, not when the whole batch is done.
-                services.job_report(job_id=job.pk)
+            # Each chunk's results go out as they are stored, not when the whole batch is done.
+            services.jobs_report(job_ids=[job.pk for job, _ in chunk])
     finally:
         # Out of time or failed: pages not read yet are not read at all.
         reader.shutdown(wait=False, cancel_futures=True)
@@ -158,8 +157,7 @@ def _read_page(job: Job, classifier: Classifier) -> PageInputs:
 
 def _fail_unfinished(jobs: list[Job], error: str) -> None:
     """Fail the jobs of this task that no result or failure has finished yet, and say so."""
-    for job_id in services.jobs_fail_unfinished(job_ids=[job.pk for job in jobs], error=error):
-        services.job_report(job_id=job_id)
+    services.jobs_report(job_ids=services.jobs_fail_unfinished(job_ids=[job.pk for job in jobs], error=error))
 
 
 def _page_reading(job_id: int, page: PageInputs) -> PageReading | None:

@@ -224,3 +224,19 @@ def test_a_page_whose_stored_file_is_gone_fails_only_its_own_job(batch, fake_cla
     assert _statuses(jobs) == [Job.Status.SUCCEEDED, Job.Status.FAILED, Job.Status.SUCCEEDED]
     assert Job.objects.get(pk=jobs[1].pk).error == tasks.INTERNAL_ERROR
     assert any("its page could not be read" in record.getMessage() for record in caplog.records)
+
+
+def test_a_chunk_of_results_is_reported_with_one_read_and_one_completion_check(
+    batch, sent, django_assert_max_num_queries
+):
+    from classifier import services
+
+    jobs = [JobFactory(batch=batch, status=Job.Status.SUCCEEDED) for _ in range(4)]
+
+    # The jobs with their predictions (2 reads), then the batch: unfinished jobs (1), stamp (1),
+    # and what its completion event and email read.
+    with django_assert_max_num_queries(8):
+        services.jobs_report(job_ids=[job.pk for job in jobs])
+
+    kinds = [kind for _, kind, _ in sent]
+    assert kinds == ["job.updated"] * 4 + ["batch.completed"]
