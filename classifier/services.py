@@ -327,7 +327,7 @@ def jobs_claim_more(*, job: Job, task_id: str, limit: int) -> list[Job]:
     oldest first, and those this task claimed before (its redelivery resumes them all).
 
     A conditional UPDATE takes them (still queued, or still this task's; attempts left), so each
-    job goes to one delivery only; its own message later finds it taken and does nothing.
+    job goes to one delivery only; a message sent for one of them later finds it taken.
     """
     if limit <= 0:
         return []

@@ -305,8 +305,14 @@ ECGSITE_MODEL = env_str("ECGSITE_MODEL", "")  # a shipped model name or a path; 
 ECGSITE_MAX_ATTEMPTS = env_int("ECGSITE_MAX_ATTEMPTS", 3)
 ECGSITE_MAX_UPLOAD_BYTES = env_int("ECGSITE_MAX_UPLOAD_BYTES", 20 * 1024 * 1024)
 ECGSITE_MAX_FILES_PER_BATCH = env_int("ECGSITE_MAX_FILES_PER_BATCH", 200)
-# The decoded size ceiling (ml.preprocess.MAX_PIXELS, which the workers apply too) may be lowered.
-ECGSITE_MAX_IMAGE_PIXELS = min(env_int("ECGSITE_MAX_IMAGE_PIXELS", MAX_PIXELS), MAX_PIXELS)
+# The decoded size ceiling may be lowered, never raised above ml.preprocess.MAX_PIXELS: the workers
+# and the command-line tools apply that one.
+ECGSITE_MAX_IMAGE_PIXELS = env_int("ECGSITE_MAX_IMAGE_PIXELS", MAX_PIXELS)
+if not 0 < ECGSITE_MAX_IMAGE_PIXELS <= MAX_PIXELS:
+    raise ImproperlyConfigured(
+        f"ECGSITE_MAX_IMAGE_PIXELS must be between 1 and {MAX_PIXELS:,} (ml.preprocess.MAX_PIXELS, "
+        "which the workers apply too); it may only lower the ceiling."
+    )
 # Refuse uploads that do not look like a 12-lead ECG printout (ml.guard: photos, text pages,
 # screenshots, blank pages), with the reason, instead of classifying them into one of the labels.
 ECGSITE_OOD_GUARD = env_bool("ECGSITE_OOD_GUARD", True)

@@ -242,7 +242,7 @@ def measure_page(image: Image.Image) -> PageFeatures:
     """Measure ``image`` (a decoded page, any size) for the guard's checks."""
     image = image.convert("RGB")
     # A page decoded in full (the upload path) is first box-reduced to about what a draft-mode
-    # decode gives (DCT scaling averages blocks too): the same measurements, at a third the cost.
+    # decode gives (DCT scaling averages blocks too): the same verdicts, at about a draft's cost.
     factor = image.width // WORK_WIDTH
     if factor >= 2:
         image = image.reduce(factor)

@@ -318,3 +318,13 @@ def test_a_trusted_proxy_that_is_no_address_refuses_to_start(tmp_path):
         "raised": "ImproperlyConfigured",
         "message": "ECGSITE_TRUSTED_PROXIES: 'nginx' is no address or network.",
     }
+
+
+@pytest.mark.slow
+def test_the_pixel_ceiling_may_be_lowered_but_not_raised_above_the_one_the_workers_apply(tmp_path):
+    lowered = _settings_with(tmp_path, {"ECGSITE_MAX_IMAGE_PIXELS": "1000000"}, "ECGSITE_MAX_IMAGE_PIXELS")
+    raised = _settings_with(tmp_path, {"ECGSITE_MAX_IMAGE_PIXELS": "90000000"}, "ECGSITE_MAX_IMAGE_PIXELS")
+
+    assert lowered == {"ECGSITE_MAX_IMAGE_PIXELS": 1_000_000}
+    assert raised["raised"] == "ImproperlyConfigured"
+    assert "must be between 1 and 40,000,000" in raised["message"]
