@@ -78,18 +78,18 @@ def audited_lookup(
     context: AuditContext | None,
     target_type: str,
     target_id: int,
+    detail: dict[str, Any] | None = None,
+    outcome_of: Callable[[Found], str] | None = None,
 ) -> Found:
-    """Run an ownership-checked read and record it; a miss is recorded as not found, then re-raised."""
+    """Run an ownership-checked read and record it; a miss is recorded as not found, then re-raised.
+
+    ``outcome_of`` says how a read that found something went (default: a success)."""
+    record = {"action": action, "context": context, "target_type": target_type, "target_id": target_id}
     try:
         found = lookup()
     except Http404:
-        audit_record(
-            action=action,
-            context=context,
-            target_type=target_type,
-            target_id=target_id,
-            outcome=Outcome.NOT_FOUND,
-        )
+        audit_record(**record, outcome=Outcome.NOT_FOUND, detail=detail)
         raise
-    audit_record(action=action, context=context, target_type=target_type, target_id=target_id)
+    outcome = outcome_of(found) if outcome_of else Outcome.SUCCESS
+    audit_record(**record, outcome=outcome, detail=detail)
     return found

@@ -96,13 +96,9 @@ def job_signal_for_user(*, user: User, job_id: int) -> JobSignal:
     return JobSignal(job=job, signal=signal, measurements=measurements)
 
 
-def job_get_with_prediction(*, job_id: int) -> Job:
-    """A job with what events need, for system code that already owns it (the worker)."""
-    return _jobs_with_predictions().select_related("batch").get(pk=job_id)
-
-
 def jobs_get_with_predictions(*, job_ids: Sequence[int]) -> list[Job]:
-    """``job_get_with_prediction`` for several jobs in one read, in id order."""
+    """Jobs with what events need, in one read and in id order, for system code that already
+    owns them (the worker)."""
     return list(_jobs_with_predictions().select_related("batch").filter(pk__in=job_ids).order_by("pk"))
 
 

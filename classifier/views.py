@@ -5,6 +5,8 @@ Each answer is recorded in the audit log (classifier.audit), refusals and other 
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import TooManyFieldsSent, TooManyFilesSent
@@ -24,6 +26,7 @@ from classifier.selectors import JobSignal
 from classifier.web_context import audit_context
 
 CLASS_NAMES = [(key, Label(key).label) for key in CLASS_KEYS]
+PatientFile = TypeVar("PatientFile", bound=HttpResponse)
 
 
 def home(request: HttpRequest) -> HttpResponse:
@@ -136,11 +139,16 @@ def owned_image_response(request: HttpRequest, job_id: int) -> FileResponse:
 def image_response(job: Job) -> FileResponse:
     """A job's stored image with headers that stop sniffing and any caching."""
     content_type = "image/png" if job.image.name.endswith(".png") else "image/jpeg"
-    response = FileResponse(job.image.open("rb"), content_type=content_type)
+    response = _patient_document(FileResponse(job.image.open("rb"), content_type=content_type))
+    response["Content-Disposition"] = "inline"
+    return response
+
+
+def _patient_document(response: PatientFile) -> PatientFile:
+    """Headers for a file drawn from a patient's ECG: no sniffing, no cache, nothing that runs."""
     response["X-Content-Type-Options"] = "nosniff"
     # An ECG is patient data: kept by no cache, the browser's own included.
     response["Cache-Control"] = "private, no-store"
-    response["Content-Disposition"] = "inline"
     # Even if a browser were tricked into rendering it as a document, nothing in it may run.
     response["Content-Security-Policy"] = "default-src 'none'; sandbox"
     return response
@@ -154,33 +162,22 @@ def job_signal_svg(request: HttpRequest, job_id: int) -> HttpResponse:
     found = owned_signal(request, job_id, "svg")
     if found.signal is None:
         raise Http404("This job has no signal.")
-    response = HttpResponse(signal_svg(found.job, found.signal), content_type="image/svg+xml")
-    # As for the image (image_response): patient data, and a document in which nothing runs.
-    response["X-Content-Type-Options"] = "nosniff"
-    response["Cache-Control"] = "private, no-store"
-    response["Content-Security-Policy"] = "default-src 'none'; sandbox"
-    return response
+    return _patient_document(HttpResponse(signal_svg(found.job, found.signal), content_type="image/svg+xml"))
 
 
 def owned_signal(request: HttpRequest, job_id: int, output: str) -> JobSignal:
     """One of the requester's jobs with its signal (404 for anyone else's job), recorded in the
     audit log with the ``output`` asked for (json, csv, svg). A job without a signal (yet) is
     recorded as refused: its state does not allow the read."""
-    context = audit_context(request)
-    record = {
-        "action": Action.SIGNAL_VIEW,
-        "target_type": "job",
-        "target_id": job_id,
-        "detail": {"output": output},
-    }
-    try:
-        found = selectors.job_signal_for_user(user=request.user, job_id=job_id)
-    except Http404:
-        audit_record(context=context, outcome=Outcome.NOT_FOUND, **record)
-        raise
-    outcome = Outcome.SUCCESS if found.signal is not None else Outcome.REFUSED
-    audit_record(context=context, outcome=outcome, **record)
-    return found
+    return audited_lookup(
+        lambda: selectors.job_signal_for_user(user=request.user, job_id=job_id),
+        action=Action.SIGNAL_VIEW,
+        context=audit_context(request),
+        target_type="job",
+        target_id=job_id,
+        detail={"output": output},
+        outcome_of=lambda found: Outcome.SUCCESS if found.signal is not None else Outcome.REFUSED,
+    )
 
 
 def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:

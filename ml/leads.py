@@ -19,6 +19,7 @@ import numpy as np
 from PIL import Image
 
 from ml.measurements import measure
+from ml.preprocess import red_channel
 from ml.traces import SAMPLING_HZ, SIGNAL_SAMPLES, digitise, twelve_leads
 
 DECIMALS = 4  # 0.1 µV: far below what a printed trace resolves
@@ -41,9 +42,7 @@ def page_signal(image: Image.Image, signals: np.ndarray | None = None) -> dict[s
     measurements are read from the unrounded leads, the traces are rounded for storage.
     """
     if signals is None:
-        # The red channel: the pink grid vanishes from it (ml.traces); no copy when already RGB.
-        red = image.getchannel("R") if image.mode == "RGB" else image.convert("RGB").getchannel("R")
-        signals = digitise(red)
+        signals = digitise(red_channel(image))
     leads = twelve_leads(signals)
     return {
         "fs": SAMPLING_HZ,

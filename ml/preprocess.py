@@ -141,14 +141,19 @@ def crop_trace_area(image: Image.Image) -> Image.Image:
     return image.crop(box)
 
 
+def red_channel(image: Image.Image) -> Image.Image:
+    """The red channel, where the pink grid vanishes and black ink stays dark (no copy of an
+    image that is RGB already)."""
+    return image.getchannel("R") if image.mode == "RGB" else image.convert("RGB").getchannel("R")
+
+
 def preprocess(image: Image.Image) -> np.ndarray:
     """Return the float32 (INPUT_SIZE, INPUT_SIZE, 3) network input for a full page image.
 
     Values are the red channel scaled by MobileNetV2's ``x / 127.5 - 1``: white paper and
     pink grid near +1, black ink near -1; the three channels are identical.
     """
-    trace = crop_trace_area(image)
-    red = trace.getchannel("R") if trace.mode == "RGB" else trace.convert("RGB").getchannel("R")
+    red = red_channel(crop_trace_area(image))
     # A 2 px trace on a 1200 px page is under half a pixel at 224: thicken it first (a min
     # filter spreads dark ink) when the image is large enough for that to matter.
     if red.width > 2 * INPUT_SIZE:

@@ -26,7 +26,7 @@ import numpy as np
 from PIL import Image
 
 from ml import layout
-from ml.preprocess import _thicken_ink
+from ml.preprocess import _thicken_ink, red_channel
 
 SIGNAL_SAMPLES = 1024  # 10 s: about 102 samples per second, one per page pixel column
 ROWS = len(layout.ROW_BASELINES)
@@ -186,5 +186,5 @@ def twelve_leads(signals: np.ndarray) -> TwelveLeads:
 
 def leads_inputs(image: Image.Image) -> dict[str, np.ndarray]:
     """The hybrid model's inputs for a decoded full page (``ml.preprocess.decode_image``)."""
-    red = image.getchannel("R") if image.mode == "RGB" else image.convert("RGB").getchannel("R")
+    red = red_channel(image)
     return {"trace_image": trace_image(red), "signals": digitise(red)}

@@ -24,6 +24,19 @@ from tests.conftest import assert_problem
 pytestmark = pytest.mark.django_db
 
 LEADS = ["I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6"]
+MEASUREMENT_KEYS = [
+    "heart_rate_bpm",
+    "rr_ms",
+    "pr_ms",
+    "qrs_ms",
+    "qt_ms",
+    "qtc_ms",
+    "qtc_formula",
+    "st_mv",
+    "st_point",
+    "q_waves",
+    "beats",
+]
 STARTS = {"I": 0.0, "II": 0.0, "III": 0.0, "aVR": 2.5, "aVL": 2.5, "aVF": 2.5}
 STARTS |= {"V1": 5.0, "V2": 5.0, "V3": 5.0, "V4": 7.5, "V5": 7.5, "V6": 7.5}
 
@@ -84,19 +97,7 @@ def test_the_signal_carries_the_measurements_read_from_its_leads(api, job, measu
     body = api.get(f"/api/v1/jobs/{job.pk}/signal/").json()["measurements"]
 
     assert body == measurements
-    assert list(body) == [
-        "heart_rate_bpm",
-        "rr_ms",
-        "pr_ms",
-        "qrs_ms",
-        "qt_ms",
-        "qtc_ms",
-        "qtc_formula",
-        "st_mv",
-        "st_point",
-        "q_waves",
-        "beats",
-    ]
+    assert list(body) == MEASUREMENT_KEYS
     assert list(body["st_mv"]) == LEADS and list(body["q_waves"]) == LEADS
     assert 40 < body["heart_rate_bpm"] < 150
     assert (body["qtc_formula"], body["st_point"]) == ("Bazett", "J+60ms")
@@ -219,19 +220,7 @@ def test_the_schema_documents_both_signal_endpoints(db):
     assert set(shape["properties"]) == {"job", "fs", "leads", "start_s", "rhythm", "measurements"}
     assert shape["properties"]["leads"]["additionalProperties"]["items"]["type"] == "number"
     measured = schema["components"]["schemas"]["MeasurementsOutput"]["properties"]
-    assert set(measured) == {
-        "heart_rate_bpm",
-        "rr_ms",
-        "pr_ms",
-        "qrs_ms",
-        "qt_ms",
-        "qtc_ms",
-        "qtc_formula",
-        "st_mv",
-        "st_point",
-        "q_waves",
-        "beats",
-    }
+    assert set(measured) == set(MEASUREMENT_KEYS)
     assert measured["heart_rate_bpm"]["nullable"] is True
     assert measured["st_mv"]["additionalProperties"] == {
         "type": "number",

@@ -17,7 +17,7 @@ from django.test import Client
 
 from classifier import events
 from classifier.consumers import UNAUTHENTICATED
-from classifier.selectors import job_get_with_prediction
+from classifier.selectors import jobs_get_with_predictions
 from ecgsite.asgi import application
 from tests.classifier.factories import BatchFactory, JobFactory, ModelVersionFactory, PredictionFactory
 
@@ -70,7 +70,7 @@ def _make(factory, **fields):
 
 @database_sync_to_async
 def _announce(job_id: int) -> None:
-    events.job_updated(job_get_with_prediction(job_id=job_id))
+    events.job_updated(jobs_get_with_predictions(job_ids=[job_id])[0])
 
 
 async def test_an_anonymous_connection_is_refused():

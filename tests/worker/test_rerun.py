@@ -11,7 +11,7 @@ import worker.runtime
 from classifier import services
 from classifier.models import Job
 from classifier.presenters import job_as_dict
-from classifier.selectors import job_get_with_prediction
+from classifier.selectors import jobs_get_with_predictions
 from ml.models import MODELS_DIR, default_model_path
 from tests.classifier.factories import BatchFactory, JobFactory, ModelVersionFactory
 from tests.conftest import FakeClassifier
@@ -39,7 +39,7 @@ def loads(monkeypatch, settings) -> list[Path]:
 
 def _run(job: Job) -> Job:
     classify.apply(args=[job.pk], task_id=job.task_id)
-    return job_get_with_prediction(job_id=job.pk)
+    return jobs_get_with_predictions(job_ids=[job.pk])[0]
 
 
 def test_a_job_without_a_requested_model_runs_on_the_default(owner, loads):
