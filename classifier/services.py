@@ -553,8 +553,7 @@ def jobs_report(*, job_ids: Sequence[int]) -> None:
     event went out, so batch.completed follows the last job's.
     """
     jobs = jobs_get_with_predictions(job_ids=job_ids)
-    for job in jobs:
-        events.job_updated(job)
+    events.jobs_updated(jobs)
     for batch_id in dict.fromkeys(job.batch_id for job in jobs if job.is_finished):
         batch_finish_if_done(batch_id=batch_id)
 

@@ -153,13 +153,15 @@ def _periodicity(signal: np.ndarray, period: float) -> float:
     profiles = profiles - profiles.mean(axis=1, keepdims=True)
     power = (np.abs(np.fft.rfft(profiles * np.hanning(length), axis=1)) ** 2).mean(axis=0)
     median = max(float(np.median(power[1:])), 1e-12)
+    # A harmonic's power is the larger of the two bins around its frequency.
+    pair_power = np.maximum(power[:-1], power[1:])
     best = 0.0
     for candidate in np.linspace(period * (1 - PITCH_TOLERANCE), period * (1 + PITCH_TOLERANCE), 25):
         bins = [length * k / candidate for k in range(1, GRID_HARMONICS + 1)]
         bins = [int(b) for b in bins if b < len(power) - 2]
         if not bins or bins[0] < 2:
             continue
-        best = max(best, float(np.mean([power[b : b + 2].max() for b in bins])))
+        best = max(best, float(pair_power[bins].mean()))
     return best / median
 
 
@@ -219,11 +221,18 @@ def _find_rows(ink: np.ndarray, page_height: int) -> tuple[tuple[float, ...], fl
     best = np.unravel_index(np.argmax(ratio), ratio.shape)
     comb = combs[best]  # (panel, row)
 
+    def inked_columns(y0: int, y1: int, a: int, b: int) -> int:
+        return int(ink[y0:y1, a:b].any(axis=0).sum()) if y1 > y0 and b > a else 0
+
+    def pixel_row(value: float) -> int:
+        # min/max, not np.clip: this runs about 40 times a page, and np.clip on a scalar is slow.
+        return min(max(round(value), 0), height)
+
     def covered(centres: np.ndarray, half: float) -> float:
         count = 0
         for index, (a, b) in enumerate(panels):
-            y0, y1 = (int(np.clip(round(centres[index] + d), 0, height)) for d in (-half, half))
-            count += int(ink[y0:y1, a:b].any(axis=0).sum()) if y1 > y0 and b > a else 0
+            y0, y1 = pixel_row(centres[index] - half), pixel_row(centres[index] + half)
+            count += inked_columns(y0, y1, a, b)
         return count / trace_width
 
     coverage = tuple(covered(comb[:, row], BAND_HALF * spacing) for row in range(rows_count))
@@ -231,10 +240,10 @@ def _find_rows(ink: np.ndarray, page_height: int) -> tuple[tuple[float, ...], fl
     band = BAND_HALF * spacing
     above = below = 0
     for index, (a, b) in enumerate(panels):
-        top_edge = int(np.clip(round(comb[index, 0] - band), 0, height))
-        bottom_edge = int(np.clip(round(comb[index, -1] + band), 0, height))
-        above += int(ink[:top_edge, a:b].any(axis=0).sum()) if top_edge > 0 and b > a else 0
-        below += int(ink[bottom_edge:, a:b].any(axis=0).sum()) if bottom_edge < height and b > a else 0
+        top_edge = pixel_row(comb[index, 0] - band)
+        bottom_edge = pixel_row(comb[index, -1] + band)
+        above += inked_columns(0, top_edge, a, b)
+        below += inked_columns(bottom_edge, height, a, b)
     return coverage, float(ratio[best]), max(gaps), max(above, below) / trace_width
 
 

@@ -96,8 +96,11 @@ def decode_page(
                     wanted = (wanted[1], wanted[0])
                 image.draft("RGB", wanted)
             image.load()
-            image = ImageOps.exif_transpose(image)
-            image = image.convert("RGB")
+            # In place, and converted only when needed: a copy of a full page costs half as much
+            # as decoding it, and most pages are upright RGB already.
+            ImageOps.exif_transpose(image, in_place=True)
+            if image.mode != "RGB":
+                image = image.convert("RGB")
     except InvalidImageError:
         raise
     except Image.UnidentifiedImageError:

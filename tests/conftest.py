@@ -140,10 +140,7 @@ def stored_files(root: Path) -> list[Path]:
 def sent(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, str, dict]]:
     """Every event pushed to a user's websocket group, as (user id, type, payload)."""
     events: list[tuple[int, str, dict]] = []
-    monkeypatch.setattr(
-        "classifier.events._send",
-        lambda user_id, event_type, payload: events.append((user_id, event_type, payload)),
-    )
+    monkeypatch.setattr("classifier.events._send_all", events.extend)
     return events
 
 

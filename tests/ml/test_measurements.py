@@ -19,7 +19,7 @@ from PIL import Image
 
 from ml import digitise as cli
 from ml.labels import CLASSES
-from ml.measurements import FEATURE_NAMES, LEADS, Measurements, features, measure
+from ml.measurements import FEATURE_NAMES, LEADS, Measurements, _nanmedian, features, measure
 from ml.synthetic import KnownMeasurements, render_ecg_with_signals
 from ml.traces import SIGNAL_SAMPLES, TwelveLeads, digitise, twelve_leads
 from tests.ml.helpers import encode
@@ -168,3 +168,16 @@ def test_importing_measurements_is_cheap() -> None:
         cwd=Path(__file__).resolve().parents[2],
     )
     assert result.stdout.strip() == "[]"
+
+
+def test_median_beats_ignore_gaps_exactly_as_numpys_nanmedian() -> None:
+    # The median beat is the middle of each sample's finite values over the beats; a sample no
+    # beat reaches (all NaN) stays NaN. Odd and even counts, gaps at the edges and inside.
+    rng = np.random.default_rng(7)
+    for beats in (1, 2, 5, 8):
+        windows = rng.normal(size=(13, beats, 40))
+        windows[rng.random(windows.shape) < 0.3] = np.nan
+        windows[:, :, :3] = np.nan
+        with np.errstate(all="ignore"), pytest.warns(RuntimeWarning):
+            expected = np.nanmedian(windows, axis=1)
+        np.testing.assert_array_equal(_nanmedian(windows), expected)

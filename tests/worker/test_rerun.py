@@ -33,7 +33,7 @@ def loads(monkeypatch, settings) -> list[Path]:
 
     monkeypatch.setattr(worker.runtime, "_classifiers", OrderedDict())
     monkeypatch.setattr(worker.runtime, "_load", load)
-    monkeypatch.setattr("classifier.events._send", lambda *args: None)
+    monkeypatch.setattr("classifier.events._send_all", lambda *args: None)
     return loaded
 
 

@@ -30,7 +30,7 @@ def job(batch) -> Job:
 
 @pytest.fixture
 def quiet_events(monkeypatch) -> None:
-    monkeypatch.setattr("classifier.events._send", lambda *args: None)
+    monkeypatch.setattr("classifier.events._send_all", lambda *args: None)
 
 
 def _break_prediction_create(monkeypatch, *, times: int) -> list[int]:
