@@ -5,7 +5,8 @@ application's in-memory queue, before the ASGI application is called, so the app
 check (ecgsite.request_limits) comes after the memory is spent. Here the request is answered 413
 and the connection closed as soon as its Content-Length is seen over
 settings.ECGSITE_MAX_REQUEST_BYTES, or, for a chunked body, as soon as that much has arrived.
-The same daphne otherwise: every argument is daphne's.
+Twisted's own parse of form bodies, which daphne never reads, is switched off. The same daphne
+otherwise: every argument is daphne's.
 """
 
 from __future__ import annotations
@@ -25,6 +26,12 @@ def _limit() -> int:
 class LimitedWebRequest(http_protocol.WebRequest):
     _body_received = 0
     _refused = False
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        # Twisted would also parse a form or multipart body into request.args, which daphne
+        # never reads: for an upload of 100 scans, a second parse of the whole body.
+        self._parsePOSTFormSubmission = False
 
     def gotLength(self, length: int | None) -> None:
         super().gotLength(length)
