@@ -131,7 +131,14 @@ def batch_create(
                 )
                 job.image.save(f"upload{image.extension}", ContentFile(image.content), save=False)
                 stored.append(job)
-                job.save()
+            # One INSERT for the whole batch, not one per image.
+            Job.objects.bulk_create(stored)
+            if any(job.pk is None for job in stored):
+                # MySQL, unlike MariaDB and SQLite, does not return the new ids: each job's
+                # delivery id is unique, so it finds its row.
+                ids = dict(Job.objects.filter(batch=batch).values_list("task_id", "pk"))
+                for job in stored:
+                    job.pk = ids[job.task_id]
             audit_record(
                 action=Action.BATCH_CREATE,
                 context=context,

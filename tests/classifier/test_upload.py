@@ -14,12 +14,13 @@ from unittest import mock
 
 import numpy as np
 import pytest
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
+from django.db.models import QuerySet
 from django.urls import reverse
 from PIL import Image
 
 from classifier import services
-from classifier.models import Batch, Job
+from classifier.models import AuditEvent, Batch, Job
 from tests.conftest import TEST_PAGE_SIZE, render_ecg_bytes, stored_files
 
 pytestmark = pytest.mark.django_db
@@ -61,6 +62,28 @@ def test_several_files_in_one_post_create_one_batch_with_one_job_per_image(
     assert (batch.owner, batch.name) == (owner, "Ward 3")
     assert sorted(batch.jobs.values_list("original_name", flat=True)) == ["a.png", "b.png", "c.jpg"]
     assert len(stored_files(media_root)) == 3
+
+
+@pytest.mark.parametrize("returns_ids", [True, False], ids=["ids-returned", "mysql-no-returning"])
+def test_each_job_is_queued_and_audited_with_its_own_id(
+    owner, make_upload, enqueue, monkeypatch, django_capture_on_commit_callbacks, returns_ids
+):
+    # The jobs go in with one INSERT; where the database does not return their ids (MySQL),
+    # they are read back, so the queue and the audit record still name the right rows.
+    monkeypatch.setattr(
+        type(connection.features), "can_return_rows_from_bulk_insert", returns_ids, raising=True
+    )
+
+    with django_capture_on_commit_callbacks(execute=True):
+        batch = services.batch_create(owner=owner, files=[make_upload("a.png"), make_upload("b.png")])
+
+    rows = dict(batch.jobs.values_list("task_id", "pk"))
+    assert len(rows) == 2
+    # One message for both (a message per ECGSITE_CLASSIFY_BATCH_SIZE jobs), under a job's own ids.
+    (message,) = enqueue.call_args_list
+    assert rows[message.kwargs["task_id"]] == message.kwargs["job_id"]
+    audit = AuditEvent.objects.get(action=AuditEvent.Action.BATCH_CREATE)
+    assert sorted(audit.detail["jobs"]) == sorted(rows.values())
 
 
 def test_json_upload_answers_201_with_the_batch_url(owner_client, make_upload, enqueue):
@@ -142,19 +165,19 @@ def test_nothing_is_enqueued_when_the_surrounding_transaction_rolls_back(
 def test_a_failure_while_writing_the_batch_removes_the_files_already_stored(
     owner, make_upload, media_root, enqueue, monkeypatch
 ):
-    real_save = Job.save
-    saves = []
+    # The jobs' one INSERT fails after every image file was written.
+    files_when_it_failed = []
 
-    def fail_on_second_job(job, *args, **kwargs):
-        saves.append(job)
-        if len(saves) == 2:
-            raise IntegrityError("simulated")
-        real_save(job, *args, **kwargs)
+    def fail(*args, **kwargs):
+        files_when_it_failed.append(len(stored_files(media_root)))
+        raise IntegrityError("simulated")
 
-    monkeypatch.setattr(Job, "save", fail_on_second_job)
+    monkeypatch.setattr(QuerySet, "bulk_create", fail)
 
     with pytest.raises(IntegrityError):
         services.batch_create(owner=owner, files=[make_upload("a.png"), make_upload("b.png")])
+
+    assert files_when_it_failed == [2]
 
     _assert_nothing_stored(media_root)
     enqueue.assert_not_called()
