@@ -263,10 +263,12 @@ def measure_page(image: Image.Image) -> PageFeatures:
     # Ink is read from a red channel thickened first (3x3 minimum, as in
     # ``ml.preprocess``) so 1 px traces survive the downscale. Draft-decoded JPEGs are
     # already about WORK_WIDTH wide.
-    thick_red = image.getchannel("R")
+    thick_red = None
     if width > WORK_WIDTH:
         size = (WORK_WIDTH, max(1, round(height * WORK_WIDTH / width)))
-        thick_red = Image.fromarray(_thicken_ink(np.asarray(thick_red))).resize(size, Image.Resampling.BOX)
+        thick_red = Image.fromarray(_thicken_ink(np.asarray(image.getchannel("R")))).resize(
+            size, Image.Resampling.BOX
+        )
         image = image.resize(size, Image.Resampling.BOX)
     page_width, page_height = image.size
     rgb = np.asarray(crop_trace_area(image), dtype=np.float32)
@@ -277,7 +279,12 @@ def measure_page(image: Image.Image) -> PageFeatures:
     balance = 255.0 / np.maximum(paper_colour, 1.0)
     red = np.minimum(rgb[:, :, 0] * balance[0], 255.0)
     light = np.minimum(rgb @ (balance / 3.0), 255.0)
-    ink_red = np.minimum(np.asarray(crop_trace_area(thick_red), dtype=np.float32) * balance[0], 255.0)
+    # A page not downscaled here has no thickened red: its ink is read from the red itself.
+    ink_red = (
+        red
+        if thick_red is None
+        else np.minimum(np.asarray(crop_trace_area(thick_red), dtype=np.float32) * balance[0], 255.0)
+    )
     darkest = float(np.percentile(ink_red[::2, ::2], 1))
     ink = ink_red < np.clip(darkest + TRACE_INK_SPAN * (255.0 - darkest), *TRACE_INK_LEVEL_RANGE)
     # The grid: light lines a little darker than the paper; ink counts as paper here.

@@ -115,9 +115,9 @@ def _classify_jobs(jobs: list[Job], classifier: Classifier, model_version: Model
         pending = [(job, reader.submit(_read_page, job, classifier)) for job in jobs]
         for start in range(0, len(pending), FORWARD_CHUNK):
             chunk = []
-            for job, page in pending[start : start + FORWARD_CHUNK]:
+            for job, read in pending[start : start + FORWARD_CHUNK]:
                 try:
-                    chunk.append((job, page.result()))
+                    chunk.append((job, *read.result()))
                 except InvalidImageError as exc:
                     services.job_fail(job_id=job.pk, error=str(exc))
                     services.job_report(job_id=job.pk)
@@ -126,10 +126,8 @@ def _classify_jobs(jobs: list[Job], classifier: Classifier, model_version: Model
                     logger.exception("job %s: its page could not be read", job.pk)
                     services.job_fail(job_id=job.pk, error=INTERNAL_ERROR)
                     services.job_report(job_id=job.pk)
-            results = classifier.classify([page for _, page in chunk])
-            for (job, page), result in zip(chunk, results, strict=True):
-                # Not named `signal`: that is the module this one uses to stop the worker.
-                reading = _page_reading(job.pk, page)
+            results = classifier.classify([page for _, page, _ in chunk])
+            for (job, _, reading), result in zip(chunk, results, strict=True):
                 services.prediction_record(
                     job=job,
                     model_version=model_version,
@@ -140,19 +138,22 @@ def _classify_jobs(jobs: list[Job], classifier: Classifier, model_version: Model
                     measurements=reading.measurements if reading else None,
                 )
             # Each chunk's results go out as they are stored, not when the whole batch is done.
-            services.jobs_report(job_ids=[job.pk for job, _ in chunk])
+            services.jobs_report(job_ids=[job.pk for job, _, _ in chunk])
     finally:
         # Out of time or failed: pages not read yet are not read at all.
         reader.shutdown(wait=False, cancel_futures=True)
 
 
-def _read_page(job: Job, classifier: Classifier) -> PageInputs:
-    """The job's stored page, decoded once at the size the model and the digitiser read."""
+def _read_page(job: Job, classifier: Classifier) -> tuple[PageInputs, PageReading | None]:
+    """The job's stored page, decoded once at the size the model and the digitiser read, and
+    its leads and measurements (``_page_reading``): on the reader thread, beside the forward pass."""
     with job.image.open("rb") as image_file:
         image_bytes = image_file.read()
-    return classifier.read_page(
+    page = classifier.read_page(
         image_bytes, min_trace_width=leads.MIN_TRACE_WIDTH, max_pixels=settings.ECGSITE_MAX_IMAGE_PIXELS
     )
+    # Not named `signal`: that is the module this one uses to stop the worker.
+    return page, _page_reading(job.pk, page)
 
 
 def _fail_unfinished(jobs: list[Job], error: str) -> None:
@@ -164,7 +165,8 @@ def _page_reading(job_id: int, page: PageInputs) -> PageReading | None:
     """The page's twelve leads in mV and their measurements, or None where the digitiser cannot
     read them.
 
-    Computed once here, beside the model and from the page it read (the hybrid's own digitised
+    Computed once, on the reader thread (where the task's time limit is not raised: the task
+    stops waiting for it instead), beside the model and from the page it read (the hybrid's own digitised
     traces when it has them), so that no web request digitises or measures a page. The
     classification stands on its own: a page the digitiser fails on is still classified and
     recorded, without a signal; measurements that fail their check are dropped, the leads kept.
@@ -172,8 +174,6 @@ def _page_reading(job_id: int, page: PageInputs) -> PageReading | None:
     try:
         reading = page_reading(page.image, page.inputs.get("signals"))
         signal_check(reading.signal)
-    except SoftTimeLimitExceeded:
-        raise  # the job's time is up: classify() fails it as too long
     except Exception as error:
         # A page the model read but the digitiser cannot is expected now and then; anything
         # else is our bug, so its traceback goes to the log too.
