@@ -2,13 +2,15 @@
 
 Usage::
 
-    python -m ml.predict IMAGE... [--model NAME_OR_PATH]
+    python -m ml.predict IMAGE... [--model NAME_OR_PATH] [--no-guard]
 
 Prints a JSON list with one object per image, in argument order: ``{"image", "label",
-"probabilities", "inference_ms"}``, or ``{"image", "error"}`` for a file that cannot be
-read or is not a usable image. ``--model`` is a shipped model's name (``ml/models``) or a
-``.keras`` path; default: the default model. The exit code is 1 when any image failed, 2 when
-the model cannot be loaded or fails its self-test (the reason on stderr), else 0.
+"probabilities", "inference_ms"}``, or ``{"image", "rejected": true, "reason"}`` and no label
+for a file that cannot be read, is not a usable image, or is refused by the upload guard
+(``ml.guard``), which checks each page first as the service does; ``--no-guard`` skips that
+check. ``--model`` is a shipped model's name (``ml/models``) or a ``.keras`` path; default: the
+default model. The exit code is 1 when any image was rejected, 2 when the model cannot be loaded
+or fails its self-test (the reason on stderr), else 0.
 """
 
 from __future__ import annotations
@@ -22,9 +24,10 @@ from pathlib import Path
 from typing import Any
 
 from ml import representations
+from ml.guard import check_page
 from ml.inference import Classifier, ModelLoadError
 from ml.models import read_card, resolve_model
-from ml.preprocess import InvalidImageError
+from ml.preprocess import InvalidImageError, decode_image
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -32,27 +35,36 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ml.predict", description=__doc__.split("\n")[0])
     parser.add_argument("images", nargs="+", type=Path, help="JPEG or PNG pages")
     parser.add_argument("--model", default=None, help="a shipped model's name or a .keras file")
+    parser.add_argument("--no-guard", action="store_true", help="classify even what the guard refuses")
     args = parser.parse_args(argv)
     model_file = resolve_model(args.model)
 
     results: list[dict[str, Any]] = [{"image": str(path)} for path in args.images]
     # The card (plain JSON) says how the model reads a page, before TensorFlow loads.
     card = read_card(model_file)
-    representation = card.get("input", {}).get("representation", "page")
+    spec = representations.get(card.get("input", {}).get("representation", "page"))
     samples, preprocess_ms, good = [], [], []
     for index, path in enumerate(args.images):
         try:
             data = path.read_bytes()
         except OSError as error:
-            results[index]["error"] = f"Cannot read the file: {error.strerror or error}."
+            results[index].update(rejected=True, reason=f"Cannot read the file: {error.strerror or error}.")
             continue
         start = time.perf_counter()
         try:
-            samples.append(representations.inputs_from_bytes(data, representation))
+            # Decoded once, at the size the model reads: the guard reads that same page.
+            image = decode_image(data, min_trace_width=spec.min_trace_width)
         except InvalidImageError as error:
-            results[index]["error"] = str(error)
+            results[index].update(rejected=True, reason=str(error))
             continue
-        preprocess_ms.append((time.perf_counter() - start) * 1000)
+        decode_ms = (time.perf_counter() - start) * 1000
+        rejection = None if args.no_guard else check_page(image)
+        if rejection is not None:
+            results[index].update(rejected=True, reason=rejection.message)
+            continue
+        start = time.perf_counter()
+        samples.append(spec.build(image))
+        preprocess_ms.append(decode_ms + (time.perf_counter() - start) * 1000)
         good.append(index)
 
     if good:

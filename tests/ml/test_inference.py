@@ -12,10 +12,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from ml import predict as predict_cli
 from ml import representations
+from ml.guard import LEAD_SENTENCE
 from ml.inference import Classifier, ModelLoadError, ModelSelfTestError
 from ml.labels import CLASSES
 from ml.models import DEFAULT_MODEL_NAME, default_model_path, list_model_cards
+from ml.nonecg import render_non_ecg
 from ml.preprocess import InvalidImageError
 from ml.synthetic import render_ecg
 from tests.ml.helpers import encode, nan_model, tiny_model, unrunnable_model, write_card
@@ -155,25 +158,44 @@ def test_predict_command_says_why_a_model_cannot_run(tmp_path: Path, synthetic_j
     assert result.stdout == ""
 
 
-def test_predict_command_prints_json_and_flags_bad_images(tmp_path: Path, synthetic_jpeg: bytes) -> None:
+def test_predict_command_prints_json_and_rejects_what_the_service_would(
+    tmp_path: Path, synthetic_jpeg: bytes
+) -> None:
+    """Every face applies the same guard: a chart is refused with the upload's reason, as is a
+    file that is no image, and neither gets a label."""
     good = tmp_path / "page.jpg"
     good.write_bytes(synthetic_jpeg)
+    chart = tmp_path / "chart.png"
+    chart.write_bytes(encode(render_non_ecg("chart", 0)))
     bad = tmp_path / "notes.txt.jpg"
     bad.write_text("this is not an ECG")
     result = subprocess.run(
-        [sys.executable, "-m", "ml.predict", str(good), str(bad)],
+        [sys.executable, "-m", "ml.predict", str(good), str(chart), str(bad)],
         capture_output=True,
         text=True,
         cwd=REPO_ROOT,
         timeout=120,
     )
-    assert result.returncode == 1  # one image failed
+    assert result.returncode == 1  # some images were rejected
     output = json.loads(result.stdout)
-    assert [entry["image"] for entry in output] == [str(good), str(bad)]
-    assert output[0]["label"] in CLASSES
+    assert [entry["image"] for entry in output] == [str(good), str(chart), str(bad)]
+    assert output[0]["label"] in CLASSES and "rejected" not in output[0]
     assert sorted(output[0]["probabilities"]) == sorted(CLASSES)
     assert math.isclose(sum(output[0]["probabilities"].values()), 1.0, abs_tol=1e-6)
-    assert "not a JPEG or PNG" in output[1]["error"]
+    assert output[1] == {"image": str(chart), "rejected": True, "reason": output[1]["reason"]}
+    assert output[1]["reason"].startswith(LEAD_SENTENCE)
+    assert output[2]["rejected"] is True and "not a JPEG or PNG" in output[2]["reason"]
+    assert "label" not in output[2]
+
+
+def test_predict_command_classifies_what_the_guard_refuses_when_asked(tmp_path: Path, capsys) -> None:
+    chart = tmp_path / "chart.png"
+    chart.write_bytes(encode(render_non_ecg("chart", 0)))
+
+    assert predict_cli.main([str(chart), "--no-guard"]) == 0
+
+    [answer] = json.loads(capsys.readouterr().out)
+    assert answer["label"] in CLASSES and "rejected" not in answer
 
 
 def test_the_cards_temperature_calibrates_the_probabilities(tmp_path: Path, synthetic_jpeg: bytes) -> None:
