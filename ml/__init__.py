@@ -10,10 +10,10 @@ Two layers; the second may import the first, never the reverse:
 
 1. Serving, what the web process and the worker load: ``labels``, ``layout``, ``preprocess``,
    ``traces``, ``measurements``, ``leads``, ``representations``, ``calibration``, ``metrics``,
-   ``decision``, ``guard``, ``models``, ``cards``, ``device``, ``network``, ``synthetic`` (the
-   model's self-test renders a page with it) and ``inference``.
+   ``decision``, ``guard``, ``rectify``, ``models``, ``cards``, ``device``, ``network``,
+   ``synthetic`` (the model's self-test renders a page with it) and ``inference``.
 2. Training, reporting and the command lines: ``train``, ``crossval``, ``crossval_card``,
-   ``evaluate``, ``timing``, ``rebuild``, ``report``, ``guard_report``, ``nonecg``,
+   ``evaluate``, ``timing``, ``rebuild``, ``report``, ``guard_report``, ``nonecg``, ``photos``,
    ``predict``, ``digitise`` and ``digitiser_report``.
 
 import-linter keeps these layers (``[tool.importlinter]`` in the project's ``pyproject.toml``).

@@ -1,0 +1,95 @@
+"""Finding a photographed page and straightening it (``ml.rectify``), on synthetic pages."""
+
+from __future__ import annotations
+
+from functools import cache
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+from ml.leads import page_signal
+from ml.rectify import find_page, flatten_light, rectify
+from ml.synthetic import render_ecg
+
+DESK = (92, 74, 58)
+# Where the page's corners land in the photo, clockwise from the top left: seen at an angle.
+CORNERS = np.array([[180, 140], [1420, 170], [1450, 1010], [150, 980]], np.float64)
+PHOTO_SIZE = (1600, 1150)
+
+
+@cache
+def scan() -> Image.Image:
+    return render_ecg("normal", 3)
+
+
+def _photograph(page: Image.Image, corners: np.ndarray = CORNERS) -> Image.Image:
+    """The page on a desk, seen at an angle, lit from one side by a warm light."""
+    rgb = np.asarray(page.convert("RGB"))
+    height, width = rgb.shape[:2]
+    source = np.float32([[0, 0], [width - 1, 0], [width - 1, height - 1], [0, height - 1]])
+    transform = cv2.getPerspectiveTransform(source, corners.astype(np.float32))
+    photo = cv2.warpPerspective(rgb, transform, PHOTO_SIZE, borderValue=DESK)
+    light = np.linspace(0.6, 1.0, PHOTO_SIZE[0])[None, :, None] * np.array([1.05, 1.0, 0.85])
+    return Image.fromarray(np.clip(photo * light, 0, 255).astype(np.uint8))
+
+
+def _lead_correlations(first: Image.Image, second: Image.Image) -> list[float]:
+    a, b = page_signal(first), page_signal(second)
+    return [float(np.corrcoef(a["leads"][lead], b["leads"][lead])[0, 1]) for lead in a["leads"]]
+
+
+def test_a_scan_is_the_page_already_and_comes_back_unchanged() -> None:
+    page = scan()
+
+    result = rectify(page)
+
+    assert result.image is page
+    assert result.corners is None
+
+
+def test_the_corners_of_a_photographed_page_are_found_to_a_pixel_or_two() -> None:
+    corners = find_page(np.asarray(_photograph(scan())))
+
+    assert corners is not None
+    assert np.abs(corners - CORNERS).max() <= 2.5
+
+
+def test_a_photographed_page_is_straightened_and_reads_as_the_scan_does() -> None:
+    result = rectify(_photograph(scan()))
+
+    assert result.corners is not None
+    assert result.image.size == scan().size
+    # The digitiser, which reads leads at fixed places on the page, finds the same leads.
+    assert np.median(_lead_correlations(scan(), result.image)) >= 0.9
+
+
+def test_flattening_evens_out_the_light_and_removes_the_tint() -> None:
+    page = np.asarray(scan().convert("RGB")).astype(np.float32)
+    gradient = np.linspace(0.55, 1.0, page.shape[1])[None, :, None] * np.array([1.0, 0.93, 0.8])
+    lit = np.clip(page * gradient, 0, 255).astype(np.uint8)
+    paper = page.min(axis=2) > 200  # neither ink nor grid in the original
+
+    flat = flatten_light(lit).astype(np.float32)
+
+    # Left and right thirds of the paper: as bright as each other, and grey-white, not orange.
+    width = page.shape[1]
+    left = flat[:, : width // 3][paper[:, : width // 3]].mean(axis=0)
+    right = flat[:, -width // 3 :][paper[:, -width // 3 :]].mean(axis=0)
+    assert np.abs(left - right).max() < 8
+    assert np.ptp(left) < 8 and left.min() > 235
+    # The traces stay dark.
+    ink = page.max(axis=2) < 80
+    assert flat[ink].mean() < 120
+
+
+@pytest.mark.parametrize(
+    "image",
+    [Image.new("RGB", (800, 600), DESK), Image.new("RGB", (800, 600), (250, 250, 250))],
+    ids=["only-desk", "only-paper"],
+)
+def test_an_image_without_a_page_on_a_background_is_left_as_it_is(image: Image.Image) -> None:
+    result = rectify(image)
+
+    assert result.image is image and result.corners is None
