@@ -27,7 +27,7 @@ from PIL import Image
 
 from ml import layout
 
-WORK_WIDTH = 800  # the page is looked for on a copy about this wide
+WORK_WIDTH = 600  # the page is looked for on a copy about this wide
 MIN_PAGE_FRACTION = 0.2  # of the photo's area: a smaller bright region is not the page
 # A page region covering this much of the image is the image itself: a scan, left as it is.
 FILLS_IMAGE_FRACTION = 0.9
@@ -65,12 +65,14 @@ def find_page(rgb: np.ndarray) -> np.ndarray | None:
     """The corners (4x2 float, clockwise from the top left, in ``rgb``'s pixels) of the largest
     bright quadrilateral in ``rgb`` (H x W x 3 uint8), or None when no region is large enough."""
     height, width = rgb.shape[:2]
-    scale = min(1.0, WORK_WIDTH / width)
+    grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+    # A whole factor: area averaging over whole blocks is several times cheaper than over parts.
+    factor = max(1, round(width / WORK_WIDTH))
     small = cv2.resize(
-        rgb, (max(1, round(width * scale)), max(1, round(height * scale))), interpolation=cv2.INTER_AREA
+        grey, (max(1, width // factor), max(1, height // factor)), interpolation=cv2.INTER_AREA
     )
-    grey = cv2.GaussianBlur(cv2.cvtColor(small, cv2.COLOR_RGB2GRAY), (0, 0), 2.0)
-    _, paper = cv2.threshold(grey, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    small = cv2.GaussianBlur(small, (0, 0), 2.0)
+    _, paper = cv2.threshold(small, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
     # Traces, grid lines and printed text would cut the paper into pieces: close them.
     reach = max(3, round(0.02 * small.shape[1])) | 1
     paper = cv2.morphologyEx(
@@ -82,10 +84,12 @@ def find_page(rgb: np.ndarray) -> np.ndarray | None:
     largest = max(contours, key=cv2.contourArea)
     if cv2.contourArea(largest) < MIN_PAGE_FRACTION * small.shape[0] * small.shape[1]:
         return None
-    corners = _clockwise(_four_corners(cv2.convexHull(largest))) / scale
+    corners = _clockwise(_four_corners(cv2.convexHull(largest))) * factor
+    if _area(corners) >= FILLS_IMAGE_FRACTION * width * height:
+        return corners  # the image is the page: nothing to refine
     # The small copy places the edges to a pixel or two of it, a few of the photo's: enough to
     # shift the leads by a sample. Each edge is found again in the photo itself.
-    return _refined(corners, cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), reach=2.0 / scale + 4)
+    return _refined(corners, grey, reach=2.0 * factor + 4)
 
 
 def _refined(corners: np.ndarray, grey: np.ndarray, reach: float) -> np.ndarray:
