@@ -40,6 +40,8 @@ MODULES = (
     "ml.rebuild",
     "ml.digitise",
     "ml.digitiser_report",
+    "ml.rectify",
+    "ml.photos",
 )
 
 
