@@ -60,7 +60,7 @@ from PIL import Image
 from ml.labels import CLASSES
 from ml.layout import TRACE_BOX_FRACTIONS
 from ml.preprocess import InvalidImageError, decode_image
-from ml.synthetic import render_ecg
+from ml.synthetic import dataset_pages
 
 PHOTO_KINDS: tuple[str, ...] = ("desk", "screen")
 
@@ -592,19 +592,13 @@ def _progress(written: int, total: int, path: Path) -> None:
 def photograph_synthetic(out: Path, per_class: int, seed: int = 0, kind: str = "desk") -> int:
     """Write ``out/<label>/<label>_<i>.jpg``: photos of ``ml.synthetic`` pages, ``per_class`` for
     every class (the pages of ``python -m ml.synthetic`` with the same seed); return the count."""
-    if per_class < 1:
-        raise ValueError(f"'per_class' must be >= 1. Received: per_class={per_class!r}")
     total = per_class * len(CLASSES)
     written = 0
-    for label in CLASSES:
-        folder = out / label
-        folder.mkdir(parents=True, exist_ok=True)
-        for index in range(per_class):
-            page = render_ecg(label, seed * 1_000_000 + index)  # as ml.synthetic.write_dataset
-            path = folder / f"{label}_{index}.jpg"
-            path.write_bytes(photograph_bytes(page, page_seed(seed, written), kind))
-            written += 1
-            _progress(written, total, path)
+    for stem, page in dataset_pages(out, per_class, seed):
+        path = stem.with_suffix(".jpg")
+        path.write_bytes(photograph_bytes(page, page_seed(seed, written), kind))
+        written += 1
+        _progress(written, total, path)
     print(file=sys.stderr)
     return written
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -396,26 +396,33 @@ def render_ecg_with_signals(
     return image, PrintedSignals(leads=drawn, rhythm={layout.RHYTHM_LEAD: rhythm_strip}, known=known)
 
 
-def write_dataset(out: Path, per_class: int, seed: int = 0, image_format: str = "png") -> int:
-    """Write ``out/<label>/<label>_<i>.<format>`` for every class; return the file count."""
+def dataset_pages(out: Path, per_class: int, seed: int = 0) -> Iterator[tuple[Path, Image.Image]]:
+    """The pages of a synthetic set, ``per_class`` for every class, each with its path without
+    a suffix, ``out/<label>/<label>_<i>`` (the folders are made); page i of a class is
+    ``render_ecg(label, seed * 1_000_000 + i)``."""
     if per_class < 1:
         raise ValueError(f"'per_class' must be >= 1. Received: per_class={per_class!r}")
-    if image_format not in ("png", "jpg"):
-        raise ValueError(f"'image_format' must be 'png' or 'jpg'. Received: {image_format!r}")
-    total = per_class * len(CLASSES)
-    written = 0
     for label in CLASSES:
         folder = out / label
         folder.mkdir(parents=True, exist_ok=True)
         for index in range(per_class):
-            image = render_ecg(label, seed * 1_000_000 + index)
-            path = folder / f"{label}_{index}.{image_format}"
-            if image_format == "jpg":
-                image.save(path, quality=90)
-            else:
-                image.save(path)
-            written += 1
-            print(f"\r{written}/{total} {path}", end="", file=sys.stderr, flush=True)
+            yield folder / f"{label}_{index}", render_ecg(label, seed * 1_000_000 + index)
+
+
+def write_dataset(out: Path, per_class: int, seed: int = 0, image_format: str = "png") -> int:
+    """Write ``out/<label>/<label>_<i>.<format>`` for every class; return the file count."""
+    if image_format not in ("png", "jpg"):
+        raise ValueError(f"'image_format' must be 'png' or 'jpg'. Received: {image_format!r}")
+    total = per_class * len(CLASSES)
+    written = 0
+    for stem, image in dataset_pages(out, per_class, seed):
+        path = stem.with_suffix(f".{image_format}")
+        if image_format == "jpg":
+            image.save(path, quality=90)
+        else:
+            image.save(path)
+        written += 1
+        print(f"\r{written}/{total} {path}", end="", file=sys.stderr, flush=True)
     print(file=sys.stderr)
     return written
 
