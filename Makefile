@@ -9,7 +9,7 @@ PORT ?= 8000
 SYSTEM_PACKAGES := libmariadb-dev pkg-config chromium
 
 .DEFAULT_GOAL := help
-.PHONY: help system-deps venv run test test-realstack lint format bench gpu-check train predict synthetic verify-models models-doc crossval load reliability-doc digitiser-doc clean
+.PHONY: help system-deps venv run test test-realstack lint format bench gpu-check train predict synthetic verify-models models-doc crossval load reliability-doc digitiser-doc photo-report clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -117,6 +117,9 @@ load: venv ## Load test: 50 API clients for 60 s against daphne and two workers 
 
 digitiser-doc: venv ## Measure the digitiser (physiology on the dev images, ground truth on synthetic pages, cost); rewrite docs/DIGITISER.md
 	$(PY) -m ml.digitiser_report
+
+photo-report: venv ## Photos of every 6th dev page, as taken and straightened: guard, corners, digitiser; rewrite ml/reports/photos.json
+	$(PY) -m ml.photo_report
 
 reliability-doc: venv ## Run the fault, bad-input, authorization, security-finding and load tests; rewrite docs/RELIABILITY.md
 	bash .ci/run --services-only

@@ -14,7 +14,7 @@ Two layers; the second may import the first, never the reverse:
    ``synthetic`` (the model's self-test renders a page with it) and ``inference``.
 2. Training, reporting and the command lines: ``train``, ``crossval``, ``crossval_card``,
    ``evaluate``, ``timing``, ``rebuild``, ``report``, ``guard_report``, ``nonecg``, ``photos``,
-   ``predict``, ``digitise`` and ``digitiser_report``.
+   ``photo_report``, ``predict``, ``digitise`` and ``digitiser_report``.
 
 import-linter keeps these layers (``[tool.importlinter]`` in the project's ``pyproject.toml``).
 """

@@ -42,6 +42,7 @@ MODULES = (
     "ml.digitiser_report",
     "ml.rectify",
     "ml.photos",
+    "ml.photo_report",
 )
 
 
