@@ -38,11 +38,10 @@ from ml import layout
 from ml.cards import machine_text
 from ml.device import machine_description
 from ml.leads import MIN_TRACE_WIDTH
-from ml.preprocess import decode_image
+from ml.preprocess import IMAGE_SUFFIXES, decode_image
 from ml.synthetic import PrintedSignals, render_ecg_with_signals
 from ml.traces import SIGNAL_SAMPLES, TwelveLeads, digitise, twelve_leads
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png"}
 DOCUMENT = Path("docs/DIGITISER.md")
 LEADS = layout.LEAD_NAMES
 ANCHORS = (

@@ -33,9 +33,7 @@ from ml.inference import Classifier, ModelLoadError
 from ml.labels import CLASSES
 from ml.metrics import DEFAULT_BOOTSTRAP_RESAMPLES, evaluation_report
 from ml.models import resolve_model
-from ml.preprocess import InvalidImageError
-
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+from ml.preprocess import IMAGE_SUFFIXES, InvalidImageError
 
 
 def labelled_files(data_dir: Path) -> list[tuple[Path, int]]:

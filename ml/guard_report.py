@@ -29,7 +29,7 @@ from ml import guard
 from ml.guard import PageFeatures, examine_page
 from ml.labels import CLASSES
 from ml.nonecg import DEGRADATIONS, EXPECTED_TO_PASS, HARD_KINDS, KINDS, degrade_page, render_non_ecg
-from ml.preprocess import InvalidImageError, decode_image
+from ml.preprocess import IMAGE_SUFFIXES, InvalidImageError, decode_image
 from ml.synthetic import render_ecg
 
 
@@ -139,7 +139,7 @@ def measure(
         for index in range(non_ecg_per_kind):
             image = render_non_ecg(kind, seed * 10**6 + index)
             tally.add(f"{kind}_{index}", _encode(image, "PNG" if kind in png_kinds else "JPEG"))
-    pages = sorted(path for path in ecg_data.glob("*/*") if path.suffix.lower() in (".jpg", ".jpeg", ".png"))
+    pages = sorted(path for path in ecg_data.glob("*/*") if path.suffix.lower() in IMAGE_SUFFIXES)
     if not pages:
         raise ValueError(f"No <class>/<image> files under {ecg_data}.")
     real = _Tally()

@@ -59,7 +59,7 @@ from PIL import Image
 
 from ml.labels import CLASSES
 from ml.layout import TRACE_BOX_FRACTIONS
-from ml.preprocess import InvalidImageError, decode_image
+from ml.preprocess import IMAGE_SUFFIXES, InvalidImageError, decode_image
 from ml.synthetic import dataset_pages
 
 PHOTO_KINDS: tuple[str, ...] = ("desk", "screen")
@@ -86,7 +86,6 @@ MOIRE_AMPLITUDE = (3.0, 15.0)
 MOIRE_FRINGE_FREQUENCY = (0.04, 0.15)  # cycles per photo pixel: fringes 7-25 px apart
 # Light, shadow and moiré are smooth: they are computed on a grid this many times coarser.
 COARSE = 4
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 # Page i of a run with seed S is photographed with seed S * SEEDS_PER_RUN + i.
 SEEDS_PER_RUN = 1_000_000
 

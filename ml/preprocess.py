@@ -30,6 +30,8 @@ INPUT_SIZE = 224
 # Each accepted format and how its files begin (the API refuses others before reading them).
 FORMAT_SIGNATURES: dict[str, bytes] = {"JPEG": b"\xff\xd8\xff", "PNG": b"\x89PNG\r\n\x1a\n"}
 ACCEPTED_FORMATS: tuple[str, ...] = tuple(FORMAT_SIGNATURES)
+# The file names the command lines and reports take for page images in a folder.
+IMAGE_SUFFIXES: tuple[str, ...] = (".jpg", ".jpeg", ".png")
 # Anything larger is not a scanned ECG page; refusing early bounds memory per request.
 MAX_PIXELS = 40_000_000
 # Smaller pages cannot hold readable traces (a small grid square would be under 1 px).

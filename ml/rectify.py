@@ -50,9 +50,9 @@ class Rectification(NamedTuple):
 def rectify(image: Image.Image) -> Rectification:
     """The page of a photographed printout, straightened and evenly lit at the reference size;
     an image that is already the page (a scan) comes back unchanged."""
-    rgb = np.asarray(image.convert("RGB"))
+    rgb = np.asarray(image if image.mode == "RGB" else image.convert("RGB"))
     corners = find_page(rgb)
-    if corners is None or _area(corners) >= FILLS_IMAGE_FRACTION * rgb.shape[0] * rgb.shape[1]:
+    if corners is None:
         return Rectification(image, None)
     size = (layout.REFERENCE_WIDTH, layout.REFERENCE_HEIGHT)
     target = np.array([[0, 0], [size[0] - 1, 0], [size[0] - 1, size[1] - 1], [0, size[1] - 1]], np.float32)
@@ -63,7 +63,8 @@ def rectify(image: Image.Image) -> Rectification:
 
 def find_page(rgb: np.ndarray) -> np.ndarray | None:
     """The corners (4x2 float, clockwise from the top left, in ``rgb``'s pixels) of the largest
-    bright quadrilateral in ``rgb`` (H x W x 3 uint8), or None when no region is large enough."""
+    bright quadrilateral in ``rgb`` (H x W x 3 uint8); None when no region is large enough, or
+    when it fills the image (the image is the page)."""
     height, width = rgb.shape[:2]
     grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
     # A whole factor: area averaging over whole blocks is several times cheaper than over parts.
@@ -86,7 +87,7 @@ def find_page(rgb: np.ndarray) -> np.ndarray | None:
         return None
     corners = _clockwise(_four_corners(cv2.convexHull(largest))) * factor
     if _area(corners) >= FILLS_IMAGE_FRACTION * width * height:
-        return corners  # the image is the page: nothing to refine
+        return None  # the image is the page
     # The small copy places the edges to a pixel or two of it, a few of the photo's: enough to
     # shift the leads by a sample. Each edge is found again in the photo itself.
     return _refined(corners, grey, reach=2.0 * factor + 4)

@@ -44,11 +44,11 @@ from ml.device import configure_tensorflow
 from ml.evaluate import evaluate_folder
 from ml.labels import CLASSES
 from ml.metrics import classification_metrics
+from ml.preprocess import IMAGE_SUFFIXES
 from ml.representations import ARCHITECTURE_REPRESENTATION, Inputs
 from ml.synthetic import render_ecg
 from ml.timing import card_timing, model_input
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 # The names ``ml.network.ARCHITECTURES`` registers (a test keeps them equal); here so that
 # parsing arguments does not import TensorFlow.
 ARCHITECTURE_NAMES: tuple[str, ...] = ("cnn", "densenet", "hybrid", "hybrid_measured", "mobilenet")

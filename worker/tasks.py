@@ -56,8 +56,8 @@ def classify(self, job_id: int) -> None:
 
     The model is the job's requested model version (an admin re-run), else the default. Each
     page is decoded once, at the size the model and the digitiser read (``read_page``), on a
-    reader thread that reads and measures the next pages while the forward pass runs. A page that cannot be
-    read fails its own job only.
+    reader thread that reads and measures the next pages while the forward pass runs. A page
+    that cannot be read fails its own job only.
     """
     jobs = services.jobs_claim_batch(
         job_id=job_id, task_id=self.request.id, limit=settings.ECGSITE_CLASSIFY_BATCH_SIZE
@@ -131,6 +131,7 @@ def _classify_jobs(jobs: list[Job], classifier: Classifier, model_version: Model
                     services.job_fail(job_id=job.pk, error=INTERNAL_ERROR)
                     services.job_report(job_id=job.pk)
             results = classifier.classify([page for _, page, _ in chunk])
+            # Not named `signal`: that is the module this one uses to stop the worker.
             for (job, _, reading), result in zip(chunk, results, strict=True):
                 services.prediction_record(
                     job=job,
@@ -156,7 +157,6 @@ def _read_page(job: Job, classifier: Classifier) -> tuple[PageInputs, PageReadin
     page = classifier.read_page(
         image_bytes, min_trace_width=leads.MIN_TRACE_WIDTH, max_pixels=settings.ECGSITE_MAX_IMAGE_PIXELS
     )
-    # Not named `signal`: that is the module this one uses to stop the worker.
     return page, _page_reading(job.pk, page)
 
 
@@ -170,8 +170,8 @@ def _page_reading(job_id: int, page: PageInputs) -> PageReading | None:
     read them.
 
     Computed once, on a reader thread (where the task's time limit is not raised: the task
-    stops waiting for it instead), beside the model and from the page it read (the hybrid's own digitised
-    traces when it has them), so that no web request digitises or measures a page. The
+    stops waiting for it instead), beside the model and from the page it read (the hybrid's own
+    digitised traces when it has them), so that no web request digitises or measures a page. The
     classification stands on its own: a page the digitiser fails on is still classified and
     recorded, without a signal; measurements that fail their check are dropped, the leads kept.
     """
