@@ -7,7 +7,7 @@ Usage::
                           [--batch-size B] [--learning-rate LR] [--weights {none,imagenet}]
                           [--synthetic-per-class N] [--synthetic-epochs E]
                           [--mi-weight W] [--ensemble N] [--bootstrap-resamples R]
-                          [--name NAME]
+                          [--photos] [--photo-augment N] [--name NAME]
 
 1. Read and preprocess ``DIR/<label>/*`` (``ml.train.load_dataset``).
 2. Assign folds (``assign_folds``) or reuse them: the assignment is stored as JSON keyed by
@@ -23,6 +23,13 @@ Usage::
    precision/recall/F1, macro-F1 with a bootstrap interval, confusion matrix, ECE), the
    same after calibration, the temperature, ms per image, every image's out-of-fold
    probabilities and, for an ensemble, each member's pooled figures.
+
+Photos of printouts (issue 15), by page, so no page is in training and evaluation at once:
+``--photos`` also classifies a desk photo and a screen photo (``ml.photos``) of each held-out
+page, read as every face reads an upload (``ml.preprocess.decode_page`` straightens them), and
+stores their out-of-fold probabilities beside the scan's (``photo_probabilities``) with pooled
+figures per kind; ``--photo-augment N`` adds N photos of each training page, alternately desk and
+screen and never the evaluation photos, to its training folds.
 """
 
 from __future__ import annotations
@@ -44,8 +51,9 @@ from ml import representations
 from ml.crossval_card import add_calibration
 from ml.device import configure_tensorflow, machine_description
 from ml.labels import CLASSES
-from ml.metrics import DEFAULT_BOOTSTRAP_RESAMPLES, evaluation_report
-from ml.preprocess import INPUT_SIZE
+from ml.metrics import DEFAULT_BOOTSTRAP_RESAMPLES, evaluation_report, macro_f1
+from ml.photos import PHOTO_KINDS, page_seed, photograph_bytes
+from ml.preprocess import INPUT_SIZE, decode_image
 from ml.representations import ARCHITECTURE_REPRESENTATION
 from ml.timing import measure_ms_per_image
 from ml.train import (
@@ -154,6 +162,26 @@ def load_or_create_folds(
     return folds
 
 
+# Photo seeds (``ml.photos.page_seed``): one stream for the evaluation photos, others for augmentation.
+PHOTO_EVAL_SEED = 1
+PHOTO_AUGMENT_SEED = 2
+
+
+def photo_inputs(
+    files: Sequence[Path], representation: str, kind: str, seed: int, *, log: Any = print
+) -> representations.Inputs:
+    """The inputs of one ``kind`` photo of each page file (photo seed ``page_seed(seed, i)``),
+    decoded as an upload is: found, straightened and evenly lit by ``ml.rectify``."""
+    samples = []
+    for index, path in enumerate(files):
+        page = decode_image(path.read_bytes(), min_trace_width=None)  # photographed whole
+        photo = photograph_bytes(page, page_seed(seed, index), kind)
+        samples.append(representations.inputs_from_bytes(photo, representation))
+        if (index + 1) % 50 == 0 or index + 1 == len(files):
+            log(f"  {kind} photos (seed {seed}): {index + 1}/{len(files)}", flush=True)
+    return representations.stack(samples)
+
+
 def resize_arrays(arrays: np.ndarray, size: int) -> np.ndarray:
     """Area-resize preprocessed (n, S, S, 3) arrays to (n, size, size, 3); a no-op at S."""
     if arrays.shape[1] == size:
@@ -204,6 +232,18 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--synthetic-epochs", type=int, default=4)
     parser.add_argument("--bootstrap-resamples", type=int, default=DEFAULT_BOOTSTRAP_RESAMPLES)
     parser.add_argument(
+        "--photos",
+        action="store_true",
+        help="also classify a desk and a screen photo of each held-out page (ml.photos)",
+    )
+    parser.add_argument(
+        "--photo-augment",
+        type=int,
+        default=0,
+        metavar="N",
+        help="add N photos of each training page to its training folds (default 0)",
+    )
+    parser.add_argument(
         "--name",
         default=None,
         help="the report is crossval-<name>.json (default: the architecture); name another "
@@ -222,6 +262,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         parser.error("--epochs, --batch-size and --bootstrap-resamples must be >= 1")
     if not 32 <= args.input_size <= INPUT_SIZE:
         parser.error(f"--input-size must be in [32, {INPUT_SIZE}]")
+    if args.photo_augment < 0:
+        parser.error("--photo-augment must be >= 0")
     if args.synthetic_per_class < 0 or args.synthetic_epochs < 1:
         parser.error("--synthetic-per-class must be >= 0 and --synthetic-epochs >= 1")
     args.weights = None if args.weights == "none" else args.weights
@@ -257,8 +299,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.synthetic_per_class:
         x_synthetic, y_synthetic = synthetic_dataset(args.synthetic_per_class, args.seed, representation)
         synthetic = (resized(x_synthetic), y_synthetic)
+    photos = {
+        kind: resized(photo_inputs(dataset.files, representation, kind, PHOTO_EVAL_SEED))
+        for kind in (PHOTO_KINDS if args.photos else ())
+    }
+    # Augmentation photo j of every page: kinds alternate, each j its own seed stream.
+    augment = [
+        resized(photo_inputs(dataset.files, representation, PHOTO_KINDS[j % len(PHOTO_KINDS)], seed))
+        for j, seed in enumerate(range(PHOTO_AUGMENT_SEED, PHOTO_AUGMENT_SEED + args.photo_augment))
+    ]
     config = TrainingConfig.from_args(args)
     probabilities = np.zeros((len(dataset.labels), len(CLASSES)), dtype=np.float64)
+    photo_probabilities = {kind: np.zeros_like(probabilities) for kind in photos}
     # With --ensemble, each member's own out-of-fold probabilities: what one seed alone scores.
     member_probabilities = [np.zeros_like(probabilities) for _ in config.member_seeds if config.ensemble > 1]
     per_fold: list[dict[str, Any]] = []
@@ -266,12 +318,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     for fold in range(args.folds):
         fold_started = time.perf_counter()
         train_index, test_index = np.flatnonzero(folds != fold), np.flatnonzero(folds == fold)
-        print(f"fold {fold + 1}/{args.folds}: train {len(train_index)}, test {len(test_index)}", flush=True)
+        photos_too = f" (+{len(augment) * len(train_index)} photos)" if augment else ""
+        print(
+            f"fold {fold + 1}/{args.folds}: train {len(train_index)}{photos_too}, test {len(test_index)}",
+            flush=True,
+        )
         # Each fold reproducible on its own: fit_ensemble seeds every member.
         fitted = fit_ensemble(
             config,
-            representations.take(inputs, train_index),
-            dataset.labels[train_index],
+            representations.concatenate(*(representations.take(x, train_index) for x in [inputs, *augment])),
+            np.tile(dataset.labels[train_index], 1 + len(augment)),
             synthetic=synthetic,
             started=started,
             log=lambda line, fold=fold: print(f"  fold {fold + 1} {line}", flush=True),
@@ -279,6 +335,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         parameters = int(fitted.model.count_params())
         held_out = representations.take(inputs, test_index)
         probabilities[test_index] = fitted.predict_probabilities(held_out)
+        for kind, photo_set in photos.items():
+            photo_probabilities[kind][test_index] = fitted.predict_probabilities(
+                representations.take(photo_set, test_index)
+            )
         for member, member_fit in zip(member_probabilities, fitted.members, strict=True):
             member[test_index] = member_fit.predict_probabilities(held_out)
         timing = measure_ms_per_image(
@@ -301,9 +361,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "training_seconds": round(time.perf_counter() - fold_started, 1),
             }
         )
+        photo_f1 = "".join(
+            f" {kind} photos "
+            + str(
+                macro_f1(dataset.labels[test_index], kind_probabilities[test_index].argmax(1), len(CLASSES))
+            )
+            for kind, kind_probabilities in photo_probabilities.items()
+        )
         print(
-            f"fold {fold + 1}: accuracy {report['accuracy']} macro-F1 {report['macro_f1']['value']} "
-            f"ECE {report['ece']['value']} ({time.perf_counter() - started:.0f}s)",
+            f"fold {fold + 1}: accuracy {report['accuracy']} macro-F1 {report['macro_f1']['value']}"
+            f"{photo_f1} ECE {report['ece']['value']} ({time.perf_counter() - started:.0f}s)",
             flush=True,
         )
         del fitted
@@ -340,6 +407,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             "synthetic_per_class": args.synthetic_per_class,
             "synthetic_epochs": args.synthetic_epochs if args.synthetic_per_class else 0,
             "pretrained_weights": args.weights,
+            "photo_augmentation": (
+                f"{args.photo_augment} photo(s) of each training page (ml.photos, desk and screen in "
+                "turn), read through ml.preprocess.decode_page"
+                if args.photo_augment
+                else None
+            ),
         },
         **({"ensemble": ensemble_description(config)} if config.ensemble > 1 else {}),
         "pooled": pooled,
@@ -349,6 +422,27 @@ def main(argv: Sequence[str] | None = None) -> int:
             else {}
         ),
         "fold_macro_f1": {"mean": round(float(fold_f1.mean()), 4), "std": round(float(fold_f1.std()), 4)},
+        **(
+            {
+                "photos": {
+                    "kinds": list(photos),
+                    "generator": f"ml.photos, seeds ml.photos.page_seed({PHOTO_EVAL_SEED}, page index)",
+                    "read_as": "as an upload is: ml.preprocess.decode_page, where ml.rectify straightens it",
+                    "pooled": {
+                        kind: evaluation_report(
+                            dataset.labels,
+                            kind_probabilities,
+                            CLASSES,
+                            n_resamples=args.bootstrap_resamples,
+                            seed=args.seed,
+                        )
+                        for kind, kind_probabilities in photo_probabilities.items()
+                    },
+                }
+            }
+            if photos
+            else {}
+        ),
         "ms_per_image": round(float(np.median([fold["ms_per_image"] for fold in per_fold])), 2),
         "per_fold": per_fold,
         "out_of_fold": [
@@ -358,9 +452,19 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "label": CLASSES[int(label)],
                 "fold": int(fold),
                 "probabilities": [round(float(p), 6) for p in row],
+                **(
+                    {
+                        "photo_probabilities": {
+                            kind: [round(float(p), 6) for p in kind_probabilities[index]]
+                            for kind, kind_probabilities in photo_probabilities.items()
+                        }
+                    }
+                    if photos
+                    else {}
+                ),
             }
-            for path, digest, label, fold, row in zip(
-                dataset.files, dataset.file_sha256, dataset.labels, folds, probabilities, strict=True
+            for index, (path, digest, label, fold, row) in enumerate(
+                zip(dataset.files, dataset.file_sha256, dataset.labels, folds, probabilities, strict=True)
             )
         ],
         "created": dt.date.today().isoformat(),

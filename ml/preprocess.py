@@ -1,10 +1,11 @@
 """Turn uploaded image bytes into the network's input array.
 
-Numpy and Pillow only: no TensorFlow here, so web processes can validate uploads cheaply.
+Numpy, Pillow and OpenCV only: no TensorFlow here, so web processes can validate uploads cheaply.
 
 Pipeline (``preprocess_bytes``):
 1. ``decode_image``: accept JPEG or PNG only, decode JPEGs at a reduced scale (draft mode),
-   apply the EXIF orientation, convert to RGB. Every face decodes through ``decode_page``.
+   apply the EXIF orientation, convert to RGB, and straighten a photographed printout
+   (``ml.rectify``: a scan comes back as it is). Every face decodes through ``decode_page``.
 2. ``crop_trace_area``: cut away the printed header and footer (patient fields, dates:
    no diagnosis there, and a model must not learn from them), proportionally to page size.
 3. ``preprocess``: take ink from the red channel (the pink grid vanishes there, black
@@ -23,6 +24,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from ml.layout import TRACE_BOX_FRACTIONS
+from ml.rectify import rectify
 
 INPUT_SIZE = 224
 # What every face accepts and how large, defined once: the upload path (which may lower the
@@ -53,14 +55,24 @@ class InvalidImageError(ValueError):
 
 @dataclass(frozen=True)
 class DecodedImage:
-    """An upright RGB page and the format its bytes were in ("JPEG" or "PNG")."""
+    """An upright RGB page, the format its bytes were in ("JPEG" or "PNG"), and where the page
+    lay in a photo that was straightened (``ml.rectify.Rectification.corners``; None for a scan)."""
 
     image: Image.Image
     format: str
+    page_corners: np.ndarray | None = None
+
+    @property
+    def straightened(self) -> bool:
+        return self.page_corners is not None
 
 
 def decode_page(
-    data: bytes, *, min_trace_width: int | None = 2 * INPUT_SIZE, max_pixels: int = MAX_PIXELS
+    data: bytes,
+    *,
+    min_trace_width: int | None = 2 * INPUT_SIZE,
+    max_pixels: int = MAX_PIXELS,
+    straighten: bool = True,
 ) -> DecodedImage:
     """Decode JPEG or PNG ``data``, once, into an upright RGB page.
 
@@ -69,6 +81,10 @@ def decode_page(
     several times cheaper than a full decode; with None, at full size (the upload path, which
     stores the page). Raises ``InvalidImageError`` with a human reason for empty, unknown,
     animated, truncated, oversized (over ``max_pixels``) or tiny images.
+
+    With ``straighten``, a photographed printout is found in the photo and straightened onto the
+    reference page (``ml.rectify``), so every face reads a photo as it reads a scan; a scan, or a
+    page straightened before, comes back as it is.
     """
     if not isinstance(data, bytes | bytearray | memoryview):
         raise InvalidImageError(f"is not image data (got {type(data).__name__}).")
@@ -118,22 +134,31 @@ def decode_page(
             f"is too small ({image.width}x{image.height} pixels); an ECG page "
             f"needs at least {MIN_SIDE} pixels on each side."
         )
-    return DecodedImage(image, source_format)
+    if not straighten:
+        return DecodedImage(image, source_format)
+    page = rectify(image)
+    return DecodedImage(page.image, source_format, page.corners)
 
 
 def decode_image(
-    data: bytes, *, min_trace_width: int | None = 2 * INPUT_SIZE, max_pixels: int = MAX_PIXELS
+    data: bytes,
+    *,
+    min_trace_width: int | None = 2 * INPUT_SIZE,
+    max_pixels: int = MAX_PIXELS,
+    straighten: bool = True,
 ) -> Image.Image:
     """The upright RGB page of ``decode_page``."""
-    return decode_page(data, min_trace_width=min_trace_width, max_pixels=max_pixels).image
+    return decode_page(
+        data, min_trace_width=min_trace_width, max_pixels=max_pixels, straighten=straighten
+    ).image
 
 
 def crop_trace_area(image: Image.Image) -> Image.Image:
     """Return the grid box of a 12-lead page, without the printed header and footer.
 
     The box is a fixed fraction of the page (measured on the 1200x852 khan-ecg scans), so
-    it holds for any resolution of the same layout; photographed or skewed pages would
-    have to be located first, which this function does not do.
+    it holds for any resolution of the same layout; a photographed page is straightened onto
+    that layout first (``decode_page``).
     """
     left, top, right, bottom = TRACE_BOX_FRACTIONS
     width, height = image.size

@@ -126,6 +126,11 @@ def stack(samples: Sequence[Inputs]) -> Inputs:
     return {name: np.stack([sample[name] for sample in samples]).astype(np.float32) for name in samples[0]}
 
 
+def concatenate(*batches: Inputs) -> Inputs:
+    """One batch of every sample of ``batches``, in order (the same input names in each)."""
+    return {name: np.concatenate([batch[name] for batch in batches]) for name in batches[0]}
+
+
 def take(inputs: Inputs, index: np.ndarray | slice) -> Inputs:
     """The samples ``index`` of a batch of inputs."""
     return {name: array[index] for name, array in inputs.items()}

@@ -93,3 +93,42 @@ def test_crossval_writes_out_of_fold_reports_on_shared_folds(tmp_path: Path) -> 
     again = json.loads((out / "crossval-cnn.json").read_text())
     assert {row["sha256"]: row["fold"] for row in again["out_of_fold"]} == first_folds
     assert len(first_folds) == 12 and set(first_folds.values()) == {0, 1}
+
+
+@pytest.mark.slow
+def test_crossval_classifies_photos_of_held_out_pages_and_can_train_on_photos(tmp_path: Path, capsys) -> None:
+    from ml.crossval import main
+    from ml.synthetic import write_dataset
+
+    data = tmp_path / "data"
+    write_dataset(data, per_class=2, seed=2, image_format="jpg")
+    out = tmp_path / "out"
+    tiny = ["--folds", "2", "--epochs", "1", "--input-size", "32", "--batch-size", "4"]
+    tiny += ["--bootstrap-resamples", "20"]
+    argv = [
+        "--arch",
+        "cnn",
+        "--data",
+        str(data),
+        "--out",
+        str(out),
+        *tiny,
+        "--photos",
+        "--photo-augment",
+        "1",
+    ]
+    assert main(argv) == 0
+    report = json.loads((out / "crossval-cnn.json").read_text())
+    assert report["photos"]["kinds"] == ["desk", "screen"]
+    for kind in ("desk", "screen"):
+        assert report["photos"]["pooled"][kind]["n"] == 8
+    for row in report["out_of_fold"]:
+        for kind in ("desk", "screen"):
+            assert sum(row["photo_probabilities"][kind]) == pytest.approx(1, abs=1e-4)
+        # A photo is another image than its scan: the model's outputs differ.
+        assert row["photo_probabilities"]["desk"] != row["probabilities"]
+    assert "1 photo(s) of each training page" in report["training"]["photo_augmentation"]
+    # Each fold trains on its 4 scans and their 4 augmentation photos.
+    log = capsys.readouterr().out
+    assert "desk photos (seed 2): 8/8" in log and "desk photos (seed 1): 8/8" in log
+    assert log.count("train 4 (+4 photos), test 4") == 2 and log.count("screen photos (seed") == 1
