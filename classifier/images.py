@@ -2,8 +2,9 @@
 
 Uploaded bytes are never kept as they came: each image is decoded once (ml.preprocess.decode_page:
 the formats and the pixel ceiling every face applies), turned upright by its EXIF orientation,
-and written anew without metadata. With ECGSITE_OOD_GUARD on,
-an image that does not look like a 12-lead ECG printout (ml.guard) is refused with the reason.
+a photographed printout found and straightened (ml.rectify), and written anew without metadata.
+With ECGSITE_OOD_GUARD on, an image that does not look like a 12-lead ECG printout, or an ECG that
+cannot be read (ml.guard), is refused with the reason.
 """
 
 from __future__ import annotations
@@ -86,13 +87,11 @@ def clean_image(stream: IO[bytes], *, name: str, size: int | None = None) -> Cle
         decoded = decode_page(data, min_trace_width=None, max_pixels=settings.ECGSITE_MAX_IMAGE_PIXELS)
     except InvalidImageError as exc:
         raise InvalidUpload(display_name, exc.reason) from None
-    image = decoded.image
+    image = decoded.image  # a photographed printout is stored straightened (ml.rectify)
     if settings.ECGSITE_OOD_GUARD:
-        rejection = guard.check_page(image)
+        rejection = guard.check_decoded(decoded)
         if rejection is not None:
-            raise InvalidUpload(
-                display_name, f"does not look like a 12-lead ECG printout: {rejection.reason}."
-            )
+            raise InvalidUpload(display_name, _refusal(rejection))
 
     # Nothing of the upload's metadata travels on: no EXIF, ICC profile, comments or text chunks.
     image.info.clear()
@@ -110,6 +109,13 @@ def clean_image(stream: IO[bytes], *, name: str, size: int | None = None) -> Cle
         width=image.width,
         height=image.height,
     )
+
+
+def _refusal(rejection: guard.Rejection) -> str:
+    """The guard's sentence as it reads after a file's name: "scan.jpg: does not look like ..."."""
+    if rejection.code == "unreadable":
+        return f"looks like a 12-lead ECG, but it cannot be read: {rejection.reason}."
+    return f"does not look like a 12-lead ECG printout: {rejection.reason}."
 
 
 def _encoded(image: Image.Image, **params: Any) -> bytes:

@@ -24,22 +24,22 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ml.guard import check_page
+from ml.guard import check_decoded
 from ml.leads import MIN_TRACE_WIDTH, page_signal
-from ml.preprocess import InvalidImageError, decode_image
+from ml.preprocess import InvalidImageError, decode_page
 
 
 def digitise_file(path: Path, *, guard: bool = True) -> dict[str, Any]:
     """The JSON object for one image file: its signal, or why it was rejected."""
     try:
-        image = decode_image(path.read_bytes(), min_trace_width=MIN_TRACE_WIDTH)
+        decoded = decode_page(path.read_bytes(), min_trace_width=MIN_TRACE_WIDTH)
     except (OSError, InvalidImageError) as error:
         return {"image": str(path), "rejected": True, "reason": str(error)}
     if guard:
-        rejection = check_page(image)
+        rejection = check_decoded(decoded)
         if rejection is not None:
             return {"image": str(path), "rejected": True, "reason": rejection.message}
-    return {"image": str(path), **page_signal(image)}
+    return {"image": str(path), **page_signal(decoded.image)}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

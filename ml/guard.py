@@ -18,7 +18,12 @@ Checks, in order, each with a typed ``Rejection`` whose message is for the user:
    must hold ink in every row's band, and few midway between two rows or beyond the first
    and last row (text, tables and pages with other layouts fill those). A page that passes
    is accepted.
-5. Otherwise the page is rejected as ``no_grid`` if the ECG grid is missing too, else as
+5. Otherwise, when ink lies along all four baselines but too faint or broken to follow (a
+   blurred photo), the page is an ECG that cannot be read: ``unreadable``, with its own
+   sentence ("This looks like a 12-lead ECG, but it cannot be read"), not "not an ECG". So is
+   a photo whose page runs off the frame through the traces (``ml.rectify``), when the page
+   shows ECG paper or a row of traces (``examine_decoded``).
+6. Otherwise the page is rejected as ``no_grid`` if the ECG grid is missing too, else as
    ``no_traces``. The grid counts as present when the light lines a little darker than the
    paper are periodic at the printed 5 mm pitch (+-12 %) along both axes (spectral power at
    the pitch's harmonics over the median power; spectra are averaged over narrow strips so
@@ -49,9 +54,9 @@ import numpy as np
 from PIL import Image
 
 from ml import layout
-from ml.preprocess import InvalidImageError, _thicken_ink, crop_trace_area, decode_image
+from ml.preprocess import DecodedImage, InvalidImageError, _thicken_ink, crop_trace_area, decode_page
 
-RejectionCode = Literal["shape", "not_paper", "blank", "no_grid", "no_traces"]
+RejectionCode = Literal["shape", "not_paper", "blank", "unreadable", "no_grid", "no_traces"]
 
 ASPECT_RANGE = (1.2, 1.7)  # reference page 1200 / 852 = 1.41
 WORK_WIDTH = 600  # pages are measured at this width (draft decoding gives about this)
@@ -72,6 +77,9 @@ MIN_TRACE_COVERAGE = 0.7  # of the columns, with ink in each row's band
 MIN_BASELINE_CONCENTRATION = 3.0  # ink density near the 4 baselines / density elsewhere
 MAX_GAP_COVERAGE = 0.25  # of the columns, with ink midway between two rows
 MAX_OUTER_COVERAGE = 0.8  # of the columns, with ink above the first row or below the last
+# Ink along every baseline, in at least this share of the columns, where the trace rows are not
+# found: traces too faint or blurred to follow (a blurred photo), not a page without them.
+MIN_FAINT_COVERAGE = 0.05
 BAND_HALF = 0.45  # a row's band: +- this fraction of the baseline spacing
 NEAR_HALF = 0.135  # "near a baseline": +- this fraction of the baseline spacing
 SEARCH_SHIFT = 0.08  # the comb moves up to this fraction of the trace area's height
@@ -84,9 +92,12 @@ STRIP_PX = 48  # at WORK_WIDTH: a 2 degree tilt moves a line under 2 px within a
 MIN_GRID_PERIODICITY = 6.0  # along each axis
 
 LEAD_SENTENCE = "This does not look like a 12-lead ECG printout"
+UNREADABLE_SENTENCE = "This looks like a 12-lead ECG, but it cannot be read"
+RETAKE = "take the photo again, flat, in focus and with the whole page in the frame, or send a scan"
 REASONS: dict[str, str] = {
-    "not_paper": "too little of it is light paper where the traces should be (photos and screenshots "
-    "are not supported; send a scan of the printout)",
+    "faint": f"its traces are too faint or blurred to follow ({RETAKE})",
+    "not_paper": "too little of it is light paper where the traces should be (a photo must show the "
+    "whole printed page, evenly lit; screenshots are not supported)",
     "blank": "no ECG traces were found; the page looks blank",
     "dark": "the area where the traces should be is mostly dark",
     "no_grid": "no ECG grid was found, and no rows of traces where a 12-lead report has them",
@@ -105,7 +116,8 @@ class Rejection:
     @property
     def message(self) -> str:
         """The whole sentence for the user."""
-        return f"{LEAD_SENTENCE}: {self.reason}."
+        lead = UNREADABLE_SENTENCE if self.code == "unreadable" else LEAD_SENTENCE
+        return f"{lead}: {self.reason}."
 
 
 @dataclass(frozen=True)
@@ -130,6 +142,16 @@ class PageFeatures:
     def has_trace_rows(self) -> bool:
         return (
             min(self.trace_coverage) >= MIN_TRACE_COVERAGE
+            and self.baseline_concentration >= MIN_BASELINE_CONCENTRATION
+            and self.gap_coverage <= MAX_GAP_COVERAGE
+            and self.outer_coverage <= MAX_OUTER_COVERAGE
+        )
+
+    @property
+    def has_faint_trace_rows(self) -> bool:
+        """Ink along all four baselines and little elsewhere, too little to follow."""
+        return (
+            min(self.trace_coverage) >= MIN_FAINT_COVERAGE
             and self.baseline_concentration >= MIN_BASELINE_CONCENTRATION
             and self.gap_coverage <= MAX_GAP_COVERAGE
             and self.outer_coverage <= MAX_OUTER_COVERAGE
@@ -323,27 +345,46 @@ def examine_page(image: Image.Image) -> tuple[Rejection | None, PageFeatures | N
     return _verdict(features), features
 
 
+def examine_decoded(decoded: DecodedImage) -> tuple[Rejection | None, PageFeatures | None]:
+    """``examine_page`` for a page as every face decodes it (``ml.preprocess.decode_page``): a
+    photo whose page runs off the frame through the traces is an ECG that cannot be read when what
+    is left shows the ECG grid or trace rows, else the page's own verdict stands."""
+    rejection, features = examine_page(decoded.image)
+    if decoded.unreadable and features is not None:
+        looks_like_ecg = features.has_grid or features.has_trace_rows or features.has_faint_trace_rows
+        if rejection is None or looks_like_ecg:
+            return Rejection("unreadable", f"{decoded.unreadable} ({RETAKE})"), features
+    return rejection, features
+
+
+def check_decoded(decoded: DecodedImage) -> Rejection | None:
+    """``None`` if the decoded page looks like a 12-lead ECG printout it can read, else why not."""
+    return examine_decoded(decoded)[0]
+
+
 def _verdict(features: PageFeatures) -> Rejection | None:
     if features.paper_level < MIN_PAPER_LEVEL or features.paper_fraction < MIN_PAPER_FRACTION:
         return Rejection("not_paper", REASONS["not_paper"])
-    if features.ink_fraction < INK_FRACTION_RANGE[0]:
-        return Rejection("blank", REASONS["blank"])
     if features.ink_fraction > INK_FRACTION_RANGE[1]:
         return Rejection("blank", REASONS["dark"])
-    if features.has_trace_rows:
+    if features.ink_fraction >= INK_FRACTION_RANGE[0] and features.has_trace_rows:
         return None
+    if features.has_faint_trace_rows:
+        return Rejection("unreadable", REASONS["faint"])
+    if features.ink_fraction < INK_FRACTION_RANGE[0]:
+        return Rejection("blank", REASONS["blank"])
     if not features.has_grid:
         return Rejection("no_grid", REASONS["no_grid"])
     return Rejection("no_traces", REASONS["no_traces"])
 
 
 def check_bytes(data: bytes) -> Rejection | None:
-    """Decode ``data`` as the command-line tools do and ``check_page`` it (the upload path checks
-    the page it has decoded already).
+    """Decode ``data`` as the command-line tools do and ``check_decoded`` it (the upload path
+    checks the page it has decoded already).
 
     Raises ``ml.preprocess.InvalidImageError`` for data the classifier cannot use at all.
     """
-    return check_page(decode_image(data))
+    return check_decoded(decode_page(data))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

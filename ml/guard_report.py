@@ -5,7 +5,7 @@ lives apart from ``ml.guard`` so the web process, which runs the guard at upload
 load it (nor ``ml.nonecg``, the generator of non-ECG images it checks). Command line::
 
     python -m ml.guard_report --ecg-data DIR [--non-ecg-per-kind N] [--synthetic N] [--seed S]
-                              [--json] [--out PATH]
+                              [--photos-every N] [--json] [--out PATH]
 """
 
 from __future__ import annotations
@@ -23,14 +23,29 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageFilter
 
 from ml import guard
-from ml.guard import PageFeatures, examine_page
+from ml.guard import PageFeatures, examine_decoded
 from ml.labels import CLASSES
-from ml.nonecg import DEGRADATIONS, EXPECTED_TO_PASS, HARD_KINDS, KINDS, degrade_page, render_non_ecg
-from ml.preprocess import IMAGE_SUFFIXES, InvalidImageError, decode_image
+from ml.nonecg import (
+    DEGRADATIONS,
+    ECG_SCENES,
+    EXPECTED_TO_PASS,
+    HARD_KINDS,
+    KINDS,
+    degrade_page,
+    render_non_ecg,
+)
+from ml.photos import PHOTO_KINDS, page_seed, photograph
+from ml.preprocess import IMAGE_SUFFIXES, InvalidImageError, decode_page
 from ml.synthetic import render_ecg
+
+# What makes a photographed ECG unreadable, each applied to a desk photo: how the guard says so.
+UNREADABLE_CHANGES: dict[str, Callable[[Image.Image], Image.Image]] = {
+    "blurred": lambda photo: photo.filter(ImageFilter.GaussianBlur(4)),
+    "cut_through_traces": lambda photo: photo.crop((0, 0, round(photo.width * 0.7), photo.height)),
+}
 
 
 def _encode(image: Image.Image, image_format: str, quality: int = 90) -> bytes:
@@ -56,7 +71,7 @@ class _Tally:
     def add(self, name: str, data: bytes) -> None:
         started = time.perf_counter()
         try:
-            rejection, features = examine_page(decode_image(data))
+            rejection, features = examine_decoded(decode_page(data))
             code = rejection.code if rejection else None
         except InvalidImageError:
             code, features = "undecodable", None
@@ -117,6 +132,7 @@ def measure(
     non_ecg_per_kind: int = 100,
     synthetic: int = 200,
     seed: int = 0,
+    photos_every: int = 1,
     progress: Callable[[str], None] = lambda message: None,
 ) -> dict[str, Any]:
     """Rejection rates on generated non-ECG images, false rejections on real, degraded real
@@ -130,6 +146,12 @@ def measure(
     4. Synthetic ECG: ``synthetic`` pages of ``ml.synthetic`` spread over the classes,
        alternately JPEG quality 75 and PNG; and each once more with all the changes (their
        pink grid, unlike the scans' grey one, turns into darker grey lines in a copy).
+    5. Photos of real ECG: every ``photos_every``-th page photographed (``ml.photos``, seed
+       ``page_seed(seed + 1, i)``) once per kind, desk and screen: what the guard accepts once
+       the page is straightened. And each desk photo made unreadable (``UNREADABLE_CHANGES``):
+       how many are refused as ECGs that cannot be read, rather than as images that are not ECGs.
+
+    Every image is decoded and checked as the upload does (``decode_page``, ``examine_decoded``).
     """
     png_kinds = {"screenshot", "ecg_in_screenshot", "chart", "table"}
     non_ecg: dict[str, _Tally] = {}
@@ -156,6 +178,19 @@ def measure(
             rng = np.random.default_rng([seed, index, number])
             which = DEGRADATIONS if change == "all" else (change,)
             degraded[change].add(name, degrade_page(page, rng, which))
+    photos = {kind: _Tally() for kind in PHOTO_KINDS}
+    unreadable = {change: _Tally() for change in UNREADABLE_CHANGES}
+    for index, path in enumerate(pages[::photos_every]):
+        if index % 50 == 0:
+            progress(f"photos of real ECG {index}/{len(pages[::photos_every])}")
+        name = f"{path.parent.name}/{path.name}"
+        page = decode_page(path.read_bytes(), min_trace_width=None).image
+        for kind, tally in photos.items():
+            photo, _ = photograph(page, np.random.default_rng(page_seed(seed + 1, index)), kind)
+            tally.add(name, _encode(photo, "JPEG", 85))
+            if kind == "desk":
+                for change, changed in UNREADABLE_CHANGES.items():
+                    unreadable[change].add(name, _encode(changed(photo), "JPEG", 85))
     progress("synthetic ECG")
     synthetic_tally, synthetic_degraded = _Tally(), _Tally()
     for index in range(synthetic):
@@ -175,17 +210,22 @@ def measure(
             "rejection_rate": round(rejected / max(1, total), 4),
         }
 
-    hard_to_reject = [kind for kind in HARD_KINDS if kind not in EXPECTED_TO_PASS]
+    hard_to_reject = [kind for kind in HARD_KINDS if kind not in EXPECTED_TO_PASS + ECG_SCENES]
     return {
         "command": (
             f"python -m ml.guard_report --ecg-data {ecg_data} --non-ecg-per-kind {non_ecg_per_kind} "
-            f"--synthetic {synthetic} --seed {seed} --json"
+            f"--synthetic {synthetic} --seed {seed} --photos-every {photos_every} --json"
         ),
         "non_ecg": group(KINDS),
         "near_misses": {
             **group(hard_to_reject),
             "note": "near-misses that should be rejected: grid without traces, text or charts on grid "
-            "paper, ECG strips in another layout, printouts photographed or shown small in a window",
+            "paper, ECG strips in another layout",
+        },
+        "ecg_scenes": {
+            **group(ECG_SCENES),
+            "note": "printouts photographed turned 4-15 degrees on a desk or shown small in a window: "
+            "ECGs, which the page finder may straighten and the guard then accept",
         },
         "lookalikes": {
             **group(EXPECTED_TO_PASS),
@@ -207,11 +247,20 @@ def measure(
         "real_ecg_degraded": {
             change: tally.summary(names=True, margins=True) for change, tally in degraded.items()
         },
+        "real_ecg_photos": {kind: tally.summary(names=True, margins=True) for kind, tally in photos.items()},
+        "real_ecg_photos_unreadable": {
+            change: {
+                **tally.summary(),
+                "refused_as_unreadable": tally.reasons["unreadable"],
+            }
+            for change, tally in unreadable.items()
+        },
         "synthetic_ecg": synthetic_tally.summary(names=True, margins=True),
         "synthetic_ecg_degraded_all_changes": synthetic_degraded.summary(names=True, margins=True),
         "ms_per_check": {
             "real_ecg": _timing([real]),
             "real_ecg_degraded": _timing(list(degraded.values())),
+            "real_ecg_photos": _timing(list(photos.values())),
             "non_ecg": _timing(list(non_ecg.values())),
         },
     }
@@ -224,16 +273,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--non-ecg-per-kind", type=int, default=100)
     parser.add_argument("--synthetic", type=int, default=200, help="synthetic ECG pages to check")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--photos-every", type=int, default=1, help="photograph every n-th real page")
     parser.add_argument("--json", action="store_true", help="print the whole report as JSON")
     parser.add_argument("--out", type=Path, help="also write the report (JSON) here")
     args = parser.parse_args(argv)
-    if args.non_ecg_per_kind < 1 or args.synthetic < 0 or args.seed < 0:
-        parser.error("--non-ecg-per-kind must be >= 1, --synthetic and --seed >= 0")
+    if args.non_ecg_per_kind < 1 or args.synthetic < 0 or args.seed < 0 or args.photos_every < 1:
+        parser.error("--non-ecg-per-kind and --photos-every must be >= 1, --synthetic and --seed >= 0")
     report = measure(
         args.ecg_data,
         non_ecg_per_kind=args.non_ecg_per_kind,
         synthetic=args.synthetic,
         seed=args.seed,
+        photos_every=args.photos_every,
         progress=lambda message: print(message, file=sys.stderr, flush=True),
     )
     text = json.dumps(report, indent=2)
@@ -249,7 +300,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _summary_lines(report: dict[str, Any]) -> str:
     lines = ["non-ECG rejection rate per kind:"]
-    for section in ("non_ecg", "near_misses", "lookalikes"):
+    for section in ("non_ecg", "near_misses", "ecg_scenes", "lookalikes"):
         for kind, row in report[section]["per_kind"].items():
             lines.append(f"  {kind:18s} {row['rejected']:4d}/{row['images']:<4d} {row['reasons']}")
     lines.append(
@@ -257,6 +308,13 @@ def _summary_lines(report: dict[str, Any]) -> str:
     )
     for change, row in report["real_ecg_degraded"].items():
         lines.append(f"  degraded ({change}): {row['rejected']}/{row['images']} {row['reasons']}")
+    for kind, row in report["real_ecg_photos"].items():
+        lines.append(f"real ECG {kind} photos refused: {row['rejected']}/{row['images']} {row['reasons']}")
+    for change, row in report["real_ecg_photos_unreadable"].items():
+        lines.append(
+            f"  {change}: refused {row['rejected']}/{row['images']}, as unreadable ECGs "
+            f"{row['refused_as_unreadable']} {row['reasons']}"
+        )
     for key in ("synthetic_ecg", "synthetic_ecg_degraded_all_changes"):
         row = report[key]
         lines.append(f"{key} false rejections: {row['rejected']}/{row['images']} {row['reasons']}")

@@ -23,8 +23,11 @@ decide):
 - ``other_layout_ecg``: ECG strips on the grid, but not in the 3x4 + rhythm layout
   (two, three, five or six rows). Out of the classifier's contract, so rejecting is right.
 - ``photographed_ecg``: a printout photographed on a desk: turned 4-15 degrees, covering
-  55-85 % of the frame, with uneven light. Out of contract (``ml/README.md``).
+  55-85 % of the frame, with uneven light.
 - ``ecg_in_screenshot``: a printout shown at 50-80 % size inside an application window.
+
+These two (``ECG_SCENES``) are ECGs: since photos are straightened (``ml.rectify``), accepting
+them is right, and a rejection is an ECG the guard could not read.
 - ``ecg_lookalike``: four rows of smooth random squiggles at the lead baselines on the
   pink grid. No cardiac content; a layout check cannot tell, so expect these to pass.
 
@@ -66,6 +69,8 @@ HARD_KINDS: tuple[str, ...] = (
 )
 # Kinds an honest layout check is not expected to reject (see the module docstring).
 EXPECTED_TO_PASS: tuple[str, ...] = ("ecg_lookalike",)
+# Printouts inside a larger picture: found and straightened, they may be read.
+ECG_SCENES: tuple[str, ...] = ("photographed_ecg", "ecg_in_screenshot")
 
 A4 = 2**0.5
 # Most images are drawn landscape at about the printout's aspect, so that the guard's shape check

@@ -24,10 +24,10 @@ from pathlib import Path
 from typing import Any
 
 from ml import representations
-from ml.guard import check_page
+from ml.guard import check_decoded
 from ml.inference import Classifier, ModelLoadError
 from ml.models import read_card, resolve_model
-from ml.preprocess import InvalidImageError, decode_image
+from ml.preprocess import InvalidImageError, decode_page
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -53,12 +53,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         start = time.perf_counter()
         try:
             # Decoded once, at the size the model reads: the guard reads that same page.
-            image = decode_image(data, min_trace_width=spec.min_trace_width)
+            decoded = decode_page(data, min_trace_width=spec.min_trace_width)
         except InvalidImageError as error:
             results[index].update(rejected=True, reason=str(error))
             continue
         decode_ms = (time.perf_counter() - start) * 1000
-        rejection = None if args.no_guard else check_page(image)
+        image = decoded.image
+        rejection = None if args.no_guard else check_decoded(decoded)
         if rejection is not None:
             results[index].update(rejected=True, reason=rejection.message)
             continue

@@ -61,6 +61,7 @@ class DecodedImage:
     image: Image.Image
     format: str
     page_corners: np.ndarray | None = None
+    unreadable: str | None = None  # why a straightened page cannot be read (it is cut, say)
 
     @property
     def straightened(self) -> bool:
@@ -137,7 +138,7 @@ def decode_page(
     if not straighten:
         return DecodedImage(image, source_format)
     page = rectify(image)
-    return DecodedImage(page.image, source_format, page.corners)
+    return DecodedImage(page.image, source_format, page.corners, page.unreadable)
 
 
 def decode_image(

@@ -15,6 +15,12 @@ tinted by the room's light. ``rectify`` turns such a photo back into a scan-like
    smooths it), so gradients, shadows and the tint go and the paper is white again.
 
 An image whose page fills it (a scan, or a photo cropped to the page) is left as it is.
+
+A page that runs off the photo (``cut_sides``: a side of its outline lies on the photo's edge) is
+placed where its visible part belongs: how much is missing is estimated from the page's aspect
+ratio and the sides that are whole. A cut within the margin (the header, say) leaves the traces
+to read; a cut through the trace area, or across two sides, makes the page unreadable
+(``Rectification.unreadable`` says why), which the upload guard reports as such.
 """
 
 from __future__ import annotations
@@ -37,14 +43,37 @@ BACKGROUND_CLOSING_PX = 7  # at that scale: wider than a trace or a grid line, n
 BACKGROUND_BLUR_SIGMA = 4.0
 EDGE_SAMPLES = 32  # points per side where the page's edge is found again at full resolution
 EDGE_MIN_STEP = 6.0  # grey levels lost in one pixel: a real paper edge, not noise
+SIDES = ("top", "right", "bottom", "left")  # of the outline, from corners[i] to corners[i + 1]
+# What each side's margin holds before the grid box begins (fractions of the page).
+MARGINS = dict(
+    zip(
+        SIDES,
+        (
+            layout.TRACE_BOX_FRACTIONS[1],
+            1 - layout.TRACE_BOX_FRACTIONS[2],
+            1 - layout.TRACE_BOX_FRACTIONS[3],
+            layout.TRACE_BOX_FRACTIONS[0],
+        ),
+        strict=True,
+    )
+)
+# How far an estimate of the missing part may overshoot a margin (perspective makes the page's
+# sides differ in length by several per cent) before the cut counts as through the traces.
+CUT_TOLERANCE = 0.05
+CUT_EDGE_FRACTION = 0.02  # a side this close to the photo's edge (of its width or height) is cut
+PAPER_FILL = (255, 255, 255)  # what stands in for a cut-off margin
 
 
 class Rectification(NamedTuple):
     """The page to read and where it was found: ``corners`` (4x2, x and y in the photo's pixels,
-    clockwise from the top left) is None when the image was left as it is."""
+    clockwise from the top left) is None when the image was left as it is. ``cut_sides`` names
+    the sides of the page that run off the photo; ``unreadable`` is why the page cannot be read
+    (None when it can)."""
 
     image: Image.Image
     corners: np.ndarray | None
+    cut_sides: tuple[str, ...] = ()
+    unreadable: str | None = None
 
 
 def rectify(image: Image.Image) -> Rectification:
@@ -54,11 +83,69 @@ def rectify(image: Image.Image) -> Rectification:
     corners = find_page(rgb)
     if corners is None:
         return Rectification(image, None)
-    size = (layout.REFERENCE_WIDTH, layout.REFERENCE_HEIGHT)
-    target = np.array([[0, 0], [size[0] - 1, 0], [size[0] - 1, size[1] - 1], [0, size[1] - 1]], np.float32)
+    width, height = layout.REFERENCE_WIDTH, layout.REFERENCE_HEIGHT
+    cut = cut_sides(corners, rgb.shape[1], rgb.shape[0])
+    unreadable = None
+    # Where the outline's corners go on the reference page: its corners, unless a side is cut.
+    left, top, right, bottom = 0.0, 0.0, 1.0, 1.0
+    if len(cut) > 1:
+        unreadable = f"the page runs off the photo on {len(cut)} sides"
+    elif cut:
+        side = cut[0]
+        missing = missing_fraction(corners, side)
+        if missing > MARGINS[side] + CUT_TOLERANCE:
+            unreadable = f"the photo cuts off the {side} of the page, through the traces"
+        left, top, right, bottom = {
+            "top": (0.0, missing, 1.0, 1.0),
+            "right": (0.0, 0.0, 1.0 - missing, 1.0),
+            "bottom": (0.0, 0.0, 1.0, 1.0 - missing),
+            "left": (missing, 0.0, 1.0, 1.0),
+        }[side]
+    x0, x1 = left * (width - 1), right * (width - 1)
+    y0, y1 = top * (height - 1), bottom * (height - 1)
+    target = np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], np.float32)
     transform = cv2.getPerspectiveTransform(corners.astype(np.float32), target)
-    page = cv2.warpPerspective(rgb, transform, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    return Rectification(Image.fromarray(flatten_light(page)), corners)
+    # A cut-off margin is blank paper; elsewhere the photo's edge pixels stand in for the few
+    # outside it that the outline's corners may reach.
+    border = (
+        {"borderMode": cv2.BORDER_CONSTANT, "borderValue": PAPER_FILL}
+        if cut
+        else {"borderMode": cv2.BORDER_REPLICATE}
+    )
+    page = cv2.warpPerspective(rgb, transform, (width, height), flags=cv2.INTER_LINEAR, **border)
+    return Rectification(Image.fromarray(flatten_light(page)), corners, cut, unreadable)
+
+
+def cut_sides(corners: np.ndarray, width: int, height: int) -> tuple[str, ...]:
+    """The sides of the outline ``corners`` that lie along the edge of a ``width`` x ``height``
+    photo: there the page goes on beyond the photo."""
+    # The outline is traced on a smaller copy and its corners simplified, so a side along the edge
+    # lies up to about a per cent inside it. Flagging a real edge that close costs nothing: the
+    # estimate then finds no part of the page missing.
+    sides = []
+    for name, start, end in zip(SIDES, corners, np.roll(corners, -1, axis=0), strict=True):
+        for axis, edge in ((0, 0.0), (0, width - 1.0), (1, 0.0), (1, height - 1.0)):
+            tolerance = CUT_EDGE_FRACTION * (width, height)[axis]
+            if abs(start[axis] - edge) <= tolerance and abs(end[axis] - edge) <= tolerance:
+                sides.append(name)
+                break
+    return tuple(sides)
+
+
+def missing_fraction(corners: np.ndarray, side: str) -> float:
+    """How much of the page (a fraction of its height for the top or bottom, of its width for a
+    side) lies beyond the cut ``side`` of the outline ``corners``, judged by the page's aspect
+    ratio against the whole sides: 0 when none is missing."""
+    top, right, bottom, left = np.linalg.norm(np.roll(corners, -1, axis=0) - corners, axis=1)
+    aspect = layout.REFERENCE_WIDTH / layout.REFERENCE_HEIGHT
+    visible = {
+        # The visible height over the height the whole opposite side implies, and so on.
+        "top": (left + right) / 2 / (bottom / aspect),
+        "bottom": (left + right) / 2 / (top / aspect),
+        "left": (top + bottom) / 2 / (right * aspect),
+        "right": (top + bottom) / 2 / (left * aspect),
+    }[side]
+    return float(np.clip(1.0 - visible, 0.0, 0.95))
 
 
 def find_page(rgb: np.ndarray) -> np.ndarray | None:

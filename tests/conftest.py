@@ -187,6 +187,22 @@ def render_ecg_bytes(
     return out.getvalue()
 
 
+def render_photo_bytes(
+    label: str = "normal", seed: int = 0, *, kind: str = "desk", keep: float = 1.0, quality: int = 80
+) -> bytes:
+    """A phone photo (ml.photos) of a synthetic printout, as a JPEG; ``keep`` < 1 keeps only that
+    share of the photo's width from the left, cutting the page through its traces."""
+    import numpy as np
+
+    from ml.photos import photograph
+
+    photo, _ = photograph(_ecg_page(label, seed, (1200, 852)), np.random.default_rng(seed), kind)
+    photo = photo.crop((0, 0, round(photo.width * keep), photo.height))
+    out = io.BytesIO()
+    photo.save(out, format="JPEG", quality=quality)
+    return out.getvalue()
+
+
 def render_non_ecg_bytes(kind: str = "photo", seed: int = 0, image_format: str = "PNG") -> bytes:
     """An image the upload guard refuses (ml.nonecg: photo, text_page, blank_page, ...)."""
     from ml.nonecg import render_non_ecg

@@ -8,7 +8,9 @@ import pytest
 from PIL import Image
 
 from classifier.images import MAX_NAME_LENGTH, InvalidUpload, clean_file_name, clean_image, megabytes
-from tests.conftest import render_ecg_bytes, render_non_ecg_bytes
+from ml import guard
+from ml.preprocess import decode_page
+from tests.conftest import render_ecg_bytes, render_non_ecg_bytes, render_photo_bytes
 
 
 @pytest.mark.parametrize(
@@ -117,6 +119,33 @@ def test_clean_image_refuses_an_image_that_is_not_an_ecg_printout_with_the_reaso
 
     assert caught.value.name == "letter.png"
     assert caught.value.reason.startswith("does not look like a 12-lead ECG printout: no ECG grid was found")
+
+
+def test_clean_image_stores_a_photographed_printout_straightened(settings):
+    settings.ECGSITE_OOD_GUARD = True
+    photo = render_photo_bytes("history_mi", 2)
+    assert Image.open(io.BytesIO(photo)).size != (1200, 852)
+
+    cleaned = clean_image(io.BytesIO(photo), name="phone.jpg")
+
+    stored = Image.open(io.BytesIO(cleaned.content))
+    assert (cleaned.width, cleaned.height) == stored.size == (1200, 852)
+    assert (stored.format, cleaned.extension) == ("JPEG", ".jpg")
+    # What is stored is the page: read again, it is not looked for a second time.
+    assert decode_page(cleaned.content).page_corners is None
+    assert guard.check_page(stored.convert("RGB")) is None
+
+
+def test_clean_image_refuses_a_photo_cut_through_the_traces_as_an_ecg_it_cannot_read(settings):
+    settings.ECGSITE_OOD_GUARD = True
+
+    with pytest.raises(InvalidUpload) as caught:
+        clean_image(io.BytesIO(render_photo_bytes("normal", 3, keep=0.7)), name="cut.jpg")
+
+    assert caught.value.reason.startswith(
+        "looks like a 12-lead ECG, but it cannot be read: the photo cuts off the right of the page"
+    )
+    assert "whole page in the frame" in caught.value.reason
 
 
 @pytest.mark.parametrize("guard", [True, False])

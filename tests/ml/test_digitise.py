@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 
 from ml import digitise as cli
+from ml.guard import UNREADABLE_SENTENCE
 from ml.traces import SAMPLING_HZ
+from tests.conftest import render_ecg_bytes, render_photo_bytes
 from tests.ml.helpers import encode
 
 LEADS = ("I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6")
@@ -90,3 +92,25 @@ def test_a_file_that_is_no_image_is_rejected_with_the_reason(tmp_path):
     result = cli.digitise_file(path)
 
     assert result["rejected"] is True and result["reason"]
+
+
+def test_a_photo_is_straightened_and_read_like_its_scan(tmp_path):
+    scan, photo = tmp_path / "scan.png", tmp_path / "photo.jpg"
+    scan.write_bytes(render_ecg_bytes("normal", 6, size=(1200, 852)))
+    photo.write_bytes(render_photo_bytes("normal", 6))
+
+    from_scan, from_photo = cli.digitise_file(scan), cli.digitise_file(photo)
+
+    assert "rejected" not in from_photo
+    assert from_photo["measurements"]["heart_rate_bpm"] == pytest.approx(
+        from_scan["measurements"]["heart_rate_bpm"], rel=0.05
+    )
+
+
+def test_a_photo_cut_through_the_traces_is_rejected_as_an_ecg_that_cannot_be_read(tmp_path):
+    photo = tmp_path / "cut.jpg"
+    photo.write_bytes(render_photo_bytes("normal", 6, keep=0.7))
+
+    result = cli.digitise_file(photo)
+
+    assert result["rejected"] is True and result["reason"].startswith(UNREADABLE_SENTENCE)

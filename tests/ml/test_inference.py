@@ -14,13 +14,14 @@ import pytest
 
 from ml import predict as predict_cli
 from ml import representations
-from ml.guard import LEAD_SENTENCE
+from ml.guard import LEAD_SENTENCE, UNREADABLE_SENTENCE
 from ml.inference import Classifier, ModelLoadError, ModelSelfTestError
 from ml.labels import CLASSES
 from ml.models import DEFAULT_MODEL_NAME, default_model_path, list_model_cards
 from ml.nonecg import render_non_ecg
 from ml.preprocess import InvalidImageError
 from ml.synthetic import render_ecg
+from tests.conftest import render_photo_bytes
 from tests.ml.helpers import encode, nan_model, tiny_model, unrunnable_model, write_card
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -186,6 +187,21 @@ def test_predict_command_prints_json_and_rejects_what_the_service_would(
     assert output[1]["reason"].startswith(LEAD_SENTENCE)
     assert output[2]["rejected"] is True and "not a JPEG or PNG" in output[2]["reason"]
     assert "label" not in output[2]
+
+
+def test_predict_command_classifies_a_photo_and_refuses_one_cut_through_the_traces(
+    tmp_path: Path, capsys
+) -> None:
+    photo, cut = tmp_path / "photo.jpg", tmp_path / "cut.jpg"
+    photo.write_bytes(render_photo_bytes("abnormal", 5))
+    cut.write_bytes(render_photo_bytes("abnormal", 5, keep=0.7))
+
+    assert predict_cli.main([str(photo), str(cut)]) == 1
+
+    read, refused = json.loads(capsys.readouterr().out)
+    assert read["label"] in CLASSES and "rejected" not in read
+    assert refused["rejected"] is True and refused["reason"].startswith(UNREADABLE_SENTENCE)
+    assert "label" not in refused
 
 
 def test_predict_command_classifies_what_the_guard_refuses_when_asked(tmp_path: Path, capsys) -> None:

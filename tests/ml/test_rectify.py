@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from ml.leads import page_signal
-from ml.rectify import find_page, flatten_light, rectify
+from ml.rectify import find_page, flatten_light, missing_fraction, rectify
 from ml.synthetic import render_ecg
 
 DESK = (92, 74, 58)
@@ -35,9 +35,16 @@ def _photograph(page: Image.Image, corners: np.ndarray = CORNERS) -> Image.Image
     return Image.fromarray(np.clip(photo * light, 0, 255).astype(np.uint8))
 
 
-def _lead_correlations(first: Image.Image, second: Image.Image) -> list[float]:
+def _lead_correlations(first: Image.Image, second: Image.Image, max_lag: int = 0) -> list[float]:
+    """Per lead, the correlation of the two pages' leads, the best within ``max_lag`` samples."""
     a, b = page_signal(first), page_signal(second)
-    return [float(np.corrcoef(a["leads"][lead], b["leads"][lead])[0, 1]) for lead in a["leads"]]
+    correlations = []
+    for lead in a["leads"]:
+        x, y = np.asarray(a["leads"][lead], float), np.asarray(b["leads"][lead], float)
+        inner = slice(max_lag, len(x) - max_lag)
+        lags = range(-max_lag, max_lag + 1)
+        correlations.append(max(float(np.corrcoef(x[inner], np.roll(y, lag)[inner])[0, 1]) for lag in lags))
+    return correlations
 
 
 def test_a_scan_is_the_page_already_and_comes_back_unchanged() -> None:
@@ -93,3 +100,27 @@ def test_an_image_without_a_page_on_a_background_is_left_as_it_is(image: Image.I
     result = rectify(image)
 
     assert result.image is image and result.corners is None
+
+
+def test_a_photo_with_part_of_its_header_cut_off_puts_the_traces_where_they_belong() -> None:
+    # The top 10% of the page (inside its 18% header) lies above the photo's top edge.
+    photo = _photograph(scan(), np.array([[170, -90], [1430, -80], [1440, 820], [160, 810]], np.float64))
+
+    result = rectify(photo)
+
+    assert result.cut_sides == ("top",) and result.unreadable is None
+    assert 0.05 <= missing_fraction(result.corners, "top") <= 0.15
+    # The cut edge is a line across the photo, not quite one across the page: the leads come out
+    # up to a few samples (tens of ms) late towards the right, their shape intact.
+    assert np.median(_lead_correlations(scan(), result.image, max_lag=4)) >= 0.9
+
+
+@pytest.mark.parametrize(("keep", "side"), [((0, 0, 0.7, 1), "right"), ((0, 0, 1, 0.65), "bottom")])
+def test_a_photo_cut_through_the_traces_is_unreadable(keep: tuple[float, ...], side: str) -> None:
+    photo = _photograph(scan())
+    photo = photo.crop(tuple(round(f * size) for f, size in zip(keep, photo.size * 2, strict=True)))
+
+    result = rectify(photo)
+
+    assert result.cut_sides == (side,)
+    assert result.unreadable == f"the photo cuts off the {side} of the page, through the traces"
