@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from ml.calibration import fit_temperature, logits_from_probabilities, softmax
 from ml.labels import CLASSES, DESCRIPTIONS
 from ml.metrics import (
     DEFAULT_BOOTSTRAP_RESAMPLES,
@@ -207,4 +208,68 @@ def operating_point(
             ),
             "fold_macro_f1": {"mean": round(float(fold_f1.mean()), 4), "std": round(float(fold_f1.std()), 4)},
         },
+    }
+
+
+def nested_photo_figures(
+    report: Mapping[str, Any],
+    class_name: str | None = "mi",
+    thresholds: tuple[float, ...] = MI_THRESHOLDS,
+    *,
+    n_resamples: int = DEFAULT_BOOTSTRAP_RESAMPLES,
+    seed: int = 0,
+) -> dict[str, Any] | None:
+    """Photos against scans of the same pages, from a cross-validation report run with
+    ``--photos`` (``ml.crossval``); None when its rows carry no photo probabilities.
+
+    Each fold's photos are labelled as that fold's scans are in ``operating_point``'s nested
+    figures: with the temperature and threshold chosen on the *other* folds' scans (what a model
+    trained without those pages would ship with), so neither the photos nor their pages took part
+    in any choice. ``class_name`` None: the plain argmax. ``ratio`` is each kind's macro-F1 over
+    the scans'.
+    """
+    rows, complete = out_of_fold_rows(report)
+    listed = report.get("out_of_fold") or []
+    if not rows or not complete or any("photo_probabilities" not in row for row in listed):
+        return None
+    kinds = list(listed[0]["photo_probabilities"])
+    truth = np.asarray([row.true for row in rows], dtype=np.int64)
+    folds = np.asarray([row.fold for row in rows], dtype=np.int64)
+    scans = np.asarray([row.probabilities for row in rows], dtype=np.float64)
+    photos = {kind: np.asarray([row["photo_probabilities"][kind] for row in listed]) for kind in kinds}
+    # Each set's labels, and the probabilities they were decided from (calibrated as shipped).
+    decided: dict[str, np.ndarray] = {}
+    decided_from: dict[str, np.ndarray] = {"scans": scans, **photos}
+    if class_name is None:
+        decided = {name: probabilities.argmax(axis=1) for name, probabilities in decided_from.items()}
+        method = "the argmax of each image's out-of-fold probabilities"
+    else:
+        index = CLASSES.index(class_name)
+        point = nested_operating_point(truth, scans, folds, index, thresholds, calibrate=True, n_resamples=1)
+        decided = {"scans": point["decisions"], **{kind: np.zeros_like(truth) for kind in kinds}}
+        decided_from = {"scans": point["probabilities"], **{kind: np.zeros_like(scans) for kind in kinds}}
+        scan_logits = logits_from_probabilities(scans)
+        for fold, threshold in zip(np.unique(folds), point["thresholds_per_fold"], strict=True):
+            held_out = folds == fold
+            temperature = fit_temperature(scan_logits[~held_out], truth[~held_out])
+            for kind, probabilities in photos.items():
+                calibrated = softmax(logits_from_probabilities(probabilities[held_out]), temperature)
+                decided_from[kind][held_out] = calibrated
+                decided[kind][held_out] = threshold_decisions(calibrated, index, threshold)
+        method = (
+            f"nested: each fold's scans and photos labelled by the rule (calibrated {class_name} "
+            "threshold) chosen on the other folds' scans"
+        )
+    figures = {
+        name: evaluation_report(
+            truth, decided_from[name], CLASSES, predictions=labels, n_resamples=n_resamples, seed=seed
+        )
+        for name, labels in decided.items()
+    }
+    scan_f1 = figures["scans"]["macro_f1"]["value"]
+    return {
+        "method": method,
+        "kinds": kinds,
+        "pooled": figures,
+        "ratio": {kind: round(figures[kind]["macro_f1"]["value"] / scan_f1, 4) for kind in kinds},
     }

@@ -4,6 +4,7 @@ before and after ``ml.rectify`` straightens them (issue 15)?
 Usage::
 
     python -m ml.photo_report [--data DIR] [--every 6] [--seed 1000] [--out ml/reports/photos.json]
+    python -m ml.photo_report --card NAME --crossval-report PATH [--guard-report PATH] [--out PATH]
 
 For every ``--every``-th page image under ``--data`` (default: the dev images, in name order),
 one desk photo and one screen photo (``ml.photos``, seed ``--seed`` + the page's index). For
@@ -13,6 +14,13 @@ margin was not cropped); the digitiser's physiology checks (``ml.digitiser_repor
 Goldberger, lead II panel against the rhythm strip) on the rectified pages, beside the same
 checks on the scans themselves; and the milliseconds ``rectify`` took. The figures go to
 ``--out`` as JSON and a summary is printed.
+
+With ``--card``, nothing is measured: the shipped model's card gets a ``photos`` section
+(``card_section``) from the reports already written: its classification figures on photos against
+scans of the same pages (``--crossval-report``, a ``python -m ml.crossval --photos`` run of the
+model's configuration, scored by ``ml.decision.nested_photo_figures`` with the card's decision
+rule), the guard's figures on scans, photos and non-ECG images (``--guard-report``, from
+``python -m ml.guard_report``) and the digitiser's on photos (``--out``).
 """
 
 from __future__ import annotations
@@ -29,15 +37,19 @@ import numpy as np
 from PIL import Image
 
 from ml.cards import machine_text
+from ml.decision import nested_photo_figures
 from ml.device import machine_description
 from ml.digitiser_report import default_data_dir, page_files, physiology
 from ml.guard import check_page
+from ml.models import card_path, resolve_model
 from ml.photos import PHOTO_KINDS, photograph
 from ml.preprocess import decode_image, red_channel
 from ml.rectify import rectify
 from ml.traces import digitise, twelve_leads
 
-REPORT = Path(__file__).resolve().parent / "reports" / "photos.json"
+REPORTS = Path(__file__).resolve().parent / "reports"
+REPORT = REPORTS / "photos.json"
+GUARD_REPORT = REPORTS / "guard.json"
 CHECKS = ("einthoven", "goldberger", "panel_vs_rhythm")
 
 
@@ -114,6 +126,77 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _refused(row: dict[str, Any]) -> str:
+    return f"{row['rejected']}/{row['images']}"
+
+
+def _accepted(row: dict[str, Any]) -> str:
+    return f"{row['images'] - row['rejected']}/{row['images']}"
+
+
+def card_section(
+    card: dict[str, Any], crossval: dict[str, Any], guard: dict[str, Any], photos: dict[str, Any]
+) -> dict[str, Any]:
+    """A model card's ``photos`` section (see the module docstring) from the three reports."""
+    decision = card.get("decision") or {}
+    figures = nested_photo_figures(crossval, decision.get("class") if decision else None)
+    if figures is None:
+        raise ValueError("the cross-validation report has no photo rows: run python -m ml.crossval --photos")
+    pooled = figures["pooled"]
+    unreadable = guard["real_ecg_photos_unreadable"]
+    return {
+        "classification": {
+            "crossval_command": crossval.get("command"),
+            "generator": crossval["photos"]["generator"],
+            "read_as": crossval["photos"]["read_as"],
+            "method": figures["method"] + "; photos of a page are held out with it (folds by page)",
+            **{
+                name: {
+                    "n": report["n"],
+                    "accuracy": report["accuracy"],
+                    "macro_f1": report["macro_f1"],
+                    "per_class_f1": {label: row["f1"] for label, row in report["per_class"].items()},
+                }
+                for name, report in pooled.items()
+            },
+            "ratio_to_scans": figures["ratio"],
+        },
+        "guard": {
+            "command": guard.get("command"),
+            "scans_refused": _refused(guard["real_ecg"]),
+            "photos_accepted": {kind: _accepted(row) for kind, row in guard["real_ecg_photos"].items()},
+            "non_ecg_refused": _refused(guard["non_ecg"]),
+            "near_misses_refused": _refused(guard["near_misses"]),
+            "unreadable_photos_refused": {change: _refused(row) for change, row in unreadable.items()},
+            "unreadable_photos_told_unreadable": {
+                change: f"{row['refused_as_unreadable']}/{row['images']}"
+                for change, row in unreadable.items()
+            },
+        },
+        "digitiser": {
+            "command": photos.get("command"),
+            "pages": photos["pages"],
+            "einthoven_median": {
+                "scans": photos["physiology_scans"]["einthoven"]["median"],
+                **{
+                    kind: row["physiology_rectified"]["einthoven"]["median"]
+                    for kind, row in photos["kinds"].items()
+                },
+            },
+        },
+    }
+
+
+def write_card_section(name: str, crossval_report: Path, guard_report: Path, photo_report: Path) -> Path:
+    """Put ``card_section`` into the shipped model ``name``'s card; returns the card's path."""
+    path = card_path(resolve_model(name))
+    card = json.loads(path.read_text())
+    reports = [json.loads(report.read_text()) for report in (crossval_report, guard_report, photo_report)]
+    card["photos"] = card_section(card, *reports)
+    path.write_text(json.dumps(card, indent=2) + "\n")
+    return path
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ml.photo_report", description=__doc__.split("\n")[0])
     parser.add_argument(
@@ -122,7 +205,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--every", type=int, default=6, help="photograph every n-th page")
     parser.add_argument("--seed", type=int, default=1000, help="the first page's photo seed")
     parser.add_argument("--out", type=Path, default=REPORT)
+    parser.add_argument("--card", help="a shipped model whose card gets the photo figures (measures nothing)")
+    parser.add_argument("--crossval-report", type=Path, help="with --card: a crossval --photos report")
+    parser.add_argument("--guard-report", type=Path, default=GUARD_REPORT, help="with --card")
     args = parser.parse_args(argv)
+    if args.card:
+        if args.crossval_report is None:
+            parser.error("--card needs --crossval-report")
+        try:
+            path = write_card_section(args.card, args.crossval_report, args.guard_report, args.out)
+        except (OSError, KeyError, ValueError) as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+        print(f"wrote the photos section of {path}")
+        return 0
     if args.every < 1:
         parser.error("--every must be at least 1")
     files = page_files(args.data or default_data_dir())[:: args.every]

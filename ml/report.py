@@ -325,7 +325,45 @@ def model_section(card: Mapping[str, Any], summary: ModelSummary, default_name: 
             f"ECE {format_float(dev_summary.ece)}",
             "",
         ]
+    lines += photos_lines(mapping(card.get("photos")))
     return lines
+
+
+def photos_lines(photos: Mapping[str, Any]) -> list[str]:
+    """A card's ``photos`` section (``ml.photo_report --card``): photos against scans."""
+    if not photos:
+        return []
+    classification = mapping(photos.get("classification"))
+    ratios = mapping(classification.get("ratio_to_scans"))
+    rows = []
+    for name in ("scans", *ratios):
+        figures = mapping(classification.get(name))
+        f1 = mapping(figures.get("macro_f1"))
+        interval = f"{format_float(number(f1.get('value')))} [{format_float(number(f1.get('low')))}, "
+        interval += f"{format_float(number(f1.get('high')))}]"
+        ratio = "1" if name == "scans" else format_float(number(ratios.get(name)))
+        rows.append([name, format_int(integer(figures.get("n"))), interval, ratio])
+    guard = mapping(photos.get("guard"))
+    accepted = ", ".join(f"{kind} {value}" for kind, value in mapping(guard.get("photos_accepted")).items())
+    told = ", ".join(
+        f"{change} {value}"
+        for change, value in mapping(guard.get("unreadable_photos_told_unreadable")).items()
+    )
+    einthoven = ", ".join(
+        f"{name} {format_float(number(value))}"
+        for name, value in mapping(mapping(photos.get("digitiser")).get("einthoven_median")).items()
+    )
+    return [
+        f"Photos of printouts ({text(classification.get('method')) or MISSING}; "
+        f"{code(text(classification.get('crossval_command')))}):",
+        "",
+        *table(["set", "n", "macro-F1 [95% interval]", "over scans"], rows),
+        f"Guard: scans refused {text(guard.get('scans_refused')) or MISSING}; photos accepted {accepted}; "
+        f"non-ECG images refused {text(guard.get('non_ecg_refused')) or MISSING}, near-misses "
+        f"{text(guard.get('near_misses_refused')) or MISSING}; unreadable photos told so: {told}. "
+        f"Digitiser, Einthoven median: {einthoven}.",
+        "",
+    ]
 
 
 def crossval_section(path: Path, report: Mapping[str, Any], summary: ModelSummary) -> list[str]:

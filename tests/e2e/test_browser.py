@@ -3,7 +3,7 @@
 Sign up through the allauth form, upload three synthetic ECG pages through the upload page's
 script, land on the batch page and watch the three results arrive over the websocket, with
 no reload, each with its twelve leads redrawn by the server and a table of what was measured on
-them, then the completion toast.
+them, then the completion toast. And a phone photo of a printout, uploaded the same way.
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from classifier.models import Label
-from tests.e2e.client import PASSWORD, confirmation_path, render_ecg_png
+from tests.conftest import render_photo_bytes
+from tests.e2e.client import PASSWORD, SiteClient, confirmation_path, render_ecg_png, unique_email
 from tests.e2e.livestack import LiveStack
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -183,6 +184,54 @@ def test_a_new_user_signs_up_uploads_three_images_and_sees_the_results_arrive_li
         assert page_errors == [], f"the page raised script errors: {page_errors}"
         page.screenshot(path=tmp_path / "batch-page.png", full_page=True)
         print(f"screenshot of the finished batch page: {tmp_path / 'batch-page.png'}")
+    except Exception:
+        page.screenshot(path=tmp_path / "failure.png", full_page=True)
+        print(f"screenshot at the failure: {tmp_path / 'failure.png'}")
+        raise
+    finally:
+        context.close()
+
+
+def test_a_phone_photo_of_a_printout_is_straightened_classified_and_shown(
+    live_stack: LiveStack, browser: object, tmp_path: Path
+) -> None:
+    """Issue 15: a phone photo (the page on a desk, at an angle, unevenly lit) goes up through the
+    upload page like a scan, is stored as the straightened page, and gets its result live."""
+    from playwright.sync_api import Browser, expect
+
+    assert isinstance(browser, Browser)
+    user = SiteClient(live_stack.base_url)
+    user.sign_up(unique_email("e2e-photo"), live_stack.mail_dir)
+    context = browser.new_context(base_url=live_stack.base_url, viewport={"width": 1280, "height": 1100})
+    context.add_cookies(
+        [{"name": c.name, "value": c.value or "", "url": live_stack.base_url} for c in user.cookies]
+    )
+    page = context.new_page()
+    page.set_default_timeout(PAGE_TIMEOUT_MS)
+    page_errors: list[str] = []
+    page.on("pageerror", lambda error: page_errors.append(str(error)))
+    photo = render_photo_bytes("abnormal", 21, kind="desk")
+    try:
+        page.goto("/upload/")
+        page.set_input_files(
+            "#images", files=[{"name": "phone.jpg", "mimeType": "image/jpeg", "buffer": photo}]
+        )
+        expect(page.locator("#chosen")).to_have_text("1 file chosen")
+        page.click("#upload-button")
+        page.wait_for_url(re.compile(r"/batches/\d+/$"))
+
+        progress = page.locator("#batch-progress")
+        expect(progress).to_have_attribute("data-done", "1", timeout=RESULTS_TIMEOUT_MS)
+        [card] = page.evaluate(READ_CARDS)
+        assert (card["status"], card["name"]) == ("succeeded", "phone.jpg"), card
+        assert card["label"] in LABEL_NAMES and card["measurements"] is not None, card
+        # The page shown beside the result is the straightened page, not the photo as taken.
+        thumb = page.locator("#jobs article.job img.thumb")
+        thumb.scroll_into_view_if_needed()
+        page.wait_for_function("(img) => img.complete && img.naturalWidth > 0", arg=thumb.element_handle())
+        size = thumb.evaluate("(img) => [img.naturalWidth, img.naturalHeight]")
+        assert size == [1200, 852], size
+        assert page_errors == [], f"the page raised script errors: {page_errors}"
     except Exception:
         page.screenshot(path=tmp_path / "failure.png", full_page=True)
         print(f"screenshot at the failure: {tmp_path / 'failure.png'}")

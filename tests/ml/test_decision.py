@@ -9,7 +9,15 @@ import numpy as np
 import pytest
 
 from ml.crossval_card import card_section
-from ml.decision import ARGMAX, MI_THRESHOLDS, DecisionRule, label_note, operating_point, rule_from_card
+from ml.decision import (
+    ARGMAX,
+    MI_THRESHOLDS,
+    DecisionRule,
+    label_note,
+    nested_photo_figures,
+    operating_point,
+    rule_from_card,
+)
 from tests.model_cards import crossval_report, under_called_mi_report
 
 PROBABILITIES = np.array(
@@ -97,3 +105,41 @@ def test_a_card_section_carries_the_decision_only_when_asked(tmp_path: Path) -> 
     report_file.write_text(json.dumps(crossval_report("hybrid", 0) | {"out_of_fold": []}))
     with pytest.raises(ValueError, match="no complete out-of-fold rows"):
         card_section(report_file, arch="hybrid", data_sha256=sha, mi_operating_point=True)
+
+
+def _with_photos(report: dict, photo_rows: dict[str, list[list[float]]]) -> dict:
+    rows = [
+        {**row, "photo_probabilities": {kind: values[i] for kind, values in photo_rows.items()}}
+        for i, row in enumerate(report["out_of_fold"])
+    ]
+    return report | {"out_of_fold": rows}
+
+
+def test_photos_are_labelled_by_the_rule_each_fold_chose_on_the_other_folds_scans() -> None:
+    report = under_called_mi_report()
+    scans = [row["probabilities"] for row in report["out_of_fold"]]
+    # Desk photos read like their scans; on screen photos every page looks normal.
+    screen = [[0.9, 0.04, 0.03, 0.03] for _ in scans]
+
+    figures = nested_photo_figures(_with_photos(report, {"desk": scans, "screen": screen}), n_resamples=20)
+
+    assert figures["kinds"] == ["desk", "screen"] and figures["method"].startswith("nested")
+    pooled = figures["pooled"]
+    # The scans score as operating_point's nested figures do: the threshold finds every MI page.
+    assert pooled["scans"]["macro_f1"]["value"] == 1.0
+    assert pooled["desk"] == pooled["scans"] | {"ece": pooled["desk"]["ece"]}
+    assert pooled["screen"]["per_class"]["normal"]["recall"] == 1.0
+    assert pooled["screen"]["per_class"]["abnormal"]["recall"] == 0.0
+    assert figures["ratio"] == {"desk": 1.0, "screen": round(pooled["screen"]["macro_f1"]["value"], 4)}
+
+
+def test_photo_figures_with_the_argmax_and_without_photo_rows() -> None:
+    report = under_called_mi_report()
+    scans = [row["probabilities"] for row in report["out_of_fold"]]
+
+    figures = nested_photo_figures(_with_photos(report, {"desk": scans}), class_name=None, n_resamples=20)
+
+    # The argmax calls the 10 MI pages normal, on scans and photos alike.
+    assert figures["pooled"]["desk"]["per_class"]["mi"]["recall"] == 0.0
+    assert figures["ratio"] == {"desk": 1.0}
+    assert nested_photo_figures(report) is None

@@ -6,6 +6,7 @@ import json
 
 from ml import photo_report
 from ml.synthetic import render_ecg
+from tests.model_cards import under_called_mi_report
 
 
 def test_photos_of_pages_are_refused_as_taken_and_accepted_and_read_once_rectified(tmp_path, capsys) -> None:
@@ -26,3 +27,74 @@ def test_photos_of_pages_are_refused_as_taken_and_accepted_and_read_once_rectifi
         assert figures["guard_accepts_as_taken"] < figures["guard_accepts_rectified"]
         assert figures["physiology_rectified"]["einthoven"]["median"] > 0.8
     assert "guard accepts" in capsys.readouterr().out
+
+
+def _guard_report() -> dict:
+    def row(images: int, rejected: int, **extra: int) -> dict:
+        return {"images": images, "rejected": rejected, **extra}
+
+    return {
+        "command": "python -m ml.guard_report ...",
+        "real_ecg": row(367, 0),
+        "real_ecg_photos": {"desk": row(367, 4), "screen": row(367, 0)},
+        "non_ecg": row(900, 900),
+        "near_misses": row(400, 400),
+        "real_ecg_photos_unreadable": {"blurred": row(367, 360, refused_as_unreadable=300)},
+    }
+
+
+def _photos_report() -> dict:
+    einthoven = {"einthoven": {"median": 0.97}}
+    return {
+        "command": "python -m ml.photo_report",
+        "pages": 62,
+        "physiology_scans": einthoven,
+        "kinds": {"desk": {"physiology_rectified": {"einthoven": {"median": 0.96}}}},
+    }
+
+
+def test_the_card_section_puts_photos_beside_scans_with_the_guard_and_digitiser_figures(
+    tmp_path, capsys
+) -> None:
+    crossval = under_called_mi_report()
+    crossval["out_of_fold"] = [
+        {**row, "photo_probabilities": {"desk": row["probabilities"]}} for row in crossval["out_of_fold"]
+    ]
+    crossval["photos"] = {"generator": "ml.photos", "read_as": "as an upload is"}
+    model = tmp_path / "m.keras"
+    model.write_bytes(b"weights")
+    (tmp_path / "m.json").write_text(
+        json.dumps({"name": "m", "decision": {"rule": "threshold", "class": "mi"}})
+    )
+    reports = {"crossval": crossval, "guard": _guard_report(), "photos": _photos_report()}
+    for name, report in reports.items():
+        (tmp_path / f"{name}.json").write_text(json.dumps(report))
+
+    argv = ["--card", str(model), "--crossval-report", str(tmp_path / "crossval.json")]
+    argv += ["--guard-report", str(tmp_path / "guard.json"), "--out", str(tmp_path / "photos.json")]
+    assert photo_report.main(argv) == 0
+
+    section = json.loads((tmp_path / "m.json").read_text())["photos"]
+    classification = section["classification"]
+    assert classification["method"].startswith("nested") and "folds by page" in classification["method"]
+    assert classification["scans"]["macro_f1"]["value"] == classification["desk"]["macro_f1"]["value"] == 1.0
+    assert classification["ratio_to_scans"] == {"desk": 1.0}
+    assert section["guard"]["photos_accepted"] == {"desk": "363/367", "screen": "367/367"}
+    assert section["guard"]["non_ecg_refused"] == "900/900" and section["guard"]["scans_refused"] == "0/367"
+    assert section["guard"]["unreadable_photos_told_unreadable"] == {"blurred": "300/367"}
+    assert section["digitiser"]["einthoven_median"] == {"scans": 0.97, "desk": 0.96}
+    assert "wrote the photos section" in capsys.readouterr().out
+
+
+def test_the_card_section_needs_a_crossval_run_with_photos(tmp_path, capsys) -> None:
+    model = tmp_path / "m.keras"
+    (tmp_path / "m.json").write_text("{}")
+    (tmp_path / "crossval.json").write_text(json.dumps(under_called_mi_report()))
+    (tmp_path / "guard.json").write_text(json.dumps(_guard_report()))
+    (tmp_path / "photos.json").write_text(json.dumps(_photos_report()))
+    argv = ["--card", str(model), "--crossval-report", str(tmp_path / "crossval.json")]
+    argv += ["--guard-report", str(tmp_path / "guard.json"), "--out", str(tmp_path / "photos.json")]
+
+    assert photo_report.main(argv) == 2
+    assert "run python -m ml.crossval --photos" in capsys.readouterr().err
+    assert json.loads((tmp_path / "m.json").read_text()) == {}

@@ -317,3 +317,33 @@ def test_a_models_section_says_where_it_was_timed_how_it_was_rebuilt_and_its_gpu
 
 def test_a_model_never_checked_on_a_gpu_says_so(dirs):
     assert "- GPU: not yet checked on a GPU (`make gpu-check`" in _render(dirs)
+
+
+def test_a_model_with_photo_figures_shows_them_beside_the_scans(dirs):
+    models, _ = dirs
+    card = crossval_card("hybrid-v4", "hybrid")
+    card["photos"] = {
+        "classification": {
+            "method": "nested: ...",
+            "crossval_command": "python -m ml.crossval --photos",
+            "scans": {"n": 367, "macro_f1": {"value": 0.88, "low": 0.84, "high": 0.92}},
+            "desk": {"n": 367, "macro_f1": {"value": 0.86, "low": 0.81, "high": 0.9}},
+            "ratio_to_scans": {"desk": 0.9773},
+        },
+        "guard": {
+            "scans_refused": "0/367",
+            "photos_accepted": {"desk": "360/367"},
+            "non_ecg_refused": "900/900",
+        },
+        "digitiser": {"einthoven_median": {"scans": 0.974, "desk": 0.964}},
+    }
+    _write(models / "hybrid-v4.json", card)
+
+    section = _render(dirs).split("### hybrid-v4")[1].split("###")[0]
+
+    assert "Photos of printouts (nested: ...; `python -m ml.crossval --photos`)" in section
+    assert "| scans | 367 | 0.880 [0.840, 0.920] | 1 |" in section
+    assert "| desk | 367 | 0.860 [0.810, 0.900] | 0.977 |" in section
+    assert (
+        "photos accepted desk 360/367" in section and "Einthoven median: scans 0.974, desk 0.964" in section
+    )
