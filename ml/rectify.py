@@ -62,6 +62,14 @@ MARGINS = dict(
 CUT_TOLERANCE = 0.05
 CUT_EDGE_FRACTION = 0.02  # a side this close to the photo's edge (of its width or height) is cut
 PAPER_FILL = (255, 255, 255)  # what stands in for a cut-off margin
+# Grey levels: the screen around a page shown on it is plain (9-16 on the project's screen photos);
+# a page's own margins, shadows and traces inside the first outline vary more (over 22).
+SCREEN_BORDER_MAX_STD = 18.0
+# Ink on a scan is near black; on a photo it is grey and blurred. Levels up to INK_KNEE are
+# stretched so that the darkest ink (INK_PERCENTILE of the page) becomes black; paper and grid,
+# lighter than the knee, stay as they are.
+INK_PERCENTILE = 1.0
+INK_KNEE = 200.0
 
 
 class Rectification(NamedTuple):
@@ -113,7 +121,30 @@ def rectify(image: Image.Image) -> Rectification:
         else {"borderMode": cv2.BORDER_REPLICATE}
     )
     page = cv2.warpPerspective(rgb, transform, (width, height), flags=cv2.INTER_LINEAR, **border)
-    return Rectification(Image.fromarray(flatten_light(page)), corners, cut, unreadable)
+    if not cut:
+        # A page shown on a screen: the bright region was the screen, the page lies inside it on a
+        # plain border. Found there, it is read again from the photo itself.
+        inner = _page_on_screen(page)
+        if inner is not None:
+            corners = cv2.perspectiveTransform(inner.reshape(1, 4, 2), np.linalg.inv(transform)).reshape(4, 2)
+            transform = cv2.getPerspectiveTransform(corners.astype(np.float32), target)
+            page = cv2.warpPerspective(rgb, transform, (width, height), flags=cv2.INTER_LINEAR, **border)
+    return Rectification(Image.fromarray(darken_ink(flatten_light(page))), corners, cut, unreadable)
+
+
+def _page_on_screen(page: np.ndarray) -> np.ndarray | None:
+    """The corners of a page inside ``page`` (a straightened screen), or None: a brighter
+    quadrilateral on a plain, darker border (a page's own margin or shadow is not plain)."""
+    inner = find_page(page)
+    if inner is None:
+        return None
+    grey = cv2.cvtColor(page, cv2.COLOR_RGB2GRAY)
+    inside = np.zeros(grey.shape, np.uint8)
+    cv2.fillConvexPoly(inside, np.round(inner).astype(np.int32), 1)
+    border = grey[inside == 0]
+    if border.size == 0 or float(border.std()) > SCREEN_BORDER_MAX_STD:
+        return None
+    return inner
 
 
 def cut_sides(corners: np.ndarray, width: int, height: int) -> tuple[str, ...]:
@@ -247,6 +278,20 @@ def flatten_light(rgb: np.ndarray) -> np.ndarray:
     paper = cv2.resize(paper, (width, height), interpolation=cv2.INTER_LINEAR).astype(np.float32)
     flat = rgb.astype(np.float32) * (PAPER_WHITE / np.maximum(paper, 1.0))
     return np.clip(flat + 0.5, 0, 255).astype(np.uint8)
+
+
+def darken_ink(rgb: np.ndarray) -> np.ndarray:
+    """``rgb`` (a flattened page) with its darkest ink brought to black as on a scan: each level
+    below ``INK_KNEE`` is stretched away from the knee, so the page's ``INK_PERCENTILE`` of grey
+    maps to 0; lighter levels (paper and grid) are unchanged."""
+    grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+    darkest = float(np.percentile(grey[::2, ::2], INK_PERCENTILE))
+    if darkest >= INK_KNEE - 1:
+        return rgb
+    levels = np.arange(256, dtype=np.float32)
+    stretched = INK_KNEE - (INK_KNEE - levels) * INK_KNEE / (INK_KNEE - darkest)
+    table = np.clip(np.where(levels < INK_KNEE, stretched, levels) + 0.5, 0, 255).astype(np.uint8)
+    return cv2.LUT(rgb, table)
 
 
 def _four_corners(hull: np.ndarray) -> np.ndarray:

@@ -59,6 +59,9 @@ def test_upload_page_states_the_limits(owner_client, settings):
     content = owner_client.get(reverse("classifier:upload")).content.decode()
 
     assert "up to 7 files of at most 3 MB each" in content
+    # Photos are read too: the page says how to take one.
+    assert "Scans or phone photos of a printed 12-lead ECG" in content
+    assert "keep the whole page in the frame" in content
 
 
 def test_batch_detail_shows_the_owner_its_jobs_with_their_predictions(
