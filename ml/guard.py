@@ -77,9 +77,11 @@ MIN_TRACE_COVERAGE = 0.7  # of the columns, with ink in each row's band
 MIN_BASELINE_CONCENTRATION = 3.0  # ink density near the 4 baselines / density elsewhere
 MAX_GAP_COVERAGE = 0.25  # of the columns, with ink midway between two rows
 MAX_OUTER_COVERAGE = 0.8  # of the columns, with ink above the first row or below the last
-# Ink along every baseline, in at least this share of the columns, where the trace rows are not
-# found: traces too faint or blurred to follow (a blurred photo), not a page without them.
+# Ink along every baseline, in at least this share of the columns, and this much denser there
+# than elsewhere, where the trace rows are not found: traces too faint or blurred to follow (a
+# blurred photo: 5.7 and more), not a chart or a texture (3.7 at most on the generated images).
 MIN_FAINT_COVERAGE = 0.05
+MIN_FAINT_CONCENTRATION = 5.0
 BAND_HALF = 0.45  # a row's band: +- this fraction of the baseline spacing
 NEAR_HALF = 0.135  # "near a baseline": +- this fraction of the baseline spacing
 SEARCH_SHIFT = 0.08  # the comb moves up to this fraction of the trace area's height
@@ -152,7 +154,7 @@ class PageFeatures:
         """Ink along all four baselines and little elsewhere, too little to follow."""
         return (
             min(self.trace_coverage) >= MIN_FAINT_COVERAGE
-            and self.baseline_concentration >= MIN_BASELINE_CONCENTRATION
+            and self.baseline_concentration >= MIN_FAINT_CONCENTRATION
             and self.gap_coverage <= MAX_GAP_COVERAGE
             and self.outer_coverage <= MAX_OUTER_COVERAGE
         )
@@ -351,7 +353,13 @@ def examine_decoded(decoded: DecodedImage) -> tuple[Rejection | None, PageFeatur
     is left shows the ECG grid or trace rows, else the page's own verdict stands."""
     rejection, features = examine_page(decoded.image)
     if decoded.unreadable and features is not None:
-        looks_like_ecg = features.has_grid or features.has_trace_rows or features.has_faint_trace_rows
+        # The grid alone is not enough (some textures are periodic too): ink along the baselines.
+        gridded_rows = (
+            features.has_grid
+            and features.baseline_concentration >= MIN_BASELINE_CONCENTRATION
+            and features.ink_fraction >= INK_FRACTION_RANGE[0]
+        )
+        looks_like_ecg = gridded_rows or features.has_trace_rows or features.has_faint_trace_rows
         if rejection is None or looks_like_ecg:
             return Rejection("unreadable", f"{decoded.unreadable} ({RETAKE})"), features
     return rejection, features

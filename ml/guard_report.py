@@ -242,6 +242,8 @@ def measure(
             "max_gap_coverage": guard.MAX_GAP_COVERAGE,
             "max_outer_coverage": guard.MAX_OUTER_COVERAGE,
             "min_grid_periodicity": guard.MIN_GRID_PERIODICITY,
+            "min_faint_coverage": guard.MIN_FAINT_COVERAGE,
+            "min_faint_concentration": guard.MIN_FAINT_CONCENTRATION,
         },
         "real_ecg": real.summary(names=True, margins=True),
         "real_ecg_degraded": {

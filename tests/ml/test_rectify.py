@@ -10,7 +10,8 @@ import pytest
 from PIL import Image
 
 from ml.leads import page_signal
-from ml.rectify import find_page, flatten_light, missing_fraction, rectify
+from ml.photos import photograph
+from ml.rectify import darken_ink, find_page, flatten_light, missing_fraction, rectify
 from ml.synthetic import render_ecg
 
 DESK = (92, 74, 58)
@@ -124,3 +125,34 @@ def test_a_photo_cut_through_the_traces_is_unreadable(keep: tuple[float, ...], s
 
     assert result.cut_sides == (side,)
     assert result.unreadable == f"the photo cuts off the {side} of the page, through the traces"
+
+
+def test_a_page_shown_on_a_screen_is_found_inside_the_bright_screen() -> None:
+    errors = []
+    for seed in range(3):
+        photo, truth = photograph(scan(), np.random.default_rng(seed), "screen")
+        result = rectify(photo)
+        errors.append(np.abs(result.corners - np.asarray(truth.corners)).max())
+
+    # The screen around the page is about as bright as paper; the page itself is found to a few px.
+    assert max(errors) <= 4.0, errors
+
+
+def test_a_page_on_a_desk_is_not_looked_for_inside_itself() -> None:
+    photo, truth = photograph(scan(), np.random.default_rng(7), "desk")
+
+    result = rectify(photo)
+
+    assert np.abs(result.corners - np.asarray(truth.corners)).max() <= 12.0
+
+
+def test_grey_ink_is_brought_to_black_and_paper_and_grid_stay() -> None:
+    levels = np.array([[90, 150, 199, 230, 250]], np.uint8)
+    page = np.repeat(np.repeat(levels, 40, axis=0)[:, :, None], 3, axis=2)
+    page[:, :1] = 90  # the darkest ink: more than 1% of the page
+
+    out = darken_ink(page)[0, :, 0]
+
+    # Stretched away from the knee (200): 150 lies 50 below it, and 50 * 200 / 110 is 91 below.
+    assert (out[0], out[1]) == (0, 109) and out[2] >= 197
+    assert (out[3], out[4]) == (230, 250)
