@@ -142,19 +142,17 @@ class PageFeatures:
 
     @property
     def has_trace_rows(self) -> bool:
-        return (
-            min(self.trace_coverage) >= MIN_TRACE_COVERAGE
-            and self.baseline_concentration >= MIN_BASELINE_CONCENTRATION
-            and self.gap_coverage <= MAX_GAP_COVERAGE
-            and self.outer_coverage <= MAX_OUTER_COVERAGE
-        )
+        return self._rows(MIN_TRACE_COVERAGE, MIN_BASELINE_CONCENTRATION)
 
     @property
     def has_faint_trace_rows(self) -> bool:
         """Ink along all four baselines and little elsewhere, too little to follow."""
+        return self._rows(MIN_FAINT_COVERAGE, MIN_FAINT_CONCENTRATION)
+
+    def _rows(self, min_coverage: float, min_concentration: float) -> bool:
         return (
-            min(self.trace_coverage) >= MIN_FAINT_COVERAGE
-            and self.baseline_concentration >= MIN_FAINT_CONCENTRATION
+            min(self.trace_coverage) >= min_coverage
+            and self.baseline_concentration >= min_concentration
             and self.gap_coverage <= MAX_GAP_COVERAGE
             and self.outer_coverage <= MAX_OUTER_COVERAGE
         )

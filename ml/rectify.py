@@ -65,6 +65,9 @@ PAPER_FILL = (255, 255, 255)  # what stands in for a cut-off margin
 # Grey levels: the screen around a page shown on it is plain (9-16 on the project's screen photos);
 # a page's own margins, shadows and traces inside the first outline vary more (over 22).
 SCREEN_BORDER_MAX_STD = 18.0
+# The page inside has the page's proportions; the first outline's perspective and the screen's
+# shape leave them within this of 1200/852 (1.29-1.45 on the project's screen photos).
+SCREEN_PAGE_ASPECT_TOLERANCE = 0.15
 # Ink on a scan is near black; on a photo it is grey and blurred. Levels up to INK_KNEE are
 # stretched so that the darkest ink (INK_PERCENTILE of the page) becomes black; paper and grid,
 # lighter than the knee, stay as they are.
@@ -134,9 +137,14 @@ def rectify(image: Image.Image) -> Rectification:
 
 def _page_on_screen(page: np.ndarray) -> np.ndarray | None:
     """The corners of a page inside ``page`` (a straightened screen), or None: a brighter
-    quadrilateral on a plain, darker border (a page's own margin or shadow is not plain)."""
+    quadrilateral of about a page's proportions on a plain, darker border (a page's own margin or
+    shadow is not plain, and a patch of it seldom has the page's proportions)."""
     inner = find_page(page)
     if inner is None:
+        return None
+    top, right, bottom, left = np.linalg.norm(np.roll(inner, -1, axis=0) - inner, axis=1)
+    aspect = layout.REFERENCE_WIDTH / layout.REFERENCE_HEIGHT
+    if abs((top + bottom) / (left + right) - aspect) > SCREEN_PAGE_ASPECT_TOLERANCE:
         return None
     grey = cv2.cvtColor(page, cv2.COLOR_RGB2GRAY)
     inside = np.zeros(grey.shape, np.uint8)

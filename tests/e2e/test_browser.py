@@ -62,6 +62,11 @@ READ_CARDS = """() => Array.from(document.querySelectorAll("#jobs article.job"))
 }))"""
 
 
+def _screenshot_failure(page: object, tmp_path: Path) -> None:
+    page.screenshot(path=tmp_path / "failure.png", full_page=True)  # type: ignore[attr-defined]
+    print(f"screenshot at the failure: {tmp_path / 'failure.png'}")
+
+
 def test_a_new_user_signs_up_uploads_three_images_and_sees_the_results_arrive_live(
     live_stack: LiveStack, browser: object, tmp_path: Path
 ) -> None:
@@ -185,8 +190,7 @@ def test_a_new_user_signs_up_uploads_three_images_and_sees_the_results_arrive_li
         page.screenshot(path=tmp_path / "batch-page.png", full_page=True)
         print(f"screenshot of the finished batch page: {tmp_path / 'batch-page.png'}")
     except Exception:
-        page.screenshot(path=tmp_path / "failure.png", full_page=True)
-        print(f"screenshot at the failure: {tmp_path / 'failure.png'}")
+        _screenshot_failure(page, tmp_path)
         raise
     finally:
         context.close()
@@ -233,8 +237,7 @@ def test_a_phone_photo_of_a_printout_is_straightened_classified_and_shown(
         assert size == [1200, 852], size
         assert page_errors == [], f"the page raised script errors: {page_errors}"
     except Exception:
-        page.screenshot(path=tmp_path / "failure.png", full_page=True)
-        print(f"screenshot at the failure: {tmp_path / 'failure.png'}")
+        _screenshot_failure(page, tmp_path)
         raise
     finally:
         context.close()
