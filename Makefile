@@ -9,7 +9,7 @@ PORT ?= 8000
 SYSTEM_PACKAGES := libmariadb-dev pkg-config chromium
 
 .DEFAULT_GOAL := help
-.PHONY: help system-deps venv run test test-realstack lint format bench gpu-check train predict synthetic verify-models models-doc crossval load reliability-doc digitiser-doc photo-report clean
+.PHONY: help system-deps venv run test test-realstack lint format bench gpu-check train predict synthetic verify-models models-doc crossval load reliability-doc digitiser-doc photo-report guard-report photo-crossval photo-cards clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -120,6 +120,20 @@ digitiser-doc: venv ## Measure the digitiser (physiology on the dev images, grou
 
 photo-report: venv ## Photos of every 6th dev page, as taken and straightened: guard, corners, digitiser; rewrite ml/reports/photos.json
 	$(PY) -m ml.photo_report
+
+guard-report: venv ## The guard on non-ECG images, the dev scans, their degraded copies and photos; rewrite ml/reports/guard.json
+	$(PY) -m ml.guard_report --ecg-data $(DATA) --non-ecg-per-kind 100 --json --out ml/reports/guard.json > /dev/null
+
+# The shipped hybrids' configuration, its folds, with a desk and a screen photo of every held-out page
+# (about an hour on 2 cores); then the photo figures go into the cards that configuration backs.
+photo-crossval: venv ## Cross-validate the shipped hybrid on photos of the held-out pages; card the figures
+	$(PY) -m ml.crossval --arch hybrid $(FIT) --folds 5 --out ml/reports --photos --name hybrid-photos
+	$(MAKE) photo-cards
+
+photo-cards: venv ## Put the photo figures (crossval-hybrid-photos, guard.json, photos.json) into the hybrid cards
+	for model in hybrid-v2 hybrid-v4; do \
+		$(PY) -m ml.photo_report --card $$model --crossval-report ml/reports/crossval-hybrid-photos.json || exit 1; \
+	done
 
 reliability-doc: venv ## Run the fault, bad-input, authorization, security-finding and load tests; rewrite docs/RELIABILITY.md
 	bash .ci/run --services-only

@@ -1,7 +1,7 @@
 """Out-of-distribution guard: cheap checks that an image looks like a printed 12-lead ECG.
 
-Numpy and Pillow only (no TensorFlow), about 10 ms per page including the decode, so the
-web process can run it at upload time. It does not judge the diagnosis, only whether the
+Numpy and Pillow (OpenCV only in the decode; no TensorFlow), about 10 ms per page with the
+decode, so the web process can run it at upload time. It does not judge the diagnosis, only whether the
 classifier's input contract (``ml/README.md``: a khan-ecg-like page) plausibly holds.
 Checks, in order, each with a typed ``Rejection`` whose message is for the user:
 
@@ -21,8 +21,8 @@ Checks, in order, each with a typed ``Rejection`` whose message is for the user:
 5. Otherwise, when ink lies along all four baselines but too faint or broken to follow (a
    blurred photo), the page is an ECG that cannot be read: ``unreadable``, with its own
    sentence ("This looks like a 12-lead ECG, but it cannot be read"), not "not an ECG". So is
-   a photo whose page runs off the frame through the traces (``ml.rectify``), when the page
-   shows ECG paper or a row of traces (``examine_decoded``).
+   a photo whose page runs off the frame through the traces (``ml.rectify``), when what is left
+   shows trace rows, or the ECG grid with ink along the baselines (``examine_decoded``).
 6. Otherwise the page is rejected as ``no_grid`` if the ECG grid is missing too, else as
    ``no_traces``. The grid counts as present when the light lines a little darker than the
    paper are periodic at the printed 5 mm pitch (+-12 %) along both axes (spectral power at
@@ -348,7 +348,8 @@ def examine_page(image: Image.Image) -> tuple[Rejection | None, PageFeatures | N
 def examine_decoded(decoded: DecodedImage) -> tuple[Rejection | None, PageFeatures | None]:
     """``examine_page`` for a page as every face decodes it (``ml.preprocess.decode_page``): a
     photo whose page runs off the frame through the traces is an ECG that cannot be read when what
-    is left shows the ECG grid or trace rows, else the page's own verdict stands."""
+    is left shows trace rows, or the ECG grid with ink along the baselines; else the page's own
+    verdict stands."""
     rejection, features = examine_page(decoded.image)
     if decoded.unreadable and features is not None:
         # The grid alone is not enough (some textures are periodic too): ink along the baselines.

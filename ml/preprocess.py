@@ -63,10 +63,6 @@ class DecodedImage:
     page_corners: np.ndarray | None = None
     unreadable: str | None = None  # why a straightened page cannot be read (it is cut, say)
 
-    @property
-    def straightened(self) -> bool:
-        return self.page_corners is not None
-
 
 def decode_page(
     data: bytes,

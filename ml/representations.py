@@ -1,6 +1,6 @@
 """What a network reads from a page: each architecture's named input arrays.
 
-Numpy and Pillow only. A model card records its representation (``input.representation``);
+Numpy and Pillow (OpenCV in the decode, ``ml.rectify``). A model card records its representation (``input.representation``);
 training, cross-validation, evaluation and the workers all turn image bytes into inputs
 through ``inputs_from_bytes``, so a model always sees what it was trained on.
 
