@@ -1,8 +1,9 @@
 """What a network reads from a page: each architecture's named input arrays.
 
-Numpy and Pillow (OpenCV in the decode, ``ml.rectify``). A model card records its representation (``input.representation``);
-training, cross-validation, evaluation and the workers all turn image bytes into inputs
-through ``inputs_from_bytes``, so a model always sees what it was trained on.
+Numpy and Pillow (OpenCV in the decode, ``ml.rectify``). A model card records its
+representation (``input.representation``); training, cross-validation, evaluation and the workers
+all turn image bytes into inputs through ``inputs_from_bytes``, so a model always sees what it was
+trained on.
 
 - ``page``: ``{"image": (224, 224, 3)}``, the whole trace area squeezed to a square
   (``ml.preprocess.preprocess``). The baselines (cnn, mobilenet, densenet) and hybrid-v1.
