@@ -41,7 +41,7 @@ import re
 import shlex
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -168,7 +168,7 @@ PHOTO_AUGMENT_SEED = 2
 
 
 def photo_inputs(
-    files: Sequence[Path], representation: str, kind: str, seed: int, *, log: Any = print
+    files: Sequence[Path], representation: str, kind: str, seed: int, *, log: Callable[..., None] = print
 ) -> representations.Inputs:
     """The inputs of one ``kind`` photo of each page file (photo seed ``page_seed(seed, i)``),
     decoded as an upload is: found, straightened and evenly lit by ``ml.rectify``."""
@@ -361,11 +361,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "training_seconds": round(time.perf_counter() - fold_started, 1),
             }
         )
+        truth = dataset.labels[test_index]
         photo_f1 = "".join(
-            f" {kind} photos "
-            + str(
-                macro_f1(dataset.labels[test_index], kind_probabilities[test_index].argmax(1), len(CLASSES))
-            )
+            f" {kind} photos {macro_f1(truth, kind_probabilities[test_index].argmax(1), len(CLASSES)):.4f}"
             for kind, kind_probabilities in photo_probabilities.items()
         )
         print(
