@@ -91,7 +91,7 @@ def clean_image(stream: IO[bytes], *, name: str, size: int | None = None) -> Cle
     if settings.ECGSITE_OOD_GUARD:
         rejection = guard.check_decoded(decoded)
         if rejection is not None:
-            raise InvalidUpload(display_name, _refusal(rejection))
+            raise InvalidUpload(display_name, rejection.after_name)
 
     # Nothing of the upload's metadata travels on: no EXIF, ICC profile, comments or text chunks.
     image.info.clear()
@@ -109,13 +109,6 @@ def clean_image(stream: IO[bytes], *, name: str, size: int | None = None) -> Cle
         width=image.width,
         height=image.height,
     )
-
-
-def _refusal(rejection: guard.Rejection) -> str:
-    """The guard's sentence as it reads after a file's name: "scan.jpg: does not look like ..."."""
-    if rejection.code == "unreadable":
-        return f"looks like a 12-lead ECG, but it cannot be read: {rejection.reason}."
-    return f"does not look like a 12-lead ECG printout: {rejection.reason}."
 
 
 def _encoded(image: Image.Image, **params: Any) -> bytes:

@@ -238,7 +238,6 @@ def nested_photo_figures(
     scans = np.asarray([row.probabilities for row in rows], dtype=np.float64)
     photos = {kind: np.asarray([row["photo_probabilities"][kind] for row in listed]) for kind in kinds}
     # Each set's labels, and the probabilities they were decided from (calibrated as shipped).
-    decided: dict[str, np.ndarray] = {}
     decided_from: dict[str, np.ndarray] = {"scans": scans, **photos}
     if class_name is None:
         decided = {name: probabilities.argmax(axis=1) for name, probabilities in decided_from.items()}

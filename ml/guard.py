@@ -121,6 +121,11 @@ class Rejection:
         lead = UNREADABLE_SENTENCE if self.code == "unreadable" else LEAD_SENTENCE
         return f"{lead}: {self.reason}."
 
+    @property
+    def after_name(self) -> str:
+        """The sentence as it reads after a file's name: "scan.jpg: does not look like ..."."""
+        return self.message.removeprefix("This ")
+
 
 @dataclass(frozen=True)
 class PageFeatures:

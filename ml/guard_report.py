@@ -180,9 +180,10 @@ def measure(
             degraded[change].add(name, degrade_page(page, rng, which))
     photos = {kind: _Tally() for kind in PHOTO_KINDS}
     unreadable = {change: _Tally() for change in UNREADABLE_CHANGES}
-    for index, path in enumerate(pages[::photos_every]):
+    photographed = pages[::photos_every]
+    for index, path in enumerate(photographed):
         if index % 50 == 0:
-            progress(f"photos of real ECG {index}/{len(pages[::photos_every])}")
+            progress(f"photos of real ECG {index}/{len(photographed)}")
         name = f"{path.parent.name}/{path.name}"
         page = decode_page(path.read_bytes(), min_trace_width=None).image
         for kind, tally in photos.items():

@@ -221,14 +221,21 @@ class Classifier:
             )
         return prediction
 
-    def read_page(self, data: bytes, *, min_trace_width: int = 0, max_pixels: int = MAX_PIXELS) -> PageInputs:
+    def read_page(
+        self, data: bytes, *, min_trace_width: int = 0, max_pixels: int = MAX_PIXELS, straighten: bool = True
+    ) -> PageInputs:
         """Decode image ``data`` once, at the larger of the width this model reads and
         ``min_trace_width`` (a caller that reads the page too, such as the digitiser), and
-        build this model's inputs from it; raises ``InvalidImageError`` for a bad image."""
+        build this model's inputs from it; raises ``InvalidImageError`` for a bad image.
+        ``straighten=False`` skips looking for a photographed page (``ml.rectify``): for a page
+        the upload path has straightened already."""
         spec = representations.get(self.representation)
         start = time.perf_counter()
         image = decode_image(
-            data, min_trace_width=max(spec.min_trace_width, min_trace_width), max_pixels=max_pixels
+            data,
+            min_trace_width=max(spec.min_trace_width, min_trace_width),
+            max_pixels=max_pixels,
+            straighten=straighten,
         )
         inputs = spec.build(image)
         return PageInputs(image, inputs, (time.perf_counter() - start) * 1000)

@@ -138,8 +138,7 @@ def card_section(
     card: dict[str, Any], crossval: dict[str, Any], guard: dict[str, Any], photos: dict[str, Any]
 ) -> dict[str, Any]:
     """A model card's ``photos`` section (see the module docstring) from the three reports."""
-    decision = card.get("decision") or {}
-    figures = nested_photo_figures(crossval, decision.get("class") if decision else None)
+    figures = nested_photo_figures(crossval, (card.get("decision") or {}).get("class"))
     if figures is None:
         raise ValueError("the cross-validation report has no photo rows: run python -m ml.crossval --photos")
     pooled = figures["pooled"]

@@ -260,13 +260,17 @@ class FakeClassifier:
     batch_sizes: list[int] = field(default_factory=list)
     error: Exception | None = None
 
-    def read_page(self, data: bytes, *, min_trace_width: int = 0, max_pixels: int = MAX_PIXELS) -> PageInputs:
+    def read_page(
+        self, data: bytes, *, min_trace_width: int = 0, max_pixels: int = MAX_PIXELS, straighten: bool = True
+    ) -> PageInputs:
         """Decodes for real (the worker digitises the page); an ``InvalidImageError`` in
         ``error`` is raised here, as the real one raises it for a bad page."""
         self.pages_read += 1
         if isinstance(self.error, InvalidImageError):
             raise self.error
-        image = decode_image(data, min_trace_width=min_trace_width, max_pixels=max_pixels)
+        image = decode_image(
+            data, min_trace_width=min_trace_width, max_pixels=max_pixels, straighten=straighten
+        )
         return PageInputs(image=image, inputs={}, preprocess_ms=1.0)
 
     def classify(self, pages: Sequence[PageInputs]) -> list[FakePrediction]:

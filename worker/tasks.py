@@ -154,8 +154,12 @@ def _read_page(job: Job, classifier: Classifier) -> tuple[PageInputs, PageReadin
     its leads and measurements (``_page_reading``): on a reader thread, beside the forward pass."""
     with job.image.open("rb") as image_file:
         image_bytes = image_file.read()
+    # The upload stored the page straightened (classifier.images): no photo to look for here.
     page = classifier.read_page(
-        image_bytes, min_trace_width=leads.MIN_TRACE_WIDTH, max_pixels=settings.ECGSITE_MAX_IMAGE_PIXELS
+        image_bytes,
+        min_trace_width=leads.MIN_TRACE_WIDTH,
+        max_pixels=settings.ECGSITE_MAX_IMAGE_PIXELS,
+        straighten=False,
     )
     return page, _page_reading(job.pk, page)
 
