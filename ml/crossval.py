@@ -41,7 +41,7 @@ import re
 import shlex
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -52,8 +52,8 @@ from ml.crossval_card import add_calibration
 from ml.device import configure_tensorflow, machine_description
 from ml.labels import CLASSES
 from ml.metrics import DEFAULT_BOOTSTRAP_RESAMPLES, evaluation_report, macro_f1
-from ml.photos import PHOTO_KINDS, page_seed, photograph_bytes
-from ml.preprocess import INPUT_SIZE, decode_image
+from ml.photos import PHOTO_KINDS
+from ml.preprocess import INPUT_SIZE
 from ml.representations import ARCHITECTURE_REPRESENTATION
 from ml.timing import measure_ms_per_image
 from ml.train import (
@@ -63,11 +63,15 @@ from ml.train import (
     TrainingConfig,
     add_fit_arguments,
     add_weights_argument,
+    augmentation_photos,
     check_fit_arguments,
     ensemble_description,
     fit_ensemble,
     load_dataset,
+    photo_augmentation_description,
+    photo_inputs,
     synthetic_dataset,
+    with_photos,
 )
 
 FOLDS_FORMAT_VERSION = 1
@@ -162,24 +166,9 @@ def load_or_create_folds(
     return folds
 
 
-# Photo seeds (``ml.photos.page_seed``): one stream for the evaluation photos, others for augmentation.
+# The photo seed stream of the evaluation photos (``ml.photos.page_seed``); augmentation uses
+# streams from ``ml.train.PHOTO_AUGMENT_SEED`` on, so no evaluation photo is trained on.
 PHOTO_EVAL_SEED = 1
-PHOTO_AUGMENT_SEED = 2
-
-
-def photo_inputs(
-    files: Sequence[Path], representation: str, kind: str, seed: int, *, log: Callable[..., None] = print
-) -> representations.Inputs:
-    """The inputs of one ``kind`` photo of each page file (photo seed ``page_seed(seed, i)``),
-    decoded as an upload is: found, straightened and evenly lit by ``ml.rectify``."""
-    samples = []
-    for index, path in enumerate(files):
-        page = decode_image(path.read_bytes(), min_trace_width=None)  # photographed whole
-        photo = photograph_bytes(page, page_seed(seed, index), kind)
-        samples.append(representations.inputs_from_bytes(photo, representation))
-        if (index + 1) % 50 == 0 or index + 1 == len(files):
-            log(f"  {kind} photos (seed {seed}): {index + 1}/{len(files)}", flush=True)
-    return representations.stack(samples)
 
 
 def resize_arrays(arrays: np.ndarray, size: int) -> np.ndarray:
@@ -237,13 +226,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="also classify a desk and a screen photo of each held-out page (ml.photos)",
     )
     parser.add_argument(
-        "--photo-augment",
-        type=int,
-        default=0,
-        metavar="N",
-        help="add N photos of each training page to its training folds (default 0)",
-    )
-    parser.add_argument(
         "--name",
         default=None,
         help="the report is crossval-<name>.json (default: the architecture); name another "
@@ -262,8 +244,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         parser.error("--epochs, --batch-size and --bootstrap-resamples must be >= 1")
     if not 32 <= args.input_size <= INPUT_SIZE:
         parser.error(f"--input-size must be in [32, {INPUT_SIZE}]")
-    if args.photo_augment < 0:
-        parser.error("--photo-augment must be >= 0")
     if args.synthetic_per_class < 0 or args.synthetic_epochs < 1:
         parser.error("--synthetic-per-class must be >= 0 and --synthetic-epochs >= 1")
     args.weights = None if args.weights == "none" else args.weights
@@ -303,11 +283,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         kind: resized(photo_inputs(dataset.files, representation, kind, PHOTO_EVAL_SEED))
         for kind in (PHOTO_KINDS if args.photos else ())
     }
-    # Augmentation photo j of every page: kinds alternate, each j its own seed stream.
-    augment = [
-        resized(photo_inputs(dataset.files, representation, PHOTO_KINDS[j % len(PHOTO_KINDS)], seed))
-        for j, seed in enumerate(range(PHOTO_AUGMENT_SEED, PHOTO_AUGMENT_SEED + args.photo_augment))
-    ]
+    augment = [resized(x) for x in augmentation_photos(dataset.files, representation, args.photo_augment)]
     config = TrainingConfig.from_args(args)
     probabilities = np.zeros((len(dataset.labels), len(CLASSES)), dtype=np.float64)
     photo_probabilities = {kind: np.zeros_like(probabilities) for kind in photos}
@@ -326,8 +302,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Each fold reproducible on its own: fit_ensemble seeds every member.
         fitted = fit_ensemble(
             config,
-            representations.concatenate(*(representations.take(x, train_index) for x in [inputs, *augment])),
-            np.tile(dataset.labels[train_index], 1 + len(augment)),
+            *with_photos(inputs, dataset.labels, augment, train_index),
             synthetic=synthetic,
             started=started,
             log=lambda line, fold=fold: print(f"  fold {fold + 1} {line}", flush=True),
@@ -405,12 +380,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "synthetic_per_class": args.synthetic_per_class,
             "synthetic_epochs": args.synthetic_epochs if args.synthetic_per_class else 0,
             "pretrained_weights": args.weights,
-            "photo_augmentation": (
-                f"{args.photo_augment} photo(s) of each training page (ml.photos, desk and screen in "
-                "turn), read through ml.preprocess.decode_page"
-                if args.photo_augment
-                else None
-            ),
+            "photo_augment": args.photo_augment,
+            "photo_augmentation": photo_augmentation_description(args.photo_augment),
         },
         **({"ensemble": ensemble_description(config)} if config.ensemble > 1 else {}),
         "pooled": pooled,

@@ -50,7 +50,7 @@ def add_calibration(document: dict[str, Any], *, n_resamples: int = DEFAULT_BOOT
 
 def report_configuration(document: dict[str, Any]) -> dict[str, Any]:
     """What a report's training configuration is, in ``TrainingConfig`` terms (reports written
-    before ``--mi-weight`` and ``--ensemble`` existed used 1 for both)."""
+    before ``--mi-weight``, ``--ensemble`` and ``--photo-augment`` existed used 1, 1 and 0)."""
     training = document.get("training", {})
     return {
         "epochs": training.get("epochs"),
@@ -58,6 +58,7 @@ def report_configuration(document: dict[str, Any]) -> dict[str, Any]:
         "learning_rate": training.get("learning_rate"),
         "mi_weight": training.get("mi_weight", 1.0),
         "ensemble": document.get("ensemble", {}).get("members", 1),
+        "photo_augment": training.get("photo_augment", 0),
     }
 
 

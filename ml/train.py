@@ -6,13 +6,16 @@ Usage::
                        [--epochs N] [--seed S] [--name NAME] [--val-fraction F]
                        [--batch-size B] [--learning-rate LR] [--weights {none,imagenet}]
                        [--synthetic-per-class N] [--synthetic-epochs E]
-                       [--mi-weight W] [--ensemble N] [--crossval-report PATH]
+                       [--mi-weight W] [--ensemble N] [--photo-augment N]
+                       [--crossval-report PATH] [--mi-operating-point]
 
 The fit loop is ``fit_model`` (shared with ``ml.crossval``). Each architecture reads its
 representation (``ml.representations``). With ``--crossval-report`` (a report of the same
 configuration on the same data) the card carries its cross-validation figures and
 temperature, and after saving the model is run through ``ml.evaluate`` on ``DIR``: the card
 records that output with its command, so anyone can check it is reproduced.
+``--photo-augment N`` adds N phone photos (``ml.photos``) of each training page, read as an
+upload is read, so the model learns what a straightened photo looks like.
 
 ``DIR`` holds one sub-folder per class key of ``ml.labels.CLASSES`` with JPEG/PNG pages.
 Writes ``<out>/<name>.keras`` and ``<out>/<name>.json`` (the model card).
@@ -44,7 +47,8 @@ from ml.device import configure_tensorflow
 from ml.evaluate import evaluate_folder
 from ml.labels import CLASSES
 from ml.metrics import classification_metrics
-from ml.preprocess import IMAGE_SUFFIXES
+from ml.photos import PHOTO_KINDS, page_seed, photograph_bytes
+from ml.preprocess import IMAGE_SUFFIXES, decode_image
 from ml.representations import ARCHITECTURE_REPRESENTATION, Inputs
 from ml.synthetic import render_ecg
 from ml.timing import card_timing, model_input
@@ -140,6 +144,55 @@ def synthetic_dataset(per_class: int, seed: int, representation: str = "page") -
     return representations.stack(samples), np.asarray(labels, dtype=np.int64)
 
 
+# Photo seed streams (``ml.photos.page_seed``): augmentation photo j of every page uses stream
+# PHOTO_AUGMENT_SEED + j; ``ml.crossval`` evaluates on stream 1, which training never sees.
+PHOTO_AUGMENT_SEED = 2
+
+
+def photo_inputs(
+    files: Sequence[Path], representation: str, kind: str, seed: int, *, log: Callable[..., None] = print
+) -> Inputs:
+    """The inputs of one ``kind`` photo of each page file (photo seed ``page_seed(seed, i)``),
+    decoded as an upload is: found, straightened and evenly lit by ``ml.rectify``."""
+    samples = []
+    for index, path in enumerate(files):
+        page = decode_image(path.read_bytes(), min_trace_width=None)  # photographed whole
+        photo = photograph_bytes(page, page_seed(seed, index), kind)
+        samples.append(representations.inputs_from_bytes(photo, representation))
+        if (index + 1) % 50 == 0 or index + 1 == len(files):
+            log(f"  {kind} photos (seed {seed}): {index + 1}/{len(files)}", flush=True)
+    return representations.stack(samples)
+
+
+def augmentation_photos(
+    files: Sequence[Path], representation: str, count: int, *, log: Callable[..., None] = print
+) -> list[Inputs]:
+    """``count`` photos of every page, in ``files`` order: desk and screen in turn, each its own
+    seed stream, so photo j of a page is the same whichever fold trains on it."""
+    photos = []
+    for j in range(count):
+        kind = PHOTO_KINDS[j % len(PHOTO_KINDS)]
+        photos.append(photo_inputs(files, representation, kind, PHOTO_AUGMENT_SEED + j, log=log))
+    return photos
+
+
+def with_photos(
+    inputs: Inputs, labels: np.ndarray, photos: Sequence[Inputs], index: np.ndarray
+) -> tuple[Inputs, np.ndarray]:
+    """The pages at ``index`` and their photos (none of any other page), with their labels."""
+    taken = [representations.take(x, index) for x in [inputs, *photos]]
+    return representations.concatenate(*taken), np.tile(labels[index], len(taken))
+
+
+def photo_augmentation_description(count: int) -> str | None:
+    if not count:
+        return None
+    return (
+        f"{count} photo(s) of each training page (ml.photos, desk and screen in turn), read "
+        "through ml.preprocess.decode_page"
+    )
+
+
 def class_weights(labels: np.ndarray, mi_weight: float = 1.0) -> dict[int, float]:
     """Inverse-frequency weights (``n / (k * n_class)``), so each class weighs the same, with
     the MI class's weight multiplied by ``mi_weight``: a missed acute MI costs more than a
@@ -178,6 +231,7 @@ class TrainingConfig:
     weights: str | None = None  # None or "imagenet" (backbone initialisation)
     mi_weight: float = 1.0  # multiplies the MI class's inverse-frequency loss weight
     ensemble: int = 1  # members trained with seeds seed, seed + 1, ...; probabilities averaged
+    photo_augment: int = 0  # photos of each training page added to it (``augmentation_photos``)
 
     @property
     def member_seeds(self) -> tuple[int, ...]:
@@ -197,6 +251,7 @@ class TrainingConfig:
             weights=args.weights,
             mi_weight=args.mi_weight,
             ensemble=args.ensemble,
+            photo_augment=args.photo_augment,
         )
 
 
@@ -443,7 +498,7 @@ def ensemble_description(config: TrainingConfig) -> dict[str, Any]:
 
 def add_fit_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``TrainingConfig`` that ``ml.train`` and ``ml.crossval`` share beyond
-    the schedule: ``--mi-weight`` and ``--ensemble``."""
+    the schedule: ``--mi-weight``, ``--ensemble`` and ``--photo-augment``."""
     parser.add_argument(
         "--mi-weight",
         type=float,
@@ -456,6 +511,13 @@ def add_fit_arguments(parser: argparse.ArgumentParser) -> None:
         default=1,
         help="train this many members with seeds S, S+1, ... and average their probabilities",
     )
+    parser.add_argument(
+        "--photo-augment",
+        type=int,
+        default=0,
+        metavar="N",
+        help="add N phone photos (ml.photos) of each training page to its training set (default 0)",
+    )
 
 
 def check_fit_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
@@ -463,6 +525,8 @@ def check_fit_arguments(parser: argparse.ArgumentParser, args: argparse.Namespac
         parser.error("--mi-weight must be in (0, 10]")
     if not 1 <= args.ensemble <= 10:
         parser.error("--ensemble must be in [1, 10]")
+    if not 0 <= args.photo_augment <= 4:
+        parser.error("--photo-augment must be in [0, 4]")
 
 
 def reproducible_evaluation(result: dict[str, Any]) -> dict[str, Any]:
@@ -576,16 +640,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     train_index, val_index = stratified_split(dataset.labels, args.val_fraction, args.seed)
     x_train, y_train = representations.take(dataset.inputs, train_index), dataset.labels[train_index]
     x_val, y_val = representations.take(dataset.inputs, val_index), dataset.labels[val_index]
-    weights = class_weights(y_train, args.mi_weight)  # as fit_model weighs; printed and carded here
+    # Photos of the training pages only: a validation page is never seen, photographed or not.
+    photos = augmentation_photos(dataset.files, representation, args.photo_augment)
+    x_fit, y_fit = with_photos(dataset.inputs, dataset.labels, photos, train_index)
+    weights = class_weights(y_fit, args.mi_weight)  # as fit_model weighs; printed and carded here
     print(
-        f"{len(dataset.labels)} images {dataset.counts}; train {len(y_train)}, "
-        f"validation {len(y_val)}; class weights "
+        f"{len(dataset.labels)} images {dataset.counts}; train {len(y_train)}"
+        + (f" (+{len(y_fit) - len(y_train)} photos)" if photos else "")
+        + f", validation {len(y_val)}; class weights "
         + ", ".join(f"{CLASSES[i]} {w:.2f}" for i, w in weights.items()),
         flush=True,
     )
 
     config = TrainingConfig.from_args(args)
-    fitted = fit_ensemble(config, x_train, y_train, x_val=x_val, y_val=y_val, started=started)
+    fitted = fit_ensemble(config, x_fit, y_fit, x_val=x_val, y_val=y_val, started=started)
     model = fitted.model
 
     def predict_labels(x: Inputs) -> np.ndarray:
@@ -647,6 +715,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 if args.synthetic_per_class
                 else None
             ),
+            "photo_augmentation": photo_augmentation_description(args.photo_augment),
         },
         "command": shlex.join(sys.orig_argv),
         "seed": args.seed,
@@ -658,6 +727,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "optimizer": "Adam",
             "class_weights": {CLASSES[i]: round(w, 4) for i, w in weights.items()},
             **({"mi_weight": args.mi_weight} if args.mi_weight != 1 else {}),
+            **({"photo_augment": args.photo_augment} if args.photo_augment else {}),
             "augmentation": AUGMENTATION_DESCRIPTIONS[representation],
             **({"pretrained_weights": args.weights} if args.weights else {}),
         },

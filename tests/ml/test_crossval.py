@@ -127,6 +127,7 @@ def test_crossval_classifies_photos_of_held_out_pages_and_can_train_on_photos(tm
             assert sum(row["photo_probabilities"][kind]) == pytest.approx(1, abs=1e-4)
         # A photo is another image than its scan: the model's outputs differ.
         assert row["photo_probabilities"]["desk"] != row["probabilities"]
+    assert report["training"]["photo_augment"] == 1
     assert "1 photo(s) of each training page" in report["training"]["photo_augmentation"]
     # Each fold trains on its 4 scans and their 4 augmentation photos.
     log = capsys.readouterr().out

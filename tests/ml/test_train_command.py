@@ -154,9 +154,48 @@ def test_an_ensemble_with_mi_weight_is_cross_validated_carded_and_reproduced(tmp
     assert not (out / "single.keras").exists()
 
 
+def test_a_photo_trained_model_is_carded_as_such_and_only_with_a_report_of_photo_training(
+    tmp_path: Path, capsys
+) -> None:
+    """``--photo-augment 1``: the model trains on a photo of each training page (never of a
+    validation page), its card says so, and it takes the figures of a cross-validation that
+    trained on photos too, not those of one that did not."""
+    from ml.crossval import main as crossval
+    from ml.synthetic import write_dataset
+    from ml.train import main as train
+
+    data = tmp_path / "data"
+    write_dataset(data, per_class=3, seed=6, image_format="jpg")
+    common = ["--data", str(data), "--arch", "cnn", "--epochs", "1", "--batch-size", "4"]
+    folds = ["--out", str(tmp_path), "--folds", "2", "--bootstrap-resamples", "20", "--input-size", "32"]
+    assert crossval([*common, *folds, "--photo-augment", "1", "--name", "photo-trained"]) == 0
+    assert crossval([*common, *folds, "--name", "scans-only"]) == 0
+    trained_on_photos = tmp_path / "crossval-photo-trained.json"
+    assert json.loads(trained_on_photos.read_text())["training"]["photo_augment"] == 1
+    capsys.readouterr()
+
+    out = tmp_path / "models"
+    argv = [*common, "--out", str(out), "--photo-augment", "1", "--name", "photo"]
+    assert train([*argv, "--val-fraction", "0.3", "--crossval-report", str(trained_on_photos)]) == 0
+    assert "train 8 (+8 photos), validation 4" in capsys.readouterr().out
+    card = json.loads((out / "photo.json").read_text())
+    assert card["hyperparameters"]["photo_augment"] == 1
+    assert card["training_data"]["photo_augmentation"].startswith("1 photo(s) of each training page")
+    assert card["crossval"]["pooled"] == json.loads(trained_on_photos.read_text())["pooled"]
+
+    # A report of training on scans alone does not measure this model, nor the reverse.
+    scans_only = tmp_path / "crossval-scans-only.json"
+    assert train([*argv, "--val-fraction", "0", "--name", "x", "--crossval-report", str(scans_only)]) == 2
+    plain = [*common, "--out", str(out), "--val-fraction", "0", "--name", "y"]
+    assert train([*plain, "--crossval-report", str(trained_on_photos)]) == 2
+    assert "photo_augment 1 (training: 0)" in capsys.readouterr().err
+    assert not (out / "x.keras").exists() and not (out / "y.keras").exists()
+
+
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
+        (["--photo-augment", "-1"], "--photo-augment must be in"),
         (["--ensemble", "0"], "--ensemble must be in"),
         (["--mi-weight", "0"], "--mi-weight must be in"),
         (["--name", "../up"], "--name may hold"),

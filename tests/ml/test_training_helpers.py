@@ -1,4 +1,4 @@
-"""Pure helpers of training: metrics, the stratified split and class weights."""
+"""Pure helpers of training: metrics, the stratified split, class weights and photo augmentation."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 
 from ml.labels import CLASSES, class_index
 from ml.metrics import classification_metrics
-from ml.train import class_weights, stratified_split
+from ml.train import class_weights, stratified_split, with_photos
 
 
 def test_metrics_count_per_class_recall_and_macro_f1() -> None:
@@ -51,3 +51,15 @@ def test_mi_weight_multiplies_only_the_mi_class() -> None:
 def test_unknown_label_error_lists_the_classes() -> None:
     with pytest.raises(ValueError, match="expected one of normal, mi, history_mi, abnormal"):
         class_index("stemi")
+
+
+def test_training_photos_are_those_of_the_training_pages_with_their_labels() -> None:
+    pages = {"signals": np.arange(5, dtype=np.float32)[:, None] * 10}
+    labels = np.array([0, 1, 2, 3, 0])
+    photos = [{"signals": pages["signals"] + 1}, {"signals": pages["signals"] + 2}]
+    x, y = with_photos(pages, labels, photos, np.array([1, 3]))
+    # Pages 1 and 3, then each photo stream of the same two pages: never another page's photo.
+    assert x["signals"][:, 0].tolist() == [10, 30, 11, 31, 12, 32]
+    assert y.tolist() == [1, 3, 1, 3, 1, 3]
+    alone, alone_labels = with_photos(pages, labels, [], np.array([4]))
+    assert alone["signals"][:, 0].tolist() == [40] and alone_labels.tolist() == [0]
