@@ -17,7 +17,7 @@ CLASS_KEYS = ("normal", "mi", "history_mi", "abnormal")
 
 class Label(models.TextChoices):
     NORMAL = "normal", "Normal"
-    MI = "mi", "Myocardial infarction"
+    MI = "mi", "Acute myocardial infarction"
     HISTORY_MI = "history_mi", "History of MI"
     ABNORMAL = "abnormal", "Abnormal heartbeat"
 

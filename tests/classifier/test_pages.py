@@ -30,12 +30,20 @@ def queued_job(batch):
     return JobFactory(batch=batch, original_name="waiting.png")
 
 
-def _batch_data(response) -> dict:
+def _embedded_json(response, script_id: str):
     match = re.search(
-        r'<script id="batch-data" type="application/json">(.*?)</script>', response.content.decode()
+        rf'<script id="{script_id}" type="application/json">(.*?)</script>', response.content.decode()
     )
-    assert match, "the batch page must embed its data for the page script"
+    assert match, f"the batch page must embed its {script_id} for the page script"
     return json.loads(match.group(1))
+
+
+def _batch_data(response) -> dict:
+    return _embedded_json(response, "batch-data")
+
+
+def _class_names(response) -> list[list[str]]:
+    return _embedded_json(response, "class-names")
 
 
 def test_home_sends_a_logged_in_user_to_the_upload_page(owner_client):
@@ -79,6 +87,14 @@ def test_batch_detail_shows_the_owner_its_jobs_with_their_predictions(
     assert set(jobs["lead-ii.png"]["probabilities"]) == {"normal", "mi", "history_mi", "abnormal"}
     assert jobs["lead-ii.png"]["image_url"] == reverse("classifier:job-image", args=[succeeded_job.pk])
     assert (jobs["waiting.png"]["status"], jobs["waiting.png"]["label"]) == ("queued", None)
+    # A person reads the mi class as acute MI, never as a bare "myocardial infarction".
+    names = dict(_class_names(response))
+    assert names == {
+        "normal": "Normal",
+        "mi": "Acute myocardial infarction",
+        "history_mi": "History of MI",
+        "abnormal": "Abnormal heartbeat",
+    }
 
 
 def test_batch_detail_embeds_hostile_file_names_without_breaking_out_of_the_script(owner_client, batch):
