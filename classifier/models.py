@@ -54,6 +54,9 @@ class Batch(models.Model):
     # sha256 of the keyed request's payload (services.idempotency_fingerprint): the key replays
     # only the same request. Blank for batches stored before it was recorded: those replay as before.
     idempotency_fingerprint = models.CharField(max_length=64, blank=True, default="")
+    # The upload's files refused at the door, each {"name", "reason"}: listed to the owner, and
+    # nothing else of them kept (the good files went ahead without them).
+    rejected = models.JSONField(default=list, blank=True)
 
     class Meta:
         ordering = ("-created", "-id")

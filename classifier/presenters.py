@@ -120,6 +120,11 @@ class SignalOutput(TypedDict):
     ]
 
 
+class RejectedFileOutput(TypedDict):
+    name: Annotated[str, Doc("The file's name as sent, cleaned of any path.")]
+    reason: Annotated[str, Doc("Why it was refused, for the person who sent it.")]
+
+
 class BatchOutput(TypedDict):
     id: int
     name: str
@@ -128,6 +133,13 @@ class BatchOutput(TypedDict):
     finished: IsoTimestamp | None
     counts: CountsOutput
     callback_url: Annotated[str | None, Doc("Extra: where the webhook goes.")]
+    rejected: Annotated[
+        list[RejectedFileOutput],
+        Doc(
+            "Extra: the upload's files that were refused, in the order sent, with the reason; "
+            "nothing of them was stored and they have no job. The other files went ahead."
+        ),
+    ]
     jobs: list[JobOutput]
 
 
@@ -245,6 +257,7 @@ def batch_as_dict(batch: Batch, *, with_jobs: bool = True) -> dict[str, Any]:
         "url": reverse("classifier:batch-detail", args=[batch.pk]),
         "counts": batch_counts(jobs),
         "total": len(jobs),
+        "rejected": [{"name": item["name"], "reason": item["reason"]} for item in batch.rejected],
     }
     if with_jobs:
         data["jobs"] = [job_as_dict(job) for job in jobs]

@@ -77,16 +77,19 @@ def batch_create(
     callback_url: str = "",
     idempotency_key: str | None = None,
     idempotency_fingerprint: str = "",
+    all_or_nothing: bool = False,
     context: AuditContext | None = None,
 ) -> Batch:
-    """Create one Batch with one queued Job per image, and enqueue the jobs after commit.
+    """Create one Batch with one queued Job per good image, and enqueue the jobs after commit.
 
     `callback_url` (checked by the caller) receives the completed batch; `idempotency_key` is
     unique per owner, so a second batch with the same key raises IntegrityError and stores nothing;
     `idempotency_fingerprint` is stored with it (see ``batch_create_once``).
 
-    1. Check the count, then decode and re-encode every file; any bad file rejects the batch,
-       before anything is written.
+    1. Check the count, then decode and re-encode every file. The good files go ahead and each
+       refused one is listed in ``batch.rejected`` with its reason, nothing else of it kept;
+       ``UploadRejected``, before anything is written, when no file is good or, with
+       `all_or_nothing`, when any file is bad.
     2. In one transaction, write the batch, the jobs, their re-encoded images and the
        batch.create audit record (by the owner, from where `context` says): a batch never exists
        without its record, and the request writes nothing after the workers may start.
@@ -103,9 +106,9 @@ def batch_create(
 
     outcomes = clean_images(files)
     cleaned = [outcome for outcome in outcomes if isinstance(outcome, CleanImage)]
-    errors = [str(outcome) for outcome in outcomes if isinstance(outcome, InvalidUpload)]
-    if errors:
-        raise UploadRejected(errors)
+    refused = [outcome for outcome in outcomes if isinstance(outcome, InvalidUpload)]
+    if refused and (all_or_nothing or not cleaned):
+        raise UploadRejected([str(outcome) for outcome in refused])
 
     now = timezone.now()
     batch_name = name.strip()[:200] or f"Batch of {now:%Y-%m-%d %H:%M} UTC"
@@ -118,6 +121,7 @@ def batch_create(
                 callback_url=callback_url,
                 idempotency_key=idempotency_key,
                 idempotency_fingerprint=idempotency_fingerprint,
+                rejected=[{"name": outcome.name, "reason": outcome.reason} for outcome in refused],
             )
             for image in cleaned:
                 job = Job(
@@ -145,7 +149,7 @@ def batch_create(
                 actor=owner,
                 target_type="batch",
                 target_id=batch.pk,
-                detail={"jobs": [job.pk for job in stored]},
+                detail={"jobs": [job.pk for job in stored], "rejected": [item.name for item in refused]},
             )
             transaction.on_commit(lambda: _enqueue_all(stored))
     except Exception:
@@ -162,6 +166,7 @@ def batch_create_once(
     idempotency_key: str,
     name: str = "",
     callback_url: str = "",
+    all_or_nothing: bool = False,
     context: AuditContext | None = None,
 ) -> tuple[Batch, bool]:
     """The owner's batch for this idempotency key, created from `files` only the first time.
@@ -171,7 +176,9 @@ def batch_create_once(
     Raises ``IdempotencyKeyReused``, storing nothing, when the key's batch was made from a
     different payload (draft-ietf-httpapi-idempotency-key-header: a key names one request).
     """
-    fingerprint = idempotency_fingerprint(files=files, name=name, callback_url=callback_url)
+    fingerprint = idempotency_fingerprint(
+        files=files, name=name, callback_url=callback_url, all_or_nothing=all_or_nothing
+    )
     existing = Batch.objects.filter(owner=owner, idempotency_key=idempotency_key).first()
     if existing is not None:
         return _idempotent_replay(existing, fingerprint), False
@@ -183,6 +190,7 @@ def batch_create_once(
             callback_url=callback_url,
             idempotency_key=idempotency_key,
             idempotency_fingerprint=fingerprint,
+            all_or_nothing=all_or_nothing,
             context=context,
         )
     except IntegrityError:
@@ -191,15 +199,17 @@ def batch_create_once(
     return batch, True
 
 
-def idempotency_fingerprint(*, files: Sequence[UploadedFile], name: str, callback_url: str) -> str:
-    """sha256 over what a batch request asks for: each file's bytes and name, the batch name and
-    the callback URL. Files are sorted, so the same files sent in another order match."""
+def idempotency_fingerprint(
+    *, files: Sequence[UploadedFile], name: str, callback_url: str, all_or_nothing: bool = False
+) -> str:
+    """sha256 over what a batch request asks for: each file's bytes and name, the batch name, the
+    callback URL and, when asked for, all-or-nothing. Files are sorted, so the same files sent in
+    another order match; a request without all-or-nothing hashes as it did before it existed."""
     entries = sorted([_file_sha256(upload), upload.name or ""] for upload in files)
-    canonical = json.dumps(
-        {"files": entries, "name": name.strip(), "callback_url": callback_url},
-        separators=(",", ":"),
-        sort_keys=True,
-    )
+    request = {"files": entries, "name": name.strip(), "callback_url": callback_url}
+    if all_or_nothing:
+        request["all_or_nothing"] = True
+    canonical = json.dumps(request, separators=(",", ":"), sort_keys=True)
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 

@@ -56,10 +56,11 @@ def upload(request: HttpRequest) -> HttpResponse:
             detail={"files": len(files), "errors": exc.errors[:50]},
         )
         return upload_refused(request, exc.errors)
-    url = batch_as_dict(batch, with_jobs=False)["url"]
+    summary = batch_as_dict(batch, with_jobs=False)
     if _wants_json(request):
-        return JsonResponse({"batch": batch.pk, "url": url}, status=201)
-    return redirect(url)
+        answer = {"batch": batch.pk, "url": summary["url"], "rejected": summary["rejected"]}
+        return JsonResponse(answer, status=201)
+    return redirect(summary["url"])  # the batch page lists any file that was refused
 
 
 def upload_refused(request: HttpRequest, errors: list[str], status: int = 400) -> HttpResponse:

@@ -109,30 +109,35 @@ def _check_callback(url: str) -> None:
 
 
 def _create_batch(
-    request: Request, *, files: list[UploadedFile], field: str, name: str, callback_url: str
+    request: Request,
+    *,
+    files: list[UploadedFile],
+    field: str,
+    name: str,
+    callback_url: str,
+    all_or_nothing: bool = False,
 ) -> tuple[Any, bool]:
-    """(batch, created) through the services; image problems become problem details."""
+    """(batch, created) through the services; image problems become problem details.
+
+    A file too large or of another type refuses the request (413, 415) only where one bad file
+    refuses it all: a single file, or `all_or_nothing`. Otherwise it is listed in the batch's
+    ``rejected`` like any other file the service refuses, and the good files go ahead."""
     key = _idempotency_key(request)
-    _check_files(files, field)
+    if all_or_nothing or len(files) == 1:
+        _check_files(files, field)
     _check_callback(callback_url)
+    common = {
+        "owner": request.user,
+        "files": files,
+        "name": name,
+        "callback_url": callback_url,
+        "all_or_nothing": all_or_nothing,
+        "context": audit_context(request),
+    }
     try:
         if key is None:
-            batch = services.batch_create(
-                owner=request.user,
-                files=files,
-                name=name,
-                callback_url=callback_url,
-                context=audit_context(request),
-            )
-            return batch, True
-        return services.batch_create_once(
-            owner=request.user,
-            files=files,
-            name=name,
-            callback_url=callback_url,
-            idempotency_key=key,
-            context=audit_context(request),
-        )
+            return services.batch_create(**common), True
+        return services.batch_create_once(**common, idempotency_key=key)
     except services.UploadRejected as exc:
         raise problems.InvalidImage(str(exc), field=field, errors=exc.errors) from None
     except services.ClassificationUnavailable as exc:
@@ -210,6 +215,13 @@ class BatchListCreateApi(ApiView):
         images = serializers.ListField(child=serializers.FileField(), allow_empty=False)
         name = serializers.CharField(max_length=200, required=False, allow_blank=True)
         callback_url = serializers.URLField(max_length=2000, required=False, allow_blank=True)
+        all_or_nothing = serializers.BooleanField(
+            required=False,
+            default=False,
+            help_text="true: one refused file refuses the whole upload and nothing is stored. "
+            "false (default): the good files go ahead and each refused one is listed in the "
+            "batch's rejected, with its reason.",
+        )
 
     @extend_schema(
         operation_id="batches_list",
@@ -241,7 +253,10 @@ class BatchListCreateApi(ApiView):
         },
     )
     def post(self, request: Request) -> Response:
-        """One batch from one or more images; classification starts at once."""
+        """One batch from one or more images; classification starts at once.
+
+        The good images go ahead and each refused one is listed in `rejected` with its reason;
+        with `all_or_nothing=true` one refused image refuses them all and nothing is stored."""
         with _audit_refusal(request):
             serializer = self.BatchCreateInputSerializer(data=request.data)
             serializer.is_valid(raise_exception=True)
@@ -252,6 +267,7 @@ class BatchListCreateApi(ApiView):
                 field="images",
                 name=data.get("name", ""),
                 callback_url=data.get("callback_url", ""),
+                all_or_nothing=data["all_or_nothing"],
             )
         batch = selectors.batch_get_for_user(user=request.user, batch_id=batch.pk)
         _audit_replayed(request, batch, created)

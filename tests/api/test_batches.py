@@ -244,6 +244,24 @@ def test_a_file_over_the_size_limit_is_a_413_problem_and_nothing_is_stored(
     body = assert_problem(api.post(BATCHES, {"images": [_png(ecg_png, "big.png")]}), 413, field="images")
     assert "big.png" in body["detail"]
     assert stored_files(media_root) == []
+    # Asked for all or nothing, one file too large refuses the others too.
+    settings.ECGSITE_MAX_UPLOAD_BYTES = len(ecg_png)
+    too_big = SimpleUploadedFile("big.png", ecg_png + b"\0", content_type="image/png")
+    files = [_png(ecg_png, "fits.png"), too_big]
+    assert_problem(api.post(BATCHES, {"images": files, "all_or_nothing": "true"}), 413, field="images")
+    assert (Batch.objects.count(), stored_files(media_root)) == (0, [])
+
+
+def test_all_or_nothing_is_part_of_what_an_idempotency_key_names(api, ecg_png, media_root):
+    def post(**fields: str):
+        return api.post(BATCHES, {"images": [_png(ecg_png)], **fields}, HTTP_IDEMPOTENCY_KEY="k1")
+
+    first, other = post(), post(all_or_nothing="true")
+    assert first.status_code == 201
+    assert_problem(other, 422, field="Idempotency-Key")
+    # Sent again as it was, the request replays; all_or_nothing=false is the default spelt out.
+    again = post(all_or_nothing="false")
+    assert again.status_code == 200 and again.json()["id"] == first.json()["id"]
 
 
 @pytest.mark.parametrize(
@@ -265,13 +283,36 @@ def test_a_damaged_image_is_a_400_problem_naming_the_file(api, ecg_png, media_ro
     assert stored_files(media_root) == []
 
 
-def test_an_image_that_is_not_an_ecg_printout_is_a_400_problem_with_the_reason(
+def test_a_batch_keeps_its_good_images_and_lists_the_refused_ones_with_their_reasons(
+    api, ecg_png, text_page_png, media_root, settings
+):
+    settings.ECGSITE_OOD_GUARD = True
+    limit = settings.ECGSITE_MAX_UPLOAD_BYTES = max(len(ecg_png), len(text_page_png))
+    too_big = SimpleUploadedFile("big.png", ecg_png.ljust(limit + 1, b"\0"), content_type="image/png")
+    pdf = SimpleUploadedFile("scan.pdf", b"%PDF-1.7\n1 0 obj\n", content_type="application/pdf")
+    files = [_png(ecg_png, "ecg.png"), _png(text_page_png, "letter.png"), too_big, pdf]
+
+    response = api.post(BATCHES, {"images": files})
+
+    # A file too large or not an image is listed like any other, not a 413 or 415 for them all.
+    assert response.status_code == 201
+    body = response.json()
+    assert [job["image_name"] for job in body["jobs"]] == ["ecg.png"]
+    assert [item["name"] for item in body["rejected"]] == ["letter.png", "big.png", "scan.pdf"]
+    letter, big, pdf_reason = (item["reason"] for item in body["rejected"])
+    assert letter.startswith("does not look like a 12-lead ECG printout: no ECG grid")
+    assert big.startswith("is larger than the") and pdf_reason == "is not a JPEG or PNG image."
+    assert api.get(response["Location"]).json()["rejected"] == body["rejected"]
+    assert len(stored_files(media_root)) == 1
+
+
+def test_all_or_nothing_refuses_the_whole_upload_for_one_bad_image(
     api, ecg_png, text_page_png, media_root, settings
 ):
     settings.ECGSITE_OOD_GUARD = True
     files = [_png(ecg_png, "ecg.png"), _png(text_page_png, "letter.png")]
 
-    body = assert_problem(api.post(BATCHES, {"images": files}), 400, field="images")
+    body = assert_problem(api.post(BATCHES, {"images": files, "all_or_nothing": "true"}), 400, field="images")
 
     assert body["type"] == "urn:ecgsite:problem:invalid-image"
     assert body["detail"].startswith("letter.png: does not look like a 12-lead ECG printout: no ECG grid")

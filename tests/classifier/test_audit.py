@@ -75,7 +75,8 @@ def test_a_request_id_sent_by_the_client_is_not_taken(client):
 def test_a_web_upload_records_the_user_ip_request_id_and_the_new_ids(
     owner_client, owner, make_upload, media_root
 ):
-    response = owner_client.post("/upload/", {"images": [make_upload("a.png"), make_upload("b.png")]})
+    images = [make_upload("a.png"), make_upload("b.png"), make_upload("c.png", b"")]
+    response = owner_client.post("/upload/", {"images": images})
 
     event = only("batch.create")
     batch = Batch.objects.get()
@@ -85,7 +86,8 @@ def test_a_web_upload_records_the_user_ip_request_id_and_the_new_ids(
     assert event.ip == "127.0.0.1"
     assert event.request_id == response["X-Request-ID"]
     assert (event.target_type, event.target_id, event.outcome) == ("batch", batch.pk, "success")
-    assert event.detail == {"jobs": sorted(batch.jobs.values_list("pk", flat=True))}
+    # The file refused at the door is named; its jobless name is all that is kept of it.
+    assert event.detail == {"jobs": sorted(batch.jobs.values_list("pk", flat=True)), "rejected": ["c.png"]}
     assert event.created.utcoffset() == datetime.timedelta(0)
 
 

@@ -75,7 +75,7 @@ def test_batch_create_writes_its_audit_record_before_any_job_reaches_the_queue(
 
     assert seen_at_hand_off == [[("batch.create", batch.pk, owner.pk)]]  # one message for both jobs
     event = AuditEvent.objects.get()
-    assert event.detail == {"jobs": sorted(batch.jobs.values_list("pk", flat=True))}
+    assert event.detail == {"jobs": sorted(batch.jobs.values_list("pk", flat=True)), "rejected": []}
 
 
 def test_a_batch_whose_audit_record_fails_leaves_no_row_or_file(owner, make_upload, monkeypatch, media_root):

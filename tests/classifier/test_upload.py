@@ -91,7 +91,8 @@ def test_json_upload_answers_201_with_the_batch_url(owner_client, make_upload, e
 
     batch = Batch.objects.get()
     assert response.status_code == 201
-    assert response.json() == {"batch": batch.pk, "url": reverse("classifier:batch-detail", args=[batch.pk])}
+    url = reverse("classifier:batch-detail", args=[batch.pk])
+    assert response.json() == {"batch": batch.pk, "url": url, "rejected": []}
 
 
 def test_form_upload_redirects_to_the_batch_page(owner_client, make_upload, enqueue):
@@ -268,12 +269,49 @@ def test_a_post_without_files_is_refused(owner_client, media_root, enqueue):
     assert Batch.objects.count() == 0
 
 
-def test_a_batch_with_one_bad_file_is_refused_whole(owner_client, make_upload, media_root, enqueue):
-    response = _post_json(owner_client, [make_upload("good.png"), make_upload("bad.png", b"")])
+def test_a_batch_keeps_its_good_files_and_lists_each_refused_one_with_its_reason(
+    owner_client, make_upload, media_root, enqueue, django_capture_on_commit_callbacks
+):
+    files = [make_upload("good.png"), make_upload("bad.png", b""), make_upload("notes.jpg", b"text" * 10)]
+    with django_capture_on_commit_callbacks(execute=True):
+        response = _post_json(owner_client, files)
+
+    assert response.status_code == 201
+    refused = [
+        {"name": "bad.png", "reason": "is empty."},
+        {"name": "notes.jpg", "reason": "is not a JPEG or PNG image."},
+    ]
+    assert response.json()["rejected"] == refused
+    batch = Batch.objects.get()
+    assert batch.rejected == refused
+    # Only the good file is stored and queued: nothing of a refused one but its name and reason.
+    assert list(batch.jobs.values_list("original_name", flat=True)) == ["good.png"]
+    assert len(stored_files(media_root)) == 1
+    enqueue.assert_called_once()
+
+
+def test_a_form_upload_with_a_refused_file_opens_the_batch_page_that_lists_it(
+    owner_client, make_upload, media_root, enqueue
+):
+    hostile = "<img src=x onerror=alert(1)>.png"
+    response = owner_client.post(UPLOAD_URL, {"images": [make_upload("good.png"), make_upload(hostile, b"")]})
+
+    batch = Batch.objects.get()
+    assert response.status_code == 302
+    assert response["Location"] == reverse("classifier:batch-detail", args=[batch.pk])
+    page = owner_client.get(response["Location"]).content.decode()
+    assert "1 file not taken" in page
+    assert "<strong>&lt;img src=x onerror=alert(1)&gt;.png</strong>: is empty." in page
+    assert hostile not in page
+
+
+def test_a_batch_whose_every_file_is_refused_is_refused_whole(owner_client, make_upload, media_root, enqueue):
+    response = _post_json(owner_client, [make_upload("bad.png", b""), make_upload("worse.png", b"")])
 
     assert response.status_code == 400
-    assert response.json() == {"errors": ["bad.png: is empty."]}
+    assert response.json() == {"errors": ["bad.png: is empty.", "worse.png: is empty."]}
     _assert_nothing_stored(media_root)
+    enqueue.assert_not_called()
 
 
 def test_every_bad_file_of_a_batch_is_named(owner_client, make_upload, media_root, enqueue):
@@ -295,7 +333,7 @@ def test_an_image_that_is_not_an_ecg_printout_is_refused_with_the_reason_and_not
 ):
     settings.ECGSITE_OOD_GUARD = True
 
-    response = _post_json(owner_client, [make_upload("good.png"), make_upload("letter.png", text_page_png)])
+    response = _post_json(owner_client, [make_upload("letter.png", text_page_png)])
 
     assert response.status_code == 400
     [error] = response.json()["errors"]

@@ -243,7 +243,21 @@ def test_the_completion_email_goes_to_the_owner_with_counts_and_a_link(
     assert email.to == [owner.email]
     assert "Ward 3" in email.subject
     assert "1 image classified, 1 could not be read" in email.body
+    assert "refused" not in email.body  # every file of the upload was taken
     assert "https://ecg.example.org" + reverse("classifier:batch-detail", args=[batch.pk]) in email.body
+
+
+def test_the_completion_email_counts_the_files_refused_at_upload(
+    batch, fake_classifier, sent, mailoutbox, settings
+):
+    batch.rejected = [{"name": "a.png", "reason": "is empty."}, {"name": "b.png", "reason": "is empty."}]
+    batch.save(update_fields=["rejected"])
+
+    _run(JobFactory(batch=batch))
+
+    (email,) = mailoutbox
+    assert "1 image classified." in email.body
+    assert "2 files of the upload were refused and not stored: the batch page says why." in email.body
 
 
 def test_a_failing_email_does_not_fail_the_job(job, fake_classifier, sent, monkeypatch):
