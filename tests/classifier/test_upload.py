@@ -1,7 +1,9 @@
 """Uploading a batch: POST /upload/ → services.batch_create → images.clean_image.
 
-A batch is all or nothing: one bad file rejects it with a message naming the file, and then no
-row and no file is left behind. Jobs reach the queue only after their transaction commits.
+A batch keeps its good files: each bad one is listed on the batch with its reason and nothing
+else of it is kept; an upload with no good file is refused whole with a message naming each file,
+and then no row and no file is left behind. Jobs reach the queue only after their transaction
+commits.
 """
 
 from __future__ import annotations
