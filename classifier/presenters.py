@@ -81,6 +81,13 @@ class JobOutput(TypedDict):
             "once the job succeeded and its page was digitised; null otherwise."
         ),
     ]
+    model_url: Annotated[
+        str | None,
+        Doc(
+            "Extra: the path of the model's page for people: what it learnt from, how well it did "
+            "in cross-validation, what it cannot do. Null until the job has a prediction."
+        ),
+    ]
 
 
 class MeasurementsOutput(TypedDict):
@@ -228,6 +235,9 @@ def job_as_dict(job: Job) -> dict[str, Any]:
         ),
         "probabilities": probabilities,
         "model_version": prediction.model_version.name if prediction else None,
+        "model_url": (
+            reverse("classifier:model-detail", args=[prediction.model_version.name]) if prediction else None
+        ),
         "inference_ms": prediction.inference_ms if prediction else None,
         "measurements": measurements_summary(_measurements(predictions)) if succeeded else None,
         "error": job.error,

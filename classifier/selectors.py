@@ -1,4 +1,5 @@
-"""Every read of batches, jobs and images. Each takes the user: ownership is checked here only."""
+"""Every read of batches, jobs and images. Each takes the user: ownership is checked here only.
+Model versions, which belong to no user, are read here too."""
 
 from __future__ import annotations
 
@@ -8,10 +9,11 @@ from datetime import datetime
 
 from django.db.models import BooleanField, Count, ExpressionWrapper, Prefetch, Q, QuerySet
 from django.http import Http404
+from django.shortcuts import get_object_or_404
 
 from accounts.models import User
 from classifier.ecg_signal import PageMeasurements, PageSignal
-from classifier.models import Batch, Job, Prediction
+from classifier.models import Batch, Job, ModelVersion, Prediction
 
 
 def user_group_name(user_id: int) -> str:
@@ -130,3 +132,9 @@ def batch_search_for_user(
     if created_before is not None:
         batches = batches.filter(created__lt=created_before)
     return batches.prefetch_related(Prefetch("jobs", queryset=_jobs_with_predictions()))
+
+
+def model_version_get(*, name: str) -> ModelVersion:
+    """A registered model version by name; 404 when there is none (a model page is no secret,
+    but an unknown name has no page)."""
+    return get_object_or_404(ModelVersion, name=name)

@@ -20,6 +20,7 @@ from classifier import selectors, services
 from classifier.api.problems import problem_response
 from classifier.audit import Action, Outcome, audit_record, audited_lookup
 from classifier.images import megabytes
+from classifier.model_pages import model_page
 from classifier.models import CLASS_KEYS, Job, Label
 from classifier.presenters import batch_as_dict, signal_svg
 from classifier.selectors import JobSignal
@@ -179,6 +180,16 @@ def owned_signal(request: HttpRequest, job_id: int, output: str) -> JobSignal:
         detail={"output": output},
         outcome_of=lambda found: Outcome.SUCCESS if found.signal is not None else Outcome.REFUSED,
     )
+
+
+@login_required
+@require_GET
+def model_detail(request: HttpRequest, name: str) -> HttpResponse:
+    """A model's page for the people reading its results: what it learnt from, how well it did,
+    what it cannot do. It holds no patient's data, so any signed-in user may read it."""
+    version = selectors.model_version_get(name=name)
+    context = model_page(version, is_default=version.name == services.default_model_name())
+    return render(request, "classifier/model_detail.html", context)
 
 
 def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:

@@ -59,7 +59,13 @@
         bars.appendChild(row);
       });
       body.appendChild(bars);
-      body.appendChild(el("p", "muted small", job.model_version + " · " + job.inference_ms.toFixed(0) + " ms"));
+      var about = el("p", "muted small job-model");
+      var model = el("a", "model-link", job.model_version);
+      model.href = job.model_url;
+      model.title = "What this model learnt from, how well it does and what it cannot do";
+      about.appendChild(model);
+      about.appendChild(document.createTextNode(" · " + job.inference_ms.toFixed(0) + " ms"));
+      body.appendChild(about);
     } else if (job.status === "failed") {
       body.appendChild(el("p", "job-error", job.error || "This image could not be classified."));
     }
