@@ -98,6 +98,20 @@ def job_signal_for_user(*, user: User, job_id: int) -> JobSignal:
     return JobSignal(job=job, signal=signal, measurements=measurements)
 
 
+def signals_for_jobs(*, job_ids: Sequence[int]) -> dict[int, PageSignal]:
+    """Each job's signal from its newest prediction that has one, in one read, for jobs the
+    caller has already found among the user's (``batch_get_for_user``)."""
+    rows = (
+        Prediction.objects.filter(job_id__in=job_ids, signal__isnull=False)
+        .order_by("job_id", "-created", "-id")
+        .values_list("job_id", "signal")
+    )
+    signals: dict[int, PageSignal] = {}
+    for job_id, signal in rows:
+        signals.setdefault(job_id, signal)
+    return signals
+
+
 def jobs_get_with_predictions(*, job_ids: Sequence[int]) -> list[Job]:
     """Jobs with what events need, in one read and in id order, for system code that already
     owns them (the worker)."""

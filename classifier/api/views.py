@@ -6,6 +6,7 @@ Ownership is the selectors' job (another user's id is a 404); errors are problem
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, get_args
@@ -14,6 +15,7 @@ from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 from django.http import FileResponse, Http404, HttpResponse
 from django.urls import reverse
+from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import exceptions, serializers, status
@@ -24,7 +26,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from classifier import selectors, services, webhooks
+from classifier import fhir, selectors, services, webhooks
 from classifier.api import problems
 from classifier.api.schema import BatchSchema, JobSchema, SignalSchema
 from classifier.api.throttling import TokenRateThrottle, UploadRateThrottle
@@ -425,3 +427,75 @@ class JobSignalCsvApi(ApiView):
         response = HttpResponse(signal_csv(found.signal), content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = f'attachment; filename="job-{found.job.pk}-signal.csv"'
         return response
+
+
+FHIR_JSON = "application/fhir+json"
+
+
+def _fhir_response(resource: dict[str, Any]) -> HttpResponse:
+    return HttpResponse(json.dumps(resource), content_type=f"{FHIR_JSON}; charset=utf-8")
+
+
+class FhirApi(ApiView):
+    def perform_content_negotiation(self, request: Request, force: bool = False) -> Any:
+        # FHIR JSON answers any Accept header (application/fhir+json included); errors still come
+        # back as problem JSON.
+        return super().perform_content_negotiation(request, force=True)
+
+
+class JobFhirApi(FhirApi):
+    @extend_schema(
+        operation_id="jobs_fhir",
+        responses={
+            (200, FHIR_JSON): OpenApiResponse(
+                OpenApiTypes.OBJECT,
+                description="An HL7 FHIR R4B DiagnosticReport: status final (registered while the "
+                "job waits, cancelled if it failed), code LOINC 11524-6 EKG study, the label as "
+                "conclusion and SNOMED CT conclusionCode, and as result the contained Observations: "
+                "one per class probability and, when the page was digitised, one with every lead as "
+                "valueSampledData in mV.",
+            ),
+            **AUTH_ERRORS,
+            **NOT_FOUND,
+        },
+    )
+    def get(self, request: Request, job_id: int) -> HttpResponse:
+        """One of your jobs as an HL7 FHIR R4B DiagnosticReport."""
+        found = audited_lookup(
+            lambda: selectors.job_signal_for_user(user=request.user, job_id=job_id),
+            action=Action.JOB_VIEW,
+            context=audit_context(request),
+            target_type="job",
+            target_id=job_id,
+            detail={"output": "fhir"},
+        )
+        return _fhir_response(fhir.job_report(found.job, found.signal))
+
+
+class BatchFhirApi(FhirApi):
+    @extend_schema(
+        operation_id="batches_fhir",
+        responses={
+            (200, FHIR_JSON): OpenApiResponse(
+                OpenApiTypes.OBJECT,
+                description="An HL7 FHIR R4B Bundle (type collection) of the batch's jobs, each as "
+                "GET /api/v1/jobs/{id}/fhir/ answers it, under its fullUrl.",
+            ),
+            **AUTH_ERRORS,
+            **NOT_FOUND,
+        },
+    )
+    def get(self, request: Request, batch_id: int) -> HttpResponse:
+        """One of your batches as an HL7 FHIR R4B Bundle of DiagnosticReports."""
+        batch = audited_lookup(
+            lambda: selectors.batch_get_for_user(user=request.user, batch_id=batch_id),
+            action=Action.BATCH_VIEW,
+            context=audit_context(request),
+            target_type="batch",
+            target_id=batch_id,
+            detail={"output": "fhir"},
+        )
+        jobs = list(batch.jobs.all())
+        signals = selectors.signals_for_jobs(job_ids=[job.pk for job in jobs])
+        base_url = request.build_absolute_uri("/").rstrip("/")
+        return _fhir_response(fhir.batch_bundle(jobs, signals, base_url=base_url, when=timezone.now()))

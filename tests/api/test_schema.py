@@ -47,6 +47,8 @@ def test_the_schema_is_openapi_3_and_lists_every_endpoint(db):
         "/api/v1/jobs/{job_id}/image/",
         "/api/v1/jobs/{job_id}/signal/",
         "/api/v1/jobs/{job_id}/signal.csv",
+        "/api/v1/jobs/{job_id}/fhir/",
+        "/api/v1/batches/{batch_id}/fhir/",
     }
     assert {"get", "delete"} <= set(schema["paths"]["/api/v1/batches/{batch_id}/"])
     assert "tokenAuth" in schema["components"]["securitySchemes"]
@@ -87,7 +89,7 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(
     ]
     headers = {"Authorization": f"Token {owner_key}"}
     operations = [result.ok() for result in schema.get_all_operations()]
-    assert len(operations) == 9
+    assert len(operations) == 11
     started = time.monotonic()
     statuses: list[int] = []
     for operation in operations:

@@ -57,6 +57,8 @@ def alices_signal(alices_job) -> Job:
         "/api/v1/jobs/{job}/image/",
         "/api/v1/jobs/{job}/signal/",
         "/api/v1/jobs/{job}/signal.csv",
+        "/api/v1/jobs/{job}/fhir/",
+        "/api/v1/batches/{batch}/fhir/",
     ],
 )
 def test_another_users_session_gets_404_from_the_api(other_session_api, alices_signal, path):
@@ -91,10 +93,17 @@ def test_another_users_token_lists_none_of_the_owners_batches(other_api, alices_
 
 
 @pytest.mark.parametrize(
-    "path", ["/api/v1/jobs/{job}/signal/", "/api/v1/jobs/{job}/signal.csv", "/jobs/{job}/signal.svg"]
+    "path",
+    [
+        "/api/v1/jobs/{job}/signal/",
+        "/api/v1/jobs/{job}/signal.csv",
+        "/jobs/{job}/signal.svg",
+        "/api/v1/jobs/{job}/fhir/",
+        "/api/v1/batches/{batch}/fhir/",
+    ],
 )
 def test_another_users_token_or_page_gets_404_for_a_signal(other_api, other_client, alices_signal, path):
-    url = path.format(job=alices_signal.pk)
+    url = path.format(job=alices_signal.pk, batch=alices_signal.batch_id)
 
     client = other_client if url.endswith(".svg") else other_api
     assert client.get(url).status_code == 404
@@ -109,6 +118,8 @@ def test_the_owner_can_read_what_the_other_user_cannot(owner_api, alices_signal)
         f"/api/v1/jobs/{alices_job.pk}/image/",
         f"/api/v1/jobs/{alices_job.pk}/signal/",
         f"/api/v1/jobs/{alices_job.pk}/signal.csv",
+        f"/api/v1/jobs/{alices_job.pk}/fhir/",
+        f"/api/v1/batches/{alices_job.batch_id}/fhir/",
     ]:
         assert owner_api.get(url).status_code == 200, url
 
