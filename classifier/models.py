@@ -144,6 +144,10 @@ class Prediction(models.Model):
     # classifier.ecg_signal.PageMeasurements). Apart from the signal, and small, because the pages
     # and events show it without reading the signal. Null where there is no signal.
     measurements = models.JSONField(null=True, blank=True)
+    # Which lead and seconds drove the label (classifier.explanations.ExplanationRecord: the
+    # sentence and a small weight map, under 2 kB). Null for models that are not explained, and
+    # for predictions stored before explanations were.
+    explanation = models.JSONField(null=True, blank=True)
     created = models.DateTimeField(auto_now_add=True)
 
     class Meta:

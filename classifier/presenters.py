@@ -53,6 +53,14 @@ ProbabilitiesOutput = TypedDict("ProbabilitiesOutput", {key: float for key in CL
 CountsOutput = TypedDict("CountsOutput", {status: int for status in Job.Status.values})  # type: ignore[misc]
 
 
+class ExplanationOutput(TypedDict):
+    lead: Annotated[str, Doc('The lead (or two adjacent leads, "V2–V3") that carried most weight.')]
+    start_s: Annotated[float, Doc("Where that stretch begins on the page's 10 s axis.")]
+    end_s: float
+    text: Annotated[str, Doc('For people: "Most weight on V2–V3, 5.0–7.5 s (31% of the total)".')]
+    image_url: Annotated[str, Doc("The path of GET /api/v1/jobs/{id}/explanation.png: the page and its map.")]
+
+
 class JobOutput(TypedDict):
     id: int
     batch: int
@@ -79,6 +87,14 @@ class JobOutput(TypedDict):
         Doc(
             "Extra: the path of GET /api/v1/jobs/{id}/signal/ (the page's twelve leads in mV) "
             "once the job succeeded and its page was digitised; null otherwise."
+        ),
+    ]
+    explanation: Annotated[
+        ExplanationOutput | None,
+        Doc(
+            "Extra: which lead and which seconds drove the label (Grad-CAM on the image branch and "
+            "integrated gradients on the signals), with the page drawn under that map at image_url. "
+            "Null for models that are not explained and until the job succeeds."
         ),
     ]
     model_url: Annotated[
@@ -240,11 +256,27 @@ def job_as_dict(job: Job) -> dict[str, Any]:
         ),
         "inference_ms": prediction.inference_ms if prediction else None,
         "measurements": measurements_summary(_measurements(predictions)) if succeeded else None,
+        "explanation": _explanation(job, prediction) if succeeded else None,
         "error": job.error,
         "attempts": job.attempts,
         "created": _iso(job.created),
         "started": _iso(job.started),
         "finished": _iso(job.finished),
+    }
+
+
+def _explanation(job: Job, prediction: Prediction | None) -> dict[str, Any] | None:
+    """The newest prediction's explanation without its weight map, and where its overlay is."""
+    found = prediction.explanation if prediction else None
+    if not found:
+        return None
+    return {
+        "lead": found["lead"],
+        "start_s": found["start_s"],
+        "end_s": found["end_s"],
+        "text": found["text"],
+        "image_url": reverse("api:job-explanation", args=[job.pk]),
+        "page_image_url": reverse("classifier:job-explanation", args=[job.pk]),
     }
 
 
@@ -287,6 +319,8 @@ def _declared(shape: type, values: dict[str, Any]) -> dict[str, Any]:
 def job_output(job: Job) -> JobOutput:
     """A job as the API answers it (see ``JobOutput``)."""
     values = {**job_as_dict(job), "image_url": reverse("api:job-image", args=[job.pk])}
+    if values["explanation"] is not None:
+        values["explanation"] = _declared(ExplanationOutput, values["explanation"])
     return cast(JobOutput, _declared(JobOutput, values))
 
 

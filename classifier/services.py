@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from django.conf import settings
 from django.core.files.base import ContentFile
@@ -23,6 +24,7 @@ from accounts.models import User
 from classifier import dispatch, events, notifications, webhooks
 from classifier.audit import Action, AuditContext, Outcome, audit_record
 from classifier.ecg_signal import PageMeasurements, PageSignal, measurements_check, signal_check
+from classifier.explanations import explanation_check
 from classifier.images import CleanImage, InvalidUpload, clean_images
 from classifier.models import CLASS_KEYS, Batch, Job, ModelVersion, Prediction
 from classifier.reaper import ReapResult, attempts_exhausted_message, jobs_reap_stale
@@ -453,12 +455,14 @@ def prediction_record(
     inference_ms: float,
     signal: PageSignal | None = None,
     measurements: PageMeasurements | None = None,
+    explanation: dict[str, Any] | None = None,
 ) -> Job:
     """Store the prediction and mark the running job succeeded, at most once per job and model.
 
     ``signal`` is the page's digitised leads and ``measurements`` what was measured on them
     (``classifier.ecg_signal.page_reading``), stored with the prediction; None where the
-    digitiser could not read the page. Measurements come only with a signal.
+    digitiser could not read the page. Measurements come only with a signal. ``explanation``
+    (``classifier.explanations.ExplanationRecord``) says which lead and seconds drove the label.
 
     A job that is no longer running (another delivery finished it, or it failed meanwhile)
     keeps its state and gets no prediction. A job this model already predicted (a re-run on
@@ -468,6 +472,7 @@ def prediction_record(
     if signal is not None:
         signal_check(signal)
     measurements_check(measurements)
+    explanation_check(explanation)
     if measurements is not None and signal is None:
         # Served beside the leads they were read from: without those, nothing backs them.
         raise ValueError("measurements are stored only with the signal they were read from")
@@ -488,6 +493,7 @@ def prediction_record(
                         inference_ms=inference_ms,
                         signal=signal,
                         measurements=measurements,
+                        explanation=explanation,
                     )
             except IntegrityError:
                 logger.info("job %s already has a prediction from %s; kept the first", job.pk, model_version)

@@ -19,6 +19,7 @@ from django.views.defaults import bad_request as django_bad_request
 from classifier import selectors, services
 from classifier.api.problems import problem_response
 from classifier.audit import Action, Outcome, audit_record, audited_lookup
+from classifier.explanations import overlay_png
 from classifier.images import megabytes
 from classifier.model_pages import model_page
 from classifier.models import CLASS_KEYS, Job, Label
@@ -165,6 +166,32 @@ def job_signal_svg(request: HttpRequest, job_id: int) -> HttpResponse:
     if found.signal is None:
         raise Http404("This job has no signal.")
     return _patient_document(HttpResponse(signal_svg(found.job, found.signal), content_type="image/svg+xml"))
+
+
+@login_required
+@require_GET
+def job_explanation_png(request: HttpRequest, job_id: int) -> HttpResponse:
+    """The job's page with its explanation's map laid over it (PNG), to its owner only; 404 for
+    anyone else's job and while the job has no explanation."""
+    return owned_explanation_response(request, job_id)
+
+
+def owned_explanation_response(request: HttpRequest, job_id: int) -> HttpResponse:
+    """One of the requester's jobs drawn with its explanation (404 for anyone else's, or when it
+    has none), recorded in the audit log as a view of its image."""
+    job = audited_lookup(
+        lambda: selectors.job_get_for_user(user=request.user, job_id=job_id),
+        action=Action.IMAGE_VIEW,
+        context=audit_context(request),
+        target_type="job",
+        target_id=job_id,
+        detail={"output": "explanation"},
+    )
+    predictions = list(job.predictions.all())
+    explanation = predictions[0].explanation if predictions and job.status == Job.Status.SUCCEEDED else None
+    if not explanation:
+        raise Http404("This job has no explanation.")
+    return _patient_document(HttpResponse(overlay_png(job, explanation), content_type="image/png"))
 
 
 def owned_signal(request: HttpRequest, job_id: int, output: str) -> JobSignal:

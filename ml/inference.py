@@ -22,6 +22,7 @@ from ml import representations
 from ml.calibration import logits_from_probabilities, softmax
 from ml.decision import ARGMAX, DecisionRule, rule_from_card
 from ml.device import configure_tensorflow
+from ml.explain import Explainer, explainable
 from ml.labels import CLASSES
 from ml.models import default_model_path, read_card
 from ml.preprocess import MAX_PIXELS, decode_image
@@ -105,6 +106,7 @@ class Classifier:
         self.file_sha256 = file_sha256
         self.card = card
         self.device = device
+        self._explainer: Any = None  # built on the first explanation (a compiled function)
 
     def __repr__(self) -> str:
         return f"Classifier(name={self.name!r}, architecture={self.architecture!r}, device={self.device!r})"
@@ -239,6 +241,22 @@ class Classifier:
         )
         inputs = spec.build(image)
         return PageInputs(image, inputs, (time.perf_counter() - start) * 1000)
+
+    @property
+    def explains(self) -> bool:
+        """Whether this model's predictions get an explanation (``ml.explain``: the hybrids)."""
+        return self.representation != "page" and explainable(self._model)
+
+    def explain(self, pages: Sequence[PageInputs], predictions: Sequence[Prediction]) -> list[dict | None]:
+        """Which lead and seconds drove each prediction (``ml.explain.Explanation.as_dict``), or
+        None for each page when this model is not explained."""
+        if not pages or not self.explains:
+            return [None] * len(pages)
+        if self._explainer is None:
+            self._explainer = Explainer(self._model)
+        inputs = representations.stack([page.inputs for page in pages])
+        labels = [CLASSES.index(prediction.label) for prediction in predictions]
+        return [explanation.as_dict() for explanation in self._explainer.explain(inputs, labels)]
 
     def classify(self, pages: Sequence[PageInputs]) -> list[Prediction]:
         """Classify pages read by ``read_page`` in one forward pass."""

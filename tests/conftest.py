@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from unittest import mock
 
+import numpy as np
 import pytest
 from django.core.cache import cache
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -245,6 +246,15 @@ class FakePrediction:
     inference_ms: float = 12.5
 
 
+def fixed_explanation() -> dict:
+    """An explanation as ``ml.explain`` stores it, its map heaviest on V2 and V3 at 5.0-7.5 s."""
+    from ml import explain
+
+    weights = np.full((explain.ROWS, explain.STEPS), 1.0)
+    weights[1:3, 16:24] = 12.0  # rows 2 and 3 (II, aVL, V2, V5 / III, aVF, V3, V6), the third panel
+    return explain.describe(weights).as_dict()
+
+
 @dataclass
 class FakeClassifier:
     """Stands in for ml.inference.Classifier where the real network would only slow a test."""
@@ -259,6 +269,7 @@ class FakeClassifier:
     pages_read: int = 0
     batch_sizes: list[int] = field(default_factory=list)
     error: Exception | None = None
+    explanation_error: Exception | None = None
 
     def read_page(
         self, data: bytes, *, min_trace_width: int = 0, max_pixels: int = MAX_PIXELS, straighten: bool = True
@@ -281,6 +292,15 @@ class FakeClassifier:
         probabilities = {key: 0.1 for key in CLASS_KEYS}
         probabilities[self.label] = 0.7
         return [FakePrediction(self.label, dict(probabilities)) for _ in pages]
+
+    def explain(
+        self, pages: Sequence[PageInputs], predictions: Sequence[FakePrediction]
+    ) -> list[dict | None]:
+        """The real ``ml.explain.describe`` of a fixed map that puts most weight on V2 and V3 over
+        5.0-7.5 s; ``explanation_error`` is raised instead when set."""
+        if self.explanation_error is not None:
+            raise self.explanation_error
+        return [fixed_explanation() for _ in pages]
 
 
 UNAVAILABLE = ModelStatus("unavailable", "broken-v1", "the model 'broken-v1' cannot run: /srv/x.keras")

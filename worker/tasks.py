@@ -131,8 +131,9 @@ def _classify_jobs(jobs: list[Job], classifier: Classifier, model_version: Model
                     services.job_fail(job_id=job.pk, error=INTERNAL_ERROR)
                     services.job_report(job_id=job.pk)
             results = classifier.classify([page for _, page, _ in chunk])
+            explanations = _explanations(classifier, [page for _, page, _ in chunk], results)
             # Not named `signal`: that is the module this one uses to stop the worker.
-            for (job, _, reading), result in zip(chunk, results, strict=True):
+            for (job, _, reading), result, explanation in zip(chunk, results, explanations, strict=True):
                 services.prediction_record(
                     job=job,
                     model_version=model_version,
@@ -141,12 +142,25 @@ def _classify_jobs(jobs: list[Job], classifier: Classifier, model_version: Model
                     inference_ms=result.inference_ms,
                     signal=reading.signal if reading else None,
                     measurements=reading.measurements if reading else None,
+                    explanation=explanation,
                 )
             # Each chunk's results go out as they are stored, not when the whole batch is done.
             services.jobs_report(job_ids=[job.pk for job, _, _ in chunk])
     finally:
         # Out of time or failed: pages not read yet are not read at all.
         reader.shutdown(wait=False, cancel_futures=True)
+
+
+def _explanations(classifier: Classifier, pages: list[PageInputs], results: list) -> list[dict | None]:
+    """Which lead and seconds drove each label (``ml.explain``), or None for each: the labels
+    stand on their own, so an explanation that fails is logged and left out, never the result."""
+    if not settings.ECGSITE_EXPLANATIONS:
+        return [None] * len(pages)
+    try:
+        return classifier.explain(pages, results)
+    except Exception:
+        logger.exception("the explanations of %d pages failed; their results are stored without", len(pages))
+        return [None] * len(pages)
 
 
 def _read_page(job: Job, classifier: Classifier) -> tuple[PageInputs, PageReading | None]:

@@ -29,4 +29,5 @@ urlpatterns = [
     path("jobs/<id:job_id>/signal/", views.JobSignalApi.as_view(), name="job-signal"),
     path("jobs/<id:job_id>/signal.csv", views.JobSignalCsvApi.as_view(), name="job-signal-csv"),
     path("jobs/<id:job_id>/fhir/", views.JobFhirApi.as_view(), name="job-fhir"),
+    path("jobs/<id:job_id>/explanation.png", views.JobExplanationApi.as_view(), name="job-explanation"),
 ]

@@ -35,7 +35,7 @@ from classifier.images import IMAGE_SIGNATURES, clean_file_name, megabytes
 from classifier.models import Batch, Job
 from classifier.presenters import BatchStatus, batch_output, job_output, signal_csv, signal_output
 from classifier.selectors import JobSignal
-from classifier.views import owned_image_response, owned_signal
+from classifier.views import owned_explanation_response, owned_image_response, owned_signal
 from classifier.web_context import audit_context
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
@@ -374,6 +374,28 @@ class JobImageApi(ApiView):
     def get(self, request: Request, job_id: int) -> FileResponse:
         """The stored, re-encoded image (never the uploaded bytes)."""
         return owned_image_response(request, job_id)
+
+
+class JobExplanationApi(ApiView):
+    def perform_content_negotiation(self, request: Request, force: bool = False) -> Any:
+        # The PNG answers any Accept header; errors still come back as problem JSON.
+        return super().perform_content_negotiation(request, force=True)
+
+    @extend_schema(
+        operation_id="jobs_explanation",
+        responses={
+            (200, "image/png"): OpenApiResponse(
+                OpenApiTypes.BINARY,
+                description="The stored page with the explanation's weight map laid over its traces "
+                "in red and the lead and seconds named in the job's explanation.text outlined.",
+            ),
+            **AUTH_ERRORS,
+            404: _problem("No such job among yours, or it has no explanation (yet, or from its model)."),
+        },
+    )
+    def get(self, request: Request, job_id: int) -> HttpResponse:
+        """Where the model looked: the page with its explanation drawn over it."""
+        return owned_explanation_response(request, job_id)
 
 
 def _signal_of(request: Request, job_id: int, output: str) -> JobSignal:

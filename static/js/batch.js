@@ -66,6 +66,7 @@
       about.appendChild(model);
       about.appendChild(document.createTextNode(" · " + job.inference_ms.toFixed(0) + " ms"));
       body.appendChild(about);
+      if (job.explanation) body.appendChild(renderExplanation(job));
     } else if (job.status === "failed") {
       body.appendChild(el("p", "job-error", job.error || "This image could not be classified."));
     }
@@ -153,6 +154,26 @@
     caption.appendChild(json);
     figure.appendChild(caption);
     return figure;
+  }
+
+  // The sentence, and the page with the model's weight map over it behind a button (loaded on
+  // the first click: one more image per result only for those who ask).
+  function renderExplanation(job) {
+    var box = el("div", "explanation");
+    box.appendChild(el("p", "explanation-text", job.explanation.text + "."));
+    var toggle = el("button", "link explanation-toggle", "Show where on the page");
+    toggle.type = "button";
+    var picture = el("img", "explanation-overlay");
+    picture.alt = job.image_name + ": " + job.explanation.text;
+    picture.hidden = true;
+    toggle.addEventListener("click", function () {
+      if (!picture.getAttribute("src")) picture.src = job.explanation.page_image_url;
+      picture.hidden = !picture.hidden;
+      toggle.textContent = picture.hidden ? "Show where on the page" : "Hide the overlay";
+    });
+    box.appendChild(toggle);
+    box.appendChild(picture);
+    return box;
   }
 
   function renderSummary() {

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import io
 import json
 import re
 
 import pytest
+from django.core.files.base import ContentFile
 from django.urls import reverse
 
 from tests.classifier.factories import BatchFactory, JobFactory, ModelVersionFactory, PredictionFactory
@@ -174,3 +176,29 @@ def test_history_makes_a_fixed_number_of_queries(owner_client, owner, django_ass
     with django_assert_max_num_queries(6):
         response = owner_client.get(reverse("classifier:batch-list"))
     assert len(response.context["batches"]) == 5
+
+
+def test_the_explanation_overlay_is_the_page_with_its_map_and_404_without_one(
+    owner_client, batch, media_root
+):
+    from PIL import Image
+
+    from tests.conftest import fixed_explanation, render_ecg_bytes
+
+    page = render_ecg_bytes("normal", 1)
+    job = JobFactory(batch=batch, status="succeeded", image=ContentFile(page, name="page.png"))
+    PredictionFactory(job=job, model_version=ModelVersionFactory(), explanation=fixed_explanation())
+    plain = JobFactory(batch=batch, status="succeeded", image=ContentFile(page, name="page.png"))
+    PredictionFactory(job=plain, model_version=ModelVersionFactory())
+
+    response = owner_client.get(reverse("classifier:job-explanation", args=[job.pk]))
+
+    assert response.status_code == 200 and response["Content-Type"] == "image/png"
+    drawn = Image.open(io.BytesIO(response.content))
+    assert drawn.size == Image.open(io.BytesIO(page)).size
+    assert owner_client.get(reverse("classifier:job-explanation", args=[plain.pk])).status_code == 404
+    # The page data tells the script where the overlay is and what it says.
+    data = _batch_data(owner_client.get(reverse("classifier:batch-detail", args=[batch.pk])))
+    jobs = {item["id"]: item for item in data["jobs"]}
+    assert jobs[job.pk]["explanation"]["page_image_url"] == f"/jobs/{job.pk}/explanation.png"
+    assert jobs[plain.pk]["explanation"] is None

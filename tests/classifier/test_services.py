@@ -282,6 +282,35 @@ def test_prediction_record_refuses_an_unknown_label(job, version):
         )
 
 
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda e: e.pop("text"), "has the keys"),
+        (lambda e: e.update(weights=[[0.25] * 4] * 4), "weights are 4 x 32"),
+        (lambda e: e["weights"][0].__setitem__(0, -1.0), "finite values >= 0"),
+        (lambda e: e["weights"][0].__setitem__(0, 5.0), "sum to 1"),
+    ],
+)
+def test_prediction_record_refuses_an_explanation_not_of_the_stored_shape(job, version, change, message):
+    from tests.conftest import fixed_explanation
+
+    explanation = fixed_explanation()
+    change(explanation)
+    running = _running(job)
+
+    with pytest.raises(ValueError, match=message):
+        services.prediction_record(
+            job=running,
+            model_version=version,
+            label="mi",
+            probabilities=probabilities_for("mi"),
+            inference_ms=1,
+            explanation=explanation,
+        )
+    job.refresh_from_db()
+    assert job.status == Job.Status.RUNNING
+
+
 # job_fail
 
 

@@ -26,6 +26,9 @@ RESULTS_TIMEOUT_MS = 180_000
 PAGE_TIMEOUT_MS = 30_000
 IMAGES = [("normal", 11), ("mi", 12), ("abnormal", 13)]
 LABEL_NAMES = {label.label for label in Label}
+LEAD = r"(I|II|III|aVR|aVL|aVF|V[1-6])"
+REGION = rf"({LEAD}(–{LEAD})?|II \(rhythm strip\))"
+EXPLANATION = rf"Most weight on {REGION}, \d+\.\d–\d+\.\d s \(\d+% of the total\)\."
 
 # Run on the batch page as soon as it has loaded: a marker on this document (a reload or a
 # navigation would lose it), and a record of every toast, which fades away after 8 s.
@@ -179,6 +182,20 @@ def test_a_new_user_signs_up_uploads_three_images_and_sees_the_results_arrive_li
         csv_lines = page.request.get(cards[0]["csv"]).text().splitlines()
         assert csv_lines[0] == "t_s,I,II,III,aVR,aVL,aVF,V1,V2,V3,V4,V5,V6,II_rhythm"
         assert len(csv_lines) == 1025
+
+        # 4c. Each result says which lead and seconds drove it; the first shows its overlay.
+        sentences = page.locator("#jobs .explanation-text")
+        expect(sentences).to_have_count(3)
+        for index in range(3):
+            assert re.fullmatch(EXPLANATION, sentences.nth(index).text_content() or ""), index
+        first = page.locator("#jobs article.job").first
+        overlay = first.locator("img.explanation-overlay")
+        expect(overlay).to_be_hidden()
+        first.locator(".explanation-toggle").click()
+        expect(overlay).to_be_visible()
+        page.wait_for_function("(img) => img.complete && img.naturalWidth > 0", arg=overlay.element_handle())
+        assert overlay.evaluate("img => img.naturalWidth") > 1000  # the page itself, not a thumbnail
+        expect(first.locator(".explanation-toggle")).to_have_text("Hide the overlay")
 
         # 5. The completion toast, and still the same document: nothing was reloaded.
         page.wait_for_function("() => window.__e2eToasts.length > 0", timeout=PAGE_TIMEOUT_MS)

@@ -28,7 +28,7 @@ from accounts.models import ApiToken
 from accounts.tokens import api_token_create
 from classifier.models import AuditEvent, Batch, Job
 from tests.classifier.factories import ModelVersionFactory, PredictionFactory, page_signal_for
-from tests.conftest import PASSWORD
+from tests.conftest import PASSWORD, fixed_explanation
 
 pytestmark = pytest.mark.django_db
 
@@ -44,8 +44,13 @@ def other_session_api(other_client) -> Client:
 
 @pytest.fixture
 def alices_signal(alices_job) -> Job:
-    """alices_job with a prediction that carries its page's digitised leads."""
-    PredictionFactory(job=alices_job, model_version=ModelVersionFactory(), signal=page_signal_for())
+    """alices_job with a prediction that carries its page's digitised leads and an explanation."""
+    PredictionFactory(
+        job=alices_job,
+        model_version=ModelVersionFactory(),
+        signal=page_signal_for(),
+        explanation=fixed_explanation(),
+    )
     return alices_job
 
 
@@ -59,6 +64,7 @@ def alices_signal(alices_job) -> Job:
         "/api/v1/jobs/{job}/signal.csv",
         "/api/v1/jobs/{job}/fhir/",
         "/api/v1/batches/{batch}/fhir/",
+        "/api/v1/jobs/{job}/explanation.png",
     ],
 )
 def test_another_users_session_gets_404_from_the_api(other_session_api, alices_signal, path):
@@ -100,12 +106,14 @@ def test_another_users_token_lists_none_of_the_owners_batches(other_api, alices_
         "/jobs/{job}/signal.svg",
         "/api/v1/jobs/{job}/fhir/",
         "/api/v1/batches/{batch}/fhir/",
+        "/api/v1/jobs/{job}/explanation.png",
+        "/jobs/{job}/explanation.png",
     ],
 )
 def test_another_users_token_or_page_gets_404_for_a_signal(other_api, other_client, alices_signal, path):
     url = path.format(job=alices_signal.pk, batch=alices_signal.batch_id)
 
-    client = other_client if url.endswith(".svg") else other_api
+    client = other_api if url.startswith("/api/") else other_client
     assert client.get(url).status_code == 404
 
 
@@ -120,6 +128,7 @@ def test_the_owner_can_read_what_the_other_user_cannot(owner_api, alices_signal)
         f"/api/v1/jobs/{alices_job.pk}/signal.csv",
         f"/api/v1/jobs/{alices_job.pk}/fhir/",
         f"/api/v1/batches/{alices_job.batch_id}/fhir/",
+        f"/api/v1/jobs/{alices_job.pk}/explanation.png",
     ]:
         assert owner_api.get(url).status_code == 200, url
 
@@ -130,6 +139,7 @@ def test_another_users_image_url_from_the_page_is_404(other_client, alices_job):
 
 def test_the_owner_sees_the_drawing_that_the_other_user_cannot(owner_client, alices_signal):
     assert owner_client.get(f"/jobs/{alices_signal.pk}/signal.svg").status_code == 200
+    assert owner_client.get(f"/jobs/{alices_signal.pk}/explanation.png").status_code == 200
 
 
 def test_a_revoked_token_reaches_nothing(owner, alices_job):
@@ -140,9 +150,17 @@ def test_a_revoked_token_reaches_nothing(owner, alices_job):
     assert client.get(f"/api/v1/jobs/{alices_job.pk}/image/").status_code == 401
 
 
-@pytest.mark.parametrize("url", ["/jobs/{job}/image/", "/api/v1/jobs/{job}/image/"])
-def test_an_image_is_served_so_that_no_browser_runs_it_as_a_page(owner_client, alices_job, url):
-    response = owner_client.get(url.format(job=alices_job.pk))
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/jobs/{job}/image/",
+        "/api/v1/jobs/{job}/image/",
+        "/jobs/{job}/explanation.png",
+        "/api/v1/jobs/{job}/explanation.png",
+    ],
+)
+def test_an_image_is_served_so_that_no_browser_runs_it_as_a_page(owner_client, alices_signal, url):
+    response = owner_client.get(url.format(job=alices_signal.pk))
 
     assert response.status_code == 200
     assert response["Content-Type"] == "image/png"
