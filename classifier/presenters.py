@@ -97,6 +97,10 @@ class JobOutput(TypedDict):
             "Null for models that are not explained and until the job succeeds."
         ),
     ]
+    report_url: Annotated[
+        str | None,
+        Doc("Extra: the path of GET /api/v1/jobs/{id}/report.pdf once the job has finished; null before."),
+    ]
     model_url: Annotated[
         str | None,
         Doc(
@@ -156,6 +160,7 @@ class BatchOutput(TypedDict):
     finished: IsoTimestamp | None
     counts: CountsOutput
     callback_url: Annotated[str | None, Doc("Extra: where the webhook goes.")]
+    report_url: Annotated[str, Doc("Extra: the path of GET /api/v1/batches/{id}/report.pdf.")]
     rejected: Annotated[
         list[RejectedFileOutput],
         Doc(
@@ -257,6 +262,7 @@ def job_as_dict(job: Job) -> dict[str, Any]:
         "inference_ms": prediction.inference_ms if prediction else None,
         "measurements": measurements_summary(_measurements(predictions)) if succeeded else None,
         "explanation": _explanation(job, prediction) if succeeded else None,
+        "report_url": reverse("api:job-report", args=[job.pk]) if job.is_finished else None,
         "error": job.error,
         "attempts": job.attempts,
         "created": _iso(job.created),
@@ -297,6 +303,7 @@ def batch_as_dict(batch: Batch, *, with_jobs: bool = True) -> dict[str, Any]:
         "created": _iso(batch.created),
         "finished": _iso(batch.completed),
         "url": reverse("classifier:batch-detail", args=[batch.pk]),
+        "report_url": reverse("api:batch-report", args=[batch.pk]),
         "counts": batch_counts(jobs),
         "total": len(jobs),
         "rejected": [{"name": item["name"], "reason": item["reason"]} for item in batch.rejected],

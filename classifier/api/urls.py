@@ -23,11 +23,13 @@ urlpatterns = [
     path("batches/", views.BatchListCreateApi.as_view(), name="batch-list"),
     path("batches/<id:batch_id>/", views.BatchDetailApi.as_view(), name="batch-detail"),
     path("batches/<id:batch_id>/fhir/", views.BatchFhirApi.as_view(), name="batch-fhir"),
+    path("batches/<id:batch_id>/report.pdf", views.BatchReportApi.as_view(), name="batch-report"),
     path("jobs/", views.JobCreateApi.as_view(), name="job-create"),
     path("jobs/<id:job_id>/", views.JobDetailApi.as_view(), name="job-detail"),
     path("jobs/<id:job_id>/image/", views.JobImageApi.as_view(), name="job-image"),
     path("jobs/<id:job_id>/signal/", views.JobSignalApi.as_view(), name="job-signal"),
     path("jobs/<id:job_id>/signal.csv", views.JobSignalCsvApi.as_view(), name="job-signal-csv"),
     path("jobs/<id:job_id>/fhir/", views.JobFhirApi.as_view(), name="job-fhir"),
+    path("jobs/<id:job_id>/report.pdf", views.JobReportApi.as_view(), name="job-report"),
     path("jobs/<id:job_id>/explanation.png", views.JobExplanationApi.as_view(), name="job-explanation"),
 ]

@@ -26,7 +26,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from classifier import fhir, selectors, services, webhooks
+from classifier import fhir, reports, selectors, services, webhooks
 from classifier.api import problems
 from classifier.api.schema import BatchSchema, JobSchema, SignalSchema
 from classifier.api.throttling import TokenRateThrottle, UploadRateThrottle
@@ -521,3 +521,77 @@ class BatchFhirApi(FhirApi):
         signals = selectors.signals_for_jobs(job_ids=[job.pk for job in jobs])
         base_url = request.build_absolute_uri("/").rstrip("/")
         return _fhir_response(fhir.batch_bundle(jobs, signals, base_url=base_url, when=timezone.now()))
+
+
+PDF = "application/pdf"
+
+
+def _pdf_response(content: bytes, filename: str) -> HttpResponse:
+    response = HttpResponse(content, content_type=PDF)
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    response["Cache-Control"] = "private, no-store"  # patient data: kept by no cache
+    return response
+
+
+class PdfApi(ApiView):
+    def perform_content_negotiation(self, request: Request, force: bool = False) -> Any:
+        # The PDF answers any Accept header; errors still come back as problem JSON.
+        return super().perform_content_negotiation(request, force=True)
+
+
+class JobReportApi(PdfApi):
+    @extend_schema(
+        operation_id="jobs_report",
+        responses={
+            (200, PDF): OpenApiResponse(
+                OpenApiTypes.BINARY,
+                description="The job's report: the page under its explanation, the leads redrawn and "
+                "their measurements, the label and all four probabilities, the model with its "
+                "cross-validated figures and limits, the date, and 'Research software, not a "
+                "medical device'.",
+            ),
+            **AUTH_ERRORS,
+            **NOT_FOUND,
+        },
+    )
+    def get(self, request: Request, job_id: int) -> HttpResponse:
+        """One of your jobs as a PDF report, to print or file."""
+        found = audited_lookup(
+            lambda: selectors.job_signal_for_user(user=request.user, job_id=job_id),
+            action=Action.JOB_VIEW,
+            context=audit_context(request),
+            target_type="job",
+            target_id=job_id,
+            detail={"output": "pdf"},
+        )
+        content = reports.job_pdf(found.job, found.signal, generated=timezone.now())
+        return _pdf_response(content, f"ecg-job-{found.job.pk}.pdf")
+
+
+class BatchReportApi(PdfApi):
+    @extend_schema(
+        operation_id="batches_report",
+        responses={
+            (200, PDF): OpenApiResponse(
+                OpenApiTypes.BINARY,
+                description="A summary page of the batch (every image's result, and the files refused "
+                "at upload), then each job's report as GET /api/v1/jobs/{id}/report.pdf gives it.",
+            ),
+            **AUTH_ERRORS,
+            **NOT_FOUND,
+        },
+    )
+    def get(self, request: Request, batch_id: int) -> HttpResponse:
+        """One of your batches as a PDF report."""
+        batch = audited_lookup(
+            lambda: selectors.batch_get_for_user(user=request.user, batch_id=batch_id),
+            action=Action.BATCH_VIEW,
+            context=audit_context(request),
+            target_type="batch",
+            target_id=batch_id,
+            detail={"output": "pdf"},
+        )
+        jobs = list(batch.jobs.all())
+        signals = selectors.signals_for_jobs(job_ids=[job.pk for job in jobs])
+        content = reports.batch_pdf(batch, jobs, signals, generated=timezone.now())
+        return _pdf_response(content, f"ecg-batch-{batch.pk}.pdf")

@@ -70,6 +70,12 @@
     } else if (job.status === "failed") {
       body.appendChild(el("p", "job-error", job.error || "This image could not be classified."));
     }
+    if (job.report_url) {
+      var report = el("a", "job-report small", "PDF report");
+      report.href = job.report_url;
+      report.setAttribute("download", "");
+      body.appendChild(report);
+    }
     card.appendChild(body);
     if (job.status === "succeeded" && job.signal_svg_url) card.appendChild(renderSignal(job));
     if (job.status === "succeeded" && job.measurements) card.appendChild(renderMeasurements(job.measurements));

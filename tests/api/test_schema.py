@@ -49,7 +49,9 @@ def test_the_schema_is_openapi_3_and_lists_every_endpoint(db):
         "/api/v1/jobs/{job_id}/signal.csv",
         "/api/v1/jobs/{job_id}/fhir/",
         "/api/v1/jobs/{job_id}/explanation.png",
+        "/api/v1/jobs/{job_id}/report.pdf",
         "/api/v1/batches/{batch_id}/fhir/",
+        "/api/v1/batches/{batch_id}/report.pdf",
     }
     assert {"get", "delete"} <= set(schema["paths"]["/api/v1/batches/{batch_id}/"])
     assert "tokenAuth" in schema["components"]["securitySchemes"]
@@ -90,7 +92,7 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(
     ]
     headers = {"Authorization": f"Token {owner_key}"}
     operations = [result.ok() for result in schema.get_all_operations()]
-    assert len(operations) == 12
+    assert len(operations) == 14
     started = time.monotonic()
     statuses: list[int] = []
     for operation in operations:

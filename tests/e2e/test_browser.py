@@ -3,7 +3,9 @@
 Sign up through the allauth form, upload three synthetic ECG pages through the upload page's
 script, land on the batch page and watch the three results arrive over the websocket, with
 no reload, each with its twelve leads redrawn by the server and a table of what was measured on
-them, then the completion toast. And a phone photo of a printout, uploaded the same way.
+them, each saying which lead and seconds drove it and showing that over the page on request, each
+with a PDF report that downloads and opens, and the batch's report, then the completion toast.
+And a phone photo of a printout, uploaded the same way.
 """
 
 from __future__ import annotations
@@ -63,6 +65,14 @@ READ_CARDS = """() => Array.from(document.querySelectorAll("#jobs article.job"))
     width: parseFloat(row.querySelector(".prob-fill").style.width),
   })),
 }))"""
+
+
+def _pdf_text(path: Path) -> tuple[int, str]:
+    """A downloaded PDF opened as a reader would: its page count and its text."""
+    from pypdf import PdfReader
+
+    reader = PdfReader(path)
+    return len(reader.pages), re.sub(r"\s+", " ", "\n".join(page.extract_text() for page in reader.pages))
 
 
 def _screenshot_failure(page: object, tmp_path: Path) -> None:
@@ -196,6 +206,20 @@ def test_a_new_user_signs_up_uploads_three_images_and_sees_the_results_arrive_li
         page.wait_for_function("(img) => img.complete && img.naturalWidth > 0", arg=overlay.element_handle())
         assert overlay.evaluate("img => img.naturalWidth") > 1000  # the page itself, not a thumbnail
         expect(first.locator(".explanation-toggle")).to_have_text("Hide the overlay")
+
+        # 4d. The first result's PDF report downloads and opens with its label and the caveat;
+        # so does the batch's, one summary page and one report per image.
+        first_name = first.locator(".job-name").text_content()
+        first_label = first.locator(".job-label").text_content()
+        with page.expect_download() as download:
+            first.locator("a.job-report").click()
+        report = _pdf_text(download.value.path())
+        assert f"ECG report: {first_name}" in report[1] and first_label in report[1], report
+        assert "Research software, not a medical device" in report[1]
+        with page.expect_download() as download:
+            page.click("#batch-report")
+        pages, batch_report = _pdf_text(download.value.path())
+        assert pages >= 4 and batch_report.count("ECG report: ") == 3, (pages, batch_report)
 
         # 5. The completion toast, and still the same document: nothing was reloaded.
         page.wait_for_function("() => window.__e2eToasts.length > 0", timeout=PAGE_TIMEOUT_MS)

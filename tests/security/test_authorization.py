@@ -65,6 +65,8 @@ def alices_signal(alices_job) -> Job:
         "/api/v1/jobs/{job}/fhir/",
         "/api/v1/batches/{batch}/fhir/",
         "/api/v1/jobs/{job}/explanation.png",
+        "/api/v1/jobs/{job}/report.pdf",
+        "/api/v1/batches/{batch}/report.pdf",
     ],
 )
 def test_another_users_session_gets_404_from_the_api(other_session_api, alices_signal, path):
@@ -108,6 +110,8 @@ def test_another_users_token_lists_none_of_the_owners_batches(other_api, alices_
         "/api/v1/batches/{batch}/fhir/",
         "/api/v1/jobs/{job}/explanation.png",
         "/jobs/{job}/explanation.png",
+        "/api/v1/jobs/{job}/report.pdf",
+        "/api/v1/batches/{batch}/report.pdf",
     ],
 )
 def test_another_users_token_or_page_gets_404_for_a_signal(other_api, other_client, alices_signal, path):
@@ -129,6 +133,8 @@ def test_the_owner_can_read_what_the_other_user_cannot(owner_api, alices_signal)
         f"/api/v1/jobs/{alices_job.pk}/fhir/",
         f"/api/v1/batches/{alices_job.batch_id}/fhir/",
         f"/api/v1/jobs/{alices_job.pk}/explanation.png",
+        f"/api/v1/jobs/{alices_job.pk}/report.pdf",
+        f"/api/v1/batches/{alices_job.batch_id}/report.pdf",
     ]:
         assert owner_api.get(url).status_code == 200, url
 
