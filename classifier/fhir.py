@@ -60,8 +60,7 @@ NOT_A_DEVICE = "Research software, not a medical device: a clinician reads the E
 def job_report(job: Job, signal: PageSignal | None) -> dict[str, Any]:
     """``job`` (with its predictions prefetched, newest first) as a DiagnosticReport; its leads
     are contained when ``signal`` is given."""
-    predictions = list(job.predictions.all())
-    prediction = predictions[0] if predictions and job.status == Job.Status.SUCCEEDED else None
+    prediction = job.result()
     report: dict[str, Any] = {
         "resourceType": "DiagnosticReport",
         "id": f"job-{job.pk}",

@@ -127,6 +127,13 @@ class Job(models.Model):
     def is_finished(self) -> bool:
         return self.status in self.FINISHED
 
+    def result(self) -> Prediction | None:
+        """The prediction a succeeded job shows (its newest: predictions are read newest first),
+        or None for a job that has not succeeded."""
+        if self.status != self.Status.SUCCEEDED:
+            return None
+        return next(iter(self.predictions.all()), None)
+
 
 class Prediction(models.Model):
     """What one model version said about one job's image."""

@@ -220,7 +220,7 @@ def measurements_summary(measurements: PageMeasurements | None) -> dict[str, Any
     }
 
 
-def _measurements(predictions: list[Prediction]) -> PageMeasurements | None:
+def newest_measurements(predictions: list[Prediction]) -> PageMeasurements | None:
     # Any model's prediction of the page carries the same reading; the newest that has one wins.
     return next(
         (prediction.measurements for prediction in predictions if prediction.measurements is not None), None
@@ -260,7 +260,7 @@ def job_as_dict(job: Job) -> dict[str, Any]:
             reverse("classifier:model-detail", args=[prediction.model_version.name]) if prediction else None
         ),
         "inference_ms": prediction.inference_ms if prediction else None,
-        "measurements": measurements_summary(_measurements(predictions)) if succeeded else None,
+        "measurements": measurements_summary(newest_measurements(predictions)) if succeeded else None,
         "explanation": _explanation(job, prediction) if succeeded else None,
         "report_url": reverse("api:job-report", args=[job.pk]) if job.is_finished else None,
         "error": job.error,

@@ -27,6 +27,7 @@ from classifier.ecg_signal import LEAD_ROWS, RHYTHM_LEAD, PageMeasurements, Page
 from classifier.explanations import overlay_png
 from classifier.model_pages import model_page
 from classifier.models import CLASS_KEYS, Batch, Job, Label
+from classifier.presenters import newest_measurements
 from ml.decision import label_note
 from ml.labels import DESCRIPTIONS
 
@@ -105,8 +106,7 @@ def _document(title: str, story: list[Flowable], generated: datetime) -> bytes:
 
 
 def _job_story(job: Job, signal: PageSignal | None) -> list[Flowable]:
-    predictions = list(job.predictions.all())
-    prediction = predictions[0] if predictions and job.status == Job.Status.SUCCEEDED else None
+    prediction = job.result()
     story: list[Flowable] = [
         Paragraph(f"ECG report: {_text(job.original_name)}", TITLE),
         Paragraph(
@@ -139,7 +139,7 @@ def _job_story(job: Job, signal: PageSignal | None) -> list[Flowable]:
         story.append(
             KeepTogether([Paragraph("The leads as read from the page", HEADING), _leads_drawing(signal)])
         )
-        measured = _measurements(predictions)
+        measured = newest_measurements(list(job.predictions.all()))
         if measured:
             story += _measurement_table(measured)
     story += _model_section(prediction)
@@ -184,13 +184,6 @@ def _leads_drawing(signal: PageSignal) -> Drawing:
             drawing.add(PolyLine(points, strokeColor=colors.black, strokeWidth=0.5))
             drawing.add(String(start * per_second + 2, baseline + row_height * 0.3, name, fontSize=7))
     return drawing
-
-
-def _measurements(predictions: list[Any]) -> PageMeasurements | None:
-    for prediction in predictions:
-        if prediction.measurements:
-            return prediction.measurements
-    return None
 
 
 def _measurement_table(measured: PageMeasurements) -> list[Flowable]:
@@ -239,8 +232,7 @@ def _batch_summary(batch: Batch, jobs: Sequence[Job]) -> list[Flowable]:
     ]
     rows: list[list[Any]] = [["Image", "Result", "Where the model looked"]]
     for job in jobs:
-        predictions = list(job.predictions.all())
-        prediction = predictions[0] if predictions and job.status == Job.Status.SUCCEEDED else None
+        prediction = job.result()
         if prediction is None:
             result, where = (job.error or job.status), ""
         else:

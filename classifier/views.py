@@ -187,8 +187,8 @@ def owned_explanation_response(request: HttpRequest, job_id: int) -> HttpRespons
         target_id=job_id,
         detail={"output": "explanation"},
     )
-    predictions = list(job.predictions.all())
-    explanation = predictions[0].explanation if predictions and job.status == Job.Status.SUCCEEDED else None
+    result = job.result()
+    explanation = result.explanation if result else None
     if not explanation:
         raise Http404("This job has no explanation.")
     return _patient_document(HttpResponse(overlay_png(job, explanation), content_type="image/png"))

@@ -31,6 +31,7 @@ from classifier.api import problems
 from classifier.api.schema import BatchSchema, JobSchema, SignalSchema
 from classifier.api.throttling import TokenRateThrottle, UploadRateThrottle
 from classifier.audit import Action, Outcome, audit_record, audited_lookup
+from classifier.ecg_signal import PageSignal
 from classifier.images import IMAGE_SIGNATURES, clean_file_name, megabytes
 from classifier.models import Batch, Job
 from classifier.presenters import BatchStatus, batch_output, job_output, signal_csv, signal_output
@@ -357,11 +358,15 @@ class JobDetailApi(ApiView):
         return Response(job_output(job))
 
 
-class JobImageApi(ApiView):
+class FileApi(ApiView):
+    """An endpoint that answers a file (an image, CSV, PDF or FHIR JSON) whatever the Accept
+    header asks; its errors still come back as problem JSON."""
+
     def perform_content_negotiation(self, request: Request, force: bool = False) -> Any:
-        # The image answers any Accept header; errors still come back as problem JSON.
         return super().perform_content_negotiation(request, force=True)
 
+
+class JobImageApi(FileApi):
     @extend_schema(
         operation_id="jobs_image",
         responses={
@@ -376,11 +381,7 @@ class JobImageApi(ApiView):
         return owned_image_response(request, job_id)
 
 
-class JobExplanationApi(ApiView):
-    def perform_content_negotiation(self, request: Request, force: bool = False) -> Any:
-        # The PNG answers any Accept header; errors still come back as problem JSON.
-        return super().perform_content_negotiation(request, force=True)
-
+class JobExplanationApi(FileApi):
     @extend_schema(
         operation_id="jobs_explanation",
         responses={
@@ -425,11 +426,7 @@ class JobSignalApi(ApiView):
         return Response(signal_output(found.job, found.signal, found.measurements))
 
 
-class JobSignalCsvApi(ApiView):
-    def perform_content_negotiation(self, request: Request, force: bool = False) -> Any:
-        # The CSV answers any Accept header; errors still come back as problem JSON.
-        return super().perform_content_negotiation(request, force=True)
-
+class JobSignalCsvApi(FileApi):
     @extend_schema(
         operation_id="jobs_signal_csv",
         responses={
@@ -458,14 +455,35 @@ def _fhir_response(resource: dict[str, Any]) -> HttpResponse:
     return HttpResponse(json.dumps(resource), content_type=f"{FHIR_JSON}; charset=utf-8")
 
 
-class FhirApi(ApiView):
-    def perform_content_negotiation(self, request: Request, force: bool = False) -> Any:
-        # FHIR JSON answers any Accept header (application/fhir+json included); errors still come
-        # back as problem JSON.
-        return super().perform_content_negotiation(request, force=True)
+def _own_job_with_signal(request: Request, job_id: int, output: str) -> JobSignal:
+    """The requester's job with its signal (404 for anyone else's), its read recorded."""
+    return audited_lookup(
+        lambda: selectors.job_signal_for_user(user=request.user, job_id=job_id),
+        action=Action.JOB_VIEW,
+        context=audit_context(request),
+        target_type="job",
+        target_id=job_id,
+        detail={"output": output},
+    )
 
 
-class JobFhirApi(FhirApi):
+def _own_batch_with_signals(
+    request: Request, batch_id: int, output: str
+) -> tuple[Batch, list[Job], dict[int, PageSignal]]:
+    """The requester's batch, its jobs and their signals (404 for anyone else's), its read recorded."""
+    batch = audited_lookup(
+        lambda: selectors.batch_get_for_user(user=request.user, batch_id=batch_id),
+        action=Action.BATCH_VIEW,
+        context=audit_context(request),
+        target_type="batch",
+        target_id=batch_id,
+        detail={"output": output},
+    )
+    jobs = list(batch.jobs.all())
+    return batch, jobs, selectors.signals_for_jobs(job_ids=[job.pk for job in jobs])
+
+
+class JobFhirApi(FileApi):
     @extend_schema(
         operation_id="jobs_fhir",
         responses={
@@ -483,18 +501,11 @@ class JobFhirApi(FhirApi):
     )
     def get(self, request: Request, job_id: int) -> HttpResponse:
         """One of your jobs as an HL7 FHIR R4B DiagnosticReport."""
-        found = audited_lookup(
-            lambda: selectors.job_signal_for_user(user=request.user, job_id=job_id),
-            action=Action.JOB_VIEW,
-            context=audit_context(request),
-            target_type="job",
-            target_id=job_id,
-            detail={"output": "fhir"},
-        )
+        found = _own_job_with_signal(request, job_id, "fhir")
         return _fhir_response(fhir.job_report(found.job, found.signal))
 
 
-class BatchFhirApi(FhirApi):
+class BatchFhirApi(FileApi):
     @extend_schema(
         operation_id="batches_fhir",
         responses={
@@ -509,16 +520,7 @@ class BatchFhirApi(FhirApi):
     )
     def get(self, request: Request, batch_id: int) -> HttpResponse:
         """One of your batches as an HL7 FHIR R4B Bundle of DiagnosticReports."""
-        batch = audited_lookup(
-            lambda: selectors.batch_get_for_user(user=request.user, batch_id=batch_id),
-            action=Action.BATCH_VIEW,
-            context=audit_context(request),
-            target_type="batch",
-            target_id=batch_id,
-            detail={"output": "fhir"},
-        )
-        jobs = list(batch.jobs.all())
-        signals = selectors.signals_for_jobs(job_ids=[job.pk for job in jobs])
+        _, jobs, signals = _own_batch_with_signals(request, batch_id, "fhir")
         base_url = request.build_absolute_uri("/").rstrip("/")
         return _fhir_response(fhir.batch_bundle(jobs, signals, base_url=base_url, when=timezone.now()))
 
@@ -533,13 +535,7 @@ def _pdf_response(content: bytes, filename: str) -> HttpResponse:
     return response
 
 
-class PdfApi(ApiView):
-    def perform_content_negotiation(self, request: Request, force: bool = False) -> Any:
-        # The PDF answers any Accept header; errors still come back as problem JSON.
-        return super().perform_content_negotiation(request, force=True)
-
-
-class JobReportApi(PdfApi):
+class JobReportApi(FileApi):
     @extend_schema(
         operation_id="jobs_report",
         responses={
@@ -556,19 +552,12 @@ class JobReportApi(PdfApi):
     )
     def get(self, request: Request, job_id: int) -> HttpResponse:
         """One of your jobs as a PDF report, to print or file."""
-        found = audited_lookup(
-            lambda: selectors.job_signal_for_user(user=request.user, job_id=job_id),
-            action=Action.JOB_VIEW,
-            context=audit_context(request),
-            target_type="job",
-            target_id=job_id,
-            detail={"output": "pdf"},
-        )
+        found = _own_job_with_signal(request, job_id, "pdf")
         content = reports.job_pdf(found.job, found.signal, generated=timezone.now())
         return _pdf_response(content, f"ecg-job-{found.job.pk}.pdf")
 
 
-class BatchReportApi(PdfApi):
+class BatchReportApi(FileApi):
     @extend_schema(
         operation_id="batches_report",
         responses={
@@ -583,15 +572,6 @@ class BatchReportApi(PdfApi):
     )
     def get(self, request: Request, batch_id: int) -> HttpResponse:
         """One of your batches as a PDF report."""
-        batch = audited_lookup(
-            lambda: selectors.batch_get_for_user(user=request.user, batch_id=batch_id),
-            action=Action.BATCH_VIEW,
-            context=audit_context(request),
-            target_type="batch",
-            target_id=batch_id,
-            detail={"output": "pdf"},
-        )
-        jobs = list(batch.jobs.all())
-        signals = selectors.signals_for_jobs(job_ids=[job.pk for job in jobs])
+        batch, jobs, signals = _own_batch_with_signals(request, batch_id, "pdf")
         content = reports.batch_pdf(batch, jobs, signals, generated=timezone.now())
         return _pdf_response(content, f"ecg-batch-{batch.pk}.pdf")
