@@ -95,8 +95,9 @@ verify-models: venv ## Check that ml.evaluate on the dev images reproduces every
 models-doc: venv ## Write docs/MODELS.md from the model cards and ml/reports (deterministic)
 	$(PY) -m ml.report --models-dir ml/models --reports-dir ml/reports --out docs/MODELS.md
 
-bench: venv ## The digitiser's cost beside a decode; latency, throughput and worker memory on the real stack; docs/PERFORMANCE.md
+bench: venv ## The digitiser's cost beside a decode; an explanation's beside a classification; latency, throughput and worker memory on the real stack; docs/PERFORMANCE.md
 	$(PY) -m bench.digitiser
+	$(PY) -m bench.explain
 	bash .ci/run --services-only
 	$(PY) -m bench.service
 	$(PY) -m bench.service --api --batch-size 100
