@@ -73,7 +73,7 @@ def explainable(model: Any) -> bool:
 
 class Explainer:
     """Explains a hybrid model's predictions; build it once per model (the attribution is one
-    compiled TensorFlow function: Grad-CAM's pass and the integrated-gradients path in one batch)."""
+    compiled TensorFlow function: Grad-CAM's pass, then the integrated-gradients path)."""
 
     def __init__(self, model: Any) -> None:
         import keras
@@ -87,7 +87,6 @@ class Explainer:
         probes = [keras.Model(m.input, [m.get_layer(FEATURE_LAYER).input, m.output]) for m in members]
         names = [list(m.input) for m in members]
         classes = int(model.output.shape[-1])
-        alphas = tf.reshape(tf.range(1, IG_STEPS + 1, dtype=tf.float32) / IG_STEPS, (IG_STEPS, 1, 1, 1))
 
         @tf.function(reduce_retracing=True)
         def attribute(batch: dict[str, Any], class_indices: Any) -> tuple[Any, Any]:
@@ -100,21 +99,18 @@ class Explainer:
                 gradients = tape.gradient(score, features)  # (n, ROWS, STEPS, channels)
                 weights = tf.reduce_mean(gradients, axis=(1, 2), keepdims=True)
                 cams.append(tf.nn.relu(tf.reduce_sum(weights * features, axis=-1)))
-            # Integrated gradients: every point of every page's path in one batch, path-major.
+            # Integrated gradients: one point of the path at a time for the whole batch (a batch
+            # of every point would hold 16 pages' activations per page at once).
             signals = batch["signals"]  # (n, samples, 2 * ROWS): each row's top and bottom ink edge
-            n = tf.shape(signals)[0]
-            path = tf.reshape(alphas * signals[tf.newaxis], (-1, *signals.shape[1:]))
-            repeated = {
-                key: tf.reshape(tf.repeat(value[tf.newaxis], IG_STEPS, axis=0), (-1, *value.shape[1:]))
-                for key, value in batch.items()
-                if key != "signals"
-            }
-            with tf.GradientTape() as tape:
-                tape.watch(path)
-                probabilities = model({**repeated, "signals": path}, training=False)
-                score = tf.reduce_sum(probabilities * tf.tile(targets, (IG_STEPS, 1)), axis=1)
-            gradients = tf.reshape(tape.gradient(score, path), (IG_STEPS, n, *signals.shape[1:]))
-            integrated = tf.reduce_mean(gradients, axis=0) * signals
+            total = tf.zeros_like(signals)
+            for k in tf.range(1, IG_STEPS + 1):  # the right Riemann sum of the path integral
+                point = signals * (tf.cast(k, tf.float32) / IG_STEPS)
+                with tf.GradientTape() as tape:
+                    tape.watch(point)
+                    probabilities = model({**batch, "signals": point}, training=False)
+                    score = tf.reduce_sum(probabilities * targets, axis=1)
+                total += tape.gradient(score, point)
+            integrated = total / IG_STEPS * signals
             return tf.reduce_mean(tf.stack(cams), axis=0), integrated
 
         self._attribute = attribute
