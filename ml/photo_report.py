@@ -37,6 +37,7 @@ import numpy as np
 from PIL import Image
 
 from ml.cards import machine_text
+from ml.crossval_card import report_configuration
 from ml.decision import nested_photo_figures
 from ml.device import machine_description
 from ml.digitiser_report import default_data_dir, page_files, physiology
@@ -191,6 +192,17 @@ def write_card_section(name: str, crossval_report: Path, guard_report: Path, pho
     path = card_path(resolve_model(name))
     card = json.loads(path.read_text())
     reports = [json.loads(report.read_text()) for report in (crossval_report, guard_report, photo_report)]
+    # The photo figures must be of this model's configuration (a photo-trained model's, say).
+    carded = card.get("crossval")
+    if carded:
+        expected = report_configuration(
+            {"training": carded.get("training", {}), "ensemble": card.get("ensemble", {})}
+        )
+        measured = report_configuration(reports[0])
+        if measured != expected:
+            raise ValueError(
+                f"{crossval_report} cross-validates {measured}, not {name}'s configuration {expected}."
+            )
     card["photos"] = card_section(card, *reports)
     path.write_text(json.dumps(card, indent=2) + "\n")
     return path

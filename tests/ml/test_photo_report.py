@@ -98,3 +98,23 @@ def test_the_card_section_needs_a_crossval_run_with_photos(tmp_path, capsys) -> 
     assert photo_report.main(argv) == 2
     assert "run python -m ml.crossval --photos" in capsys.readouterr().err
     assert json.loads((tmp_path / "m.json").read_text()) == {}
+
+
+def test_the_card_section_refuses_photo_figures_of_another_configuration(tmp_path, capsys) -> None:
+    """A photo-trained model's card takes the figures of a photo-trained cross-validation only."""
+    crossval = under_called_mi_report()
+    crossval["out_of_fold"] = [
+        {**row, "photo_probabilities": {"desk": row["probabilities"]}} for row in crossval["out_of_fold"]
+    ]
+    crossval["photos"] = {"generator": "ml.photos", "read_as": "as an upload is"}
+    model = tmp_path / "m.keras"
+    card = {"name": "m", "crossval": {"training": {**crossval.get("training", {}), "photo_augment": 1}}}
+    (tmp_path / "m.json").write_text(json.dumps(card))
+    for name, report in {"crossval": crossval, "guard": _guard_report(), "photos": _photos_report()}.items():
+        (tmp_path / f"{name}.json").write_text(json.dumps(report))
+    argv = ["--card", str(model), "--crossval-report", str(tmp_path / "crossval.json")]
+    argv += ["--guard-report", str(tmp_path / "guard.json"), "--out", str(tmp_path / "photos.json")]
+
+    assert photo_report.main(argv) == 2
+    assert "'photo_augment': 0" in capsys.readouterr().err
+    assert "photos" not in json.loads((tmp_path / "m.json").read_text())
