@@ -30,7 +30,7 @@ def test_train_writes_a_model_and_a_card_shaped_like_the_shipped_one(tmp_path: P
     carded_later = {"crossval", "calibration", "ensemble", "decision", "rebuilt", "photos"}
     assert set(card) == set(shipped) - carded_later
     assert card["machine"]["cpu"] and card["machine"]["onednn"].startswith(("on", "off"))
-    assert set(card["hyperparameters"]) == set(shipped["hyperparameters"]) - {"mi_weight"}
+    assert set(card["hyperparameters"]) == set(shipped["hyperparameters"]) - {"mi_weight", "photo_augment"}
     assert card["architecture"] == "cnn" and card["training_data"]["images_per_class"]["mi"] == 3
     assert card["metrics"]["validation"]["n"] == 4  # one of each class at 30%
     assert card["input"]["representation"] == "page"
