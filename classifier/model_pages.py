@@ -69,7 +69,7 @@ def model_page(version: ModelVersion, *, is_default: bool) -> dict[str, Any]:
         "architecture": ARCHITECTURES.get(summary.architecture, summary.architecture or "not recorded"),
         "created": summary.created or "not recorded",
         "images_total": _count(sum(int(n) for n in images.values() if isinstance(n, int)) or None),
-        "photo_trained": mapping(card.get("training_data")).get("photo_augmentation"),
+        "photo_trained": _photo_training(card),
         "evaluated_on": evaluated_on(summary),
         "cross_validated": summary.cross_validated,
         "macro_f1": format_interval(summary),
@@ -120,6 +120,15 @@ def _photo_limit(photos: Mapping[str, Any]) -> str:
             f"{scans} on scans of the same pages. Send a scan when you can."
         )
     return f"It reads phone photos of printouts about as well as scans: macro-F1 {figures}, against {scans}."
+
+
+def _photo_training(card: Mapping[str, Any]) -> str:
+    """How many phone photos of each page the model also trained on, in words ("" for none)."""
+    count = mapping(card.get("hyperparameters")).get("photo_augment")
+    if not isinstance(count, int) or count < 1:
+        return ""
+    photos = "a phone photo" if count == 1 else f"{count} phone photos"
+    return f"{photos} of each of them, made by the project (on a desk and on a screen, in turn)"
 
 
 def _photo_rows(photos: Mapping[str, Any]) -> list[PhotoRow]:

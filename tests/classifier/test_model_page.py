@@ -30,7 +30,9 @@ def test_the_default_models_page_gives_its_data_figures_limits_and_credit(owner_
 
     assert f"Model {DEFAULT_MODEL_NAME} the default" in page
     images = card["training_data"]["images_per_class"]
-    assert f"It was trained on {sum(images.values())} scanned 12-lead ECG printouts;" in page
+    trained_on = f"It was trained on {sum(images.values())} scanned 12-lead ECG printouts"
+    photos = card["hyperparameters"].get("photo_augment")
+    assert trained_on + (" and on a phone photo of each of them" if photos == 1 else ";") in page
     assert f"Acute myocardial infarction {images['mi']} " in page
     # The cross-validated figures with their interval, as the card states them (its decision rule's).
     decided = card["decision"]["crossval"]["pooled"]["macro_f1"]
