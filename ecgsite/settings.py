@@ -317,7 +317,7 @@ if not 0 < ECGSITE_MAX_IMAGE_PIXELS <= MAX_PIXELS:
 # screenshots, blank pages), with the reason, instead of classifying them into one of the labels.
 ECGSITE_OOD_GUARD = env_bool("ECGSITE_OOD_GUARD", True)
 # Explain each hybrid prediction (ml.explain: which lead and seconds drove it, and an overlay);
-# about 0.1-0.2 s of a worker's CPU per page. Off: results only, at full speed.
+# a few tenths of a second of a worker's CPU per page (bench.explain). Off: results only, at full speed.
 ECGSITE_EXPLANATIONS = env_bool("ECGSITE_EXPLANATIONS", True)
 # The admin's model comparison also shows every cross-validation report (crossval-<arch>.json from
 # `python -m ml.crossval`) in this folder: all architectures on the same folds, shipped or not.
