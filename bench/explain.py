@@ -20,26 +20,19 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from bench.digitiser import synthetic_pages
 from ml.cards import machine_text
 from ml.device import machine_description
 from ml.digitiser_report import default_data_dir, page_files
 from ml.inference import Classifier, PageInputs
 from ml.models import resolve_model
-from ml.synthetic import render_ecg
 
 
 def _pages(data_dir: Path, count: int) -> tuple[list[bytes], str]:
     files = page_files(data_dir, count)
     if files:
         return [path.read_bytes() for path in files], f"{len(files)} pages from {data_dir}"
-    import io
-
-    pages = []
-    for index in range(count):
-        png = io.BytesIO()
-        render_ecg(("normal", "mi", "history_mi", "abnormal")[index % 4], index).save(png, format="PNG")
-        pages.append(png.getvalue())
-    return pages, f"{count} synthetic pages (no images in {data_dir})"
+    return synthetic_pages(count), f"{count} synthetic pages (no images in {data_dir})"
 
 
 def _best_ms_per_page(run: Callable[[], None], pages: int, repeats: int) -> float:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import io
 import math
-from typing import Any, TypedDict, cast
+from typing import Any, TypedDict
 
 import numpy as np
 from PIL import Image
@@ -45,7 +45,7 @@ def overlay_png(job: Job, explanation: ExplanationRecord) -> bytes:
     with job.image.open("rb") as stored:
         page = Image.open(stored)
         page.load()
-    drawn = explain.overlay(page, np.asarray(cast(Any, explanation)["weights"], dtype=np.float64))
+    drawn = explain.overlay(page, np.asarray(explanation["weights"], dtype=np.float64))
     out = io.BytesIO()
     drawn.save(out, format="PNG", optimize=False, compress_level=3)
     return out.getvalue()

@@ -60,6 +60,12 @@ NOT_A_DEVICE = "Research software, not a medical device: a clinician reads the E
 def job_report(job: Job, signal: PageSignal | None) -> dict[str, Any]:
     """``job`` (with its predictions prefetched, newest first) as a DiagnosticReport; its leads
     are contained when ``signal`` is given."""
+    report = _report(job, signal)
+    DiagnosticReport.model_validate(report)
+    return report
+
+
+def _report(job: Job, signal: PageSignal | None) -> dict[str, Any]:
     prediction = job.result()
     report: dict[str, Any] = {
         "resourceType": "DiagnosticReport",
@@ -74,7 +80,7 @@ def job_report(job: Job, signal: PageSignal | None) -> dict[str, Any]:
     if job.status == Job.Status.FAILED:
         report["conclusion"] = job.error or "The image could not be classified."
     if prediction is None:
-        return _checked(report)
+        return report
 
     model = prediction.model_version
     performer = {"display": f"ecgsite, model {model.name}"}
@@ -105,7 +111,7 @@ def job_report(job: Job, signal: PageSignal | None) -> dict[str, Any]:
             ],
         }
     )
-    return _checked(report)
+    return report
 
 
 def batch_bundle(
@@ -119,7 +125,8 @@ def batch_bundle(
         "entry": [
             {
                 "fullUrl": base_url + reverse("api:job-fhir", args=[job.pk]),
-                "resource": job_report(job, signals.get(job.pk)),
+                # Checked once, as the bundle's entries, not again on their own.
+                "resource": _report(job, signals.get(job.pk)),
             }
             for job in jobs
         ],
@@ -179,8 +186,3 @@ def _lead(name: str, text: str, samples: list[float], period_ms: float) -> dict[
             "data": " ".join(f"{v:.4f}" if v is not None and math.isfinite(v) else "E" for v in samples),
         },
     }
-
-
-def _checked(report: dict[str, Any]) -> dict[str, Any]:
-    DiagnosticReport.model_validate(report)
-    return report
