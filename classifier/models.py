@@ -115,6 +115,9 @@ class Job(models.Model):
     # When the job was last handed to the broker: the reaper's clock for jobs stuck in queued.
     enqueued_at = models.DateTimeField(null=True, blank=True)
     started = models.DateTimeField(null=True, blank=True)
+    # Until when the running job is its worker's: set by the claim, renewed by the worker's
+    # heartbeat (worker.heartbeat); once it has passed, the reaper hands the job back.
+    lease_expires = models.DateTimeField(null=True, blank=True)
     finished = models.DateTimeField(null=True, blank=True)
 
     class Meta:
@@ -294,3 +297,28 @@ class AuditEvent(models.Model):
 
     def delete(self, *args: object, **kwargs: object) -> tuple[int, dict[str, int]]:
         raise PermissionError("Audit events are append-only: they cannot be deleted.")
+
+
+class WorkerProcess(models.Model):
+    """A worker process as its heartbeat (worker.heartbeat) last reported it: what the health
+    endpoint and the metrics count as live workers. One row per process; gone ones are pruned."""
+
+    class State(models.TextChoices):
+        LOADING = "loading", "Loading its model"
+        READY = "ready", "Ready"
+        UNAVAILABLE = "unavailable", "Its model cannot run"
+
+    name = models.CharField(max_length=255, unique=True)  # "<hostname>/<pid>"
+    hostname = models.CharField(max_length=255)
+    pid = models.PositiveIntegerField()
+    queues = models.CharField(max_length=255, blank=True)  # comma-separated
+    model = models.CharField(max_length=255, blank=True)  # "" on a worker that classifies nothing
+    state = models.CharField(max_length=12, choices=State.choices)
+    started = models.DateTimeField()
+    seen = models.DateTimeField(db_index=True)
+
+    class Meta:
+        ordering = ("name",)
+
+    def __str__(self) -> str:
+        return f"Worker {self.name} ({self.state})"

@@ -7,9 +7,11 @@ worker.reap_stale_jobs, `manage.py reap_stale_jobs` from cron, or the embedded r
 thread), the reaper finds those jobs again:
 
 1. A job queued for longer than ECGSITE_QUEUED_TIMEOUT_S since it was last handed to the
-   broker (`enqueued_at`: the upload, or the reaper's latest hand-back), or running for longer
-   than ECGSITE_RUNNING_TIMEOUT_S since its latest claim (`started`), is stale. A row from
-   before `enqueued_at` existed falls back to `created`.
+   broker (`enqueued_at`: the upload, or the reaper's latest hand-back), or running with its
+   lease run out (`lease_expires`: the claim leases it, the worker's heartbeat renews it), is
+   stale. So a job whose worker died or froze is back within the lease, and a slow job whose
+   worker lives is never taken from it. A row from before `enqueued_at` falls back to
+   `created`; one running from before leases, to ECGSITE_RUNNING_TIMEOUT_S since `started`.
 2. A stale job that has used ECGSITE_MAX_ATTEMPTS claims is failed with a message its owner
    reads; any other gets a fresh task id and goes (back) to queued, for the caller to enqueue.
 3. Each change is one conditional UPDATE that names the state, task id and attempts the reaper
@@ -73,13 +75,14 @@ def jobs_stale(*, now: datetime, limit: int) -> list[_Seen]:
     running_before = now - timedelta(seconds=settings.ECGSITE_RUNNING_TIMEOUT_S)
     clock = Case(
         When(status=Job.Status.QUEUED, then=Coalesce("enqueued_at", "created")),
-        default=Coalesce("started", "created"),
+        default=Coalesce("lease_expires", "started", "created"),
     )
     rows = (
         Job.objects.annotate(clock=clock)
         .filter(
             Q(status=Job.Status.QUEUED, clock__lt=queued_before)
-            | Q(status=Job.Status.RUNNING, clock__lt=running_before)
+            | Q(status=Job.Status.RUNNING, lease_expires__lt=now)
+            | Q(status=Job.Status.RUNNING, lease_expires__isnull=True, clock__lt=running_before)
         )
         .order_by("clock", "pk")
         .values_list("pk", "status", "task_id", "attempts")[:limit]

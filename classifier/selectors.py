@@ -3,17 +3,31 @@ Model versions, which belong to no user, are read here too."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import Any
 
-from django.db.models import BooleanField, Count, ExpressionWrapper, Prefetch, Q, QuerySet
+from django.conf import settings
+from django.db.models import (
+    BooleanField,
+    Count,
+    DurationField,
+    ExpressionWrapper,
+    F,
+    Prefetch,
+    Q,
+    QuerySet,
+    Sum,
+)
 from django.http import Http404
 from django.shortcuts import get_object_or_404
+from django.utils import timezone
 
 from accounts.models import User
 from classifier.ecg_signal import PageMeasurements, PageSignal
-from classifier.models import Batch, Job, ModelVersion, Prediction
+from classifier.models import Batch, Job, ModelVersion, Prediction, WorkerProcess
 
 
 def user_group_name(user_id: int) -> str:
@@ -152,3 +166,57 @@ def model_version_get(*, name: str) -> ModelVersion:
     """A registered model version by name; 404 when there is none (a model page is no secret,
     but an unknown name has no page)."""
     return get_object_or_404(ModelVersion, name=name)
+
+
+def workers_live() -> list[WorkerProcess]:
+    """Worker processes heard from within ECGSITE_WORKER_GONE_S (``worker.heartbeat``)."""
+    since = timezone.now() - timedelta(seconds=settings.ECGSITE_WORKER_GONE_S)
+    return list(WorkerProcess.objects.filter(seen__gte=since).order_by("hostname", "pid"))
+
+
+@dataclass(frozen=True)
+class Histogram:
+    """Cumulative counts of values at or under each bound, with their count and sum."""
+
+    bounds: tuple[float, ...]
+    cumulative: tuple[int, ...]  # one per bound
+    count: int
+    total: float
+
+
+def job_counts_by_status() -> dict[str, int]:
+    """How many jobs are in each status now (every status, zero included)."""
+    counts = dict(Job.objects.values_list("status").annotate(n=Count("pk")).order_by())
+    return {status: counts.get(status, 0) for status in Job.Status.values}
+
+
+def _histogram(queryset: QuerySet, value: Any, bounds: Sequence[float], to_bound: Any) -> Histogram:
+    """One aggregate query: the count at or under each bound, all, and the sum of `value`."""
+    annotated = queryset.annotate(metric_value=value)
+    buckets = {
+        f"le_{index}": Count("pk", filter=Q(metric_value__lte=to_bound(bound)))
+        for index, bound in enumerate(bounds)
+    }
+    row = annotated.aggregate(**buckets, count=Count("pk"), total=Sum("metric_value"))
+    total = row["total"]
+    if isinstance(total, timedelta):
+        total = total.total_seconds()
+    return Histogram(
+        bounds=tuple(bounds),
+        cumulative=tuple(row[f"le_{index}"] for index in range(len(bounds))),
+        count=row["count"],
+        total=float(total or 0.0),
+    )
+
+
+def job_seconds_histogram(bounds: Sequence[float]) -> Histogram:
+    """Seconds from upload to result of every succeeded job."""
+    duration = ExpressionWrapper(F("finished") - F("created"), output_field=DurationField())
+    finished = Job.objects.filter(status=Job.Status.SUCCEEDED, finished__isnull=False)
+    return _histogram(finished, duration, bounds, lambda bound: timedelta(seconds=bound))
+
+
+def inference_seconds_histogram(bounds: Sequence[float]) -> Histogram:
+    """The model's seconds per image of every prediction (its share of a forward pass)."""
+    histogram = _histogram(Prediction.objects.all(), F("inference_ms"), bounds, lambda bound: bound * 1000.0)
+    return dataclasses.replace(histogram, total=histogram.total / 1000.0)

@@ -10,6 +10,7 @@ import math
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,7 @@ from classifier.audit import Action, AuditContext, Outcome, audit_record
 from classifier.ecg_signal import PageMeasurements, PageSignal, measurements_check, signal_check
 from classifier.explanations import explanation_check
 from classifier.images import CleanImage, InvalidUpload, clean_images
-from classifier.models import CLASS_KEYS, Batch, Job, ModelVersion, Prediction
+from classifier.models import CLASS_KEYS, Batch, Job, ModelVersion, Prediction, WorkerProcess
 from classifier.reaper import ReapResult, attempts_exhausted_message, jobs_reap_stale
 from classifier.selectors import jobs_get_with_predictions
 from ml import models as shipped_models
@@ -321,8 +322,24 @@ def job_claim(*, job_id: int, task_id: str) -> Job | None:
         job.task_id = task_id
         job.attempts += 1
         job.started = now
-        job.save(update_fields=["status", "task_id", "attempts", "started"])
+        job.lease_expires = _lease_from(now)
+        job.save(update_fields=["status", "task_id", "attempts", "started", "lease_expires"])
     return job
+
+
+def _lease_from(now: datetime) -> datetime:
+    return now + timedelta(seconds=settings.ECGSITE_LEASE_S)
+
+
+def jobs_lease_renew(*, task_id: str, job_ids: Sequence[int]) -> int:
+    """Extend the leases of the jobs this delivery still runs (``worker.heartbeat``, every few
+    seconds); the number renewed. A job the reaper took back meanwhile is not this delivery's
+    any more, and stays with whoever has it."""
+    if not job_ids:
+        return 0
+    return Job.objects.filter(pk__in=job_ids, status=Job.Status.RUNNING, task_id=task_id).update(
+        lease_expires=_lease_from(timezone.now())
+    )
 
 
 def jobs_claim_batch(*, job_id: int, task_id: str, limit: int) -> list[Job]:
@@ -361,8 +378,13 @@ def jobs_claim_more(*, job: Job, task_id: str, limit: int) -> list[Job]:
     ids = list(candidates)
     if not ids:
         return []
+    now = timezone.now()
     Job.objects.filter(mine, pk__in=ids).update(
-        status=Job.Status.RUNNING, task_id=task_id, attempts=F("attempts") + 1, started=timezone.now()
+        status=Job.Status.RUNNING,
+        task_id=task_id,
+        attempts=F("attempts") + 1,
+        started=now,
+        lease_expires=_lease_from(now),
     )
     return list(Job.objects.filter(pk__in=ids, status=Job.Status.RUNNING, task_id=task_id).order_by("pk"))
 
@@ -464,8 +486,9 @@ def prediction_record(
     digitiser could not read the page. Measurements come only with a signal. ``explanation``
     (``classifier.explanations.ExplanationRecord``) says which lead and seconds drove the label.
 
-    A job that is no longer running (another delivery finished it, or it failed meanwhile)
-    keeps its state and gets no prediction. A job this model already predicted (a re-run on
+    A job that is no longer this delivery's (another delivery finished it or holds it now,
+    after this one's worker froze past its lease; or it failed meanwhile) keeps its state and
+    gets no prediction. A job this model already predicted (a re-run on
     the same model) succeeds and keeps the earlier prediction.
     """
     _check_probabilities(label, probabilities)
@@ -478,7 +501,7 @@ def prediction_record(
         raise ValueError("measurements are stored only with the signal they were read from")
     now = timezone.now()
     with transaction.atomic():
-        finished = Job.objects.filter(pk=job.pk, status=Job.Status.RUNNING).update(
+        finished = Job.objects.filter(pk=job.pk, status=Job.Status.RUNNING, task_id=job.task_id).update(
             status=Job.Status.SUCCEEDED, model_version=model_version, finished=now, error=""
         )
         if finished:
@@ -498,7 +521,7 @@ def prediction_record(
             except IntegrityError:
                 logger.info("job %s already has a prediction from %s; kept the first", job.pk, model_version)
         else:
-            logger.info("job %s is no longer running; its prediction was not stored", job.pk)
+            logger.info("job %s is no longer this delivery's; its prediction was not stored", job.pk)
     job.refresh_from_db()
     return job
 
@@ -514,22 +537,26 @@ def _check_probabilities(label: str, probabilities: dict[str, float]) -> None:
         raise ValueError(f"probabilities must sum to 1; got {sum(probabilities.values())}")
 
 
-def job_fail(*, job_id: int, error: str) -> Job:
-    """Mark an unfinished job failed with a message its owner will read."""
-    Job.objects.filter(pk=job_id).exclude(status__in=Job.FINISHED).update(
-        status=Job.Status.FAILED, error=error, finished=timezone.now()
-    )
+def job_fail(*, job_id: int, error: str, task_id: str | None = None) -> Job:
+    """Mark an unfinished job failed with a message its owner will read; with ``task_id``, only
+    while that delivery still holds it (a worker fails only its own jobs)."""
+    unfinished = Job.objects.filter(pk=job_id).exclude(status__in=Job.FINISHED)
+    if task_id is not None:
+        unfinished = unfinished.filter(task_id=task_id)
+    unfinished.update(status=Job.Status.FAILED, error=error, finished=timezone.now())
     return Job.objects.get(pk=job_id)
 
 
-def jobs_fail_unfinished(*, job_ids: Sequence[int], error: str) -> list[int]:
-    """Fail those of the jobs that have not finished (``job_fail``); the ids of those it failed."""
-    unfinished = list(
-        Job.objects.filter(pk__in=job_ids).exclude(status__in=Job.FINISHED).values_list("pk", flat=True)
-    )
-    for job_id in unfinished:
-        job_fail(job_id=job_id, error=error)
-    return unfinished
+def jobs_fail_unfinished(*, job_ids: Sequence[int], error: str, task_id: str | None = None) -> list[int]:
+    """Fail those of the jobs that have not finished (``job_fail``, ``task_id`` as there); the
+    ids of those it failed."""
+    unfinished = Job.objects.filter(pk__in=job_ids).exclude(status__in=Job.FINISHED)
+    if task_id is not None:
+        unfinished = unfinished.filter(task_id=task_id)
+    ids = list(unfinished.values_list("pk", flat=True))
+    for job_id in ids:
+        job_fail(job_id=job_id, error=error, task_id=task_id)
+    return ids
 
 
 def batch_complete_if_done(*, batch_id: int) -> bool:
@@ -598,6 +625,7 @@ def jobs_reap_and_enqueue(
         job_report(job_id=job_id)
     if result.requeued or result.failed:
         logger.info("reaper: re-queued %s job(s), failed %s", len(result.requeued), len(result.failed))
+    workers_forget_gone()
     return result
 
 
@@ -709,3 +737,42 @@ def batch_rerun(
 ) -> RerunResult:
     """Queue every finished job of the batch again on `model_version` (see jobs_rerun)."""
     return jobs_rerun(jobs=batch.jobs.all(), model_version=model_version, actor=actor, context=context)
+
+
+@dataclass(frozen=True)
+class WorkerBeat:
+    """What one worker process says of itself in each heartbeat (``worker.heartbeat``)."""
+
+    hostname: str
+    pid: int
+    queues: tuple[str, ...]
+    model: str  # "" for a worker that classifies nothing
+    state: str  # a WorkerProcess.State value
+    started: datetime
+
+
+def worker_seen(*, beat: WorkerBeat) -> None:
+    """Record that this worker process is alive now, and in what state."""
+    WorkerProcess.objects.update_or_create(
+        name=f"{beat.hostname}/{beat.pid}",
+        defaults={
+            "hostname": beat.hostname,
+            "pid": beat.pid,
+            "queues": ",".join(beat.queues),
+            "model": beat.model,
+            "state": beat.state,
+            "started": beat.started,
+            "seen": timezone.now(),
+        },
+    )
+
+
+# Rows of worker processes not heard from for this long are deleted by the reaper's runs.
+WORKER_FORGOTTEN_AFTER = timedelta(hours=1)
+
+
+def workers_forget_gone(*, now: datetime | None = None) -> int:
+    """Delete the rows of worker processes long gone (restarts leave one each); how many."""
+    cutoff = (now or timezone.now()) - WORKER_FORGOTTEN_AFTER
+    deleted, _ = WorkerProcess.objects.filter(seen__lt=cutoff).delete()
+    return deleted

@@ -34,7 +34,10 @@ application = ProtocolTypeRouter(
 )
 
 if settings.ECGSITE_TASK_RUNNER == "embedded":
+    from worker import heartbeat
     from worker.embedded import runner
 
-    # This process is the only worker: pick up what a previous run left unfinished.
+    # This process is the only worker: pick up what a previous run left unfinished, and beat
+    # (job leases, the health endpoint's worker) as a worker of every queue.
     runner.recover_unfinished()
+    heartbeat.start((settings.CELERY_TASK_DEFAULT_QUEUE, settings.MAINTENANCE_QUEUE))

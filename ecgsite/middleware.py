@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed
 
 from ecgsite.proxies import client_address, is_trusted_proxy
 
@@ -26,6 +26,29 @@ class RequestIdMiddleware:
         request.request_id = uuid.uuid4().hex  # type: ignore[attr-defined]
         response = self.get_response(request)
         response[REQUEST_ID_HEADER] = request.request_id  # type: ignore[attr-defined]
+        return response
+
+
+class OperationsEndpointsMiddleware:
+    """Answers /health/, /health/live/ and /metrics before the host check and the https
+    redirect: probes and scrapers reach a pod by its address, over plain HTTP inside the
+    cluster. They read no session and no user; /metrics checks its own bearer token."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        from ecgsite import health, metrics  # they import models: not at app-loading time
+
+        endpoint = {"/health/": health.health, "/health/live/": health.live, "/metrics": metrics.metrics}.get(
+            request.path_info
+        )
+        if endpoint is None:
+            return self.get_response(request)
+        if request.method not in ("GET", "HEAD"):
+            return HttpResponseNotAllowed(["GET", "HEAD"])
+        response = endpoint(request)
+        response["Cache-Control"] = "no-store"
         return response
 
 

@@ -75,6 +75,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "ecgsite.middleware.RequestIdMiddleware",  # first: every response, even a redirect, has an id
+    # Before the host check and the https redirect: probes come by pod address over plain HTTP.
+    "ecgsite.middleware.OperationsEndpointsMiddleware",
     # Before SecurityMiddleware: its https redirect reads X-Forwarded-Proto (trusted proxies only).
     "ecgsite.middleware.TrustedProxyMiddleware",
     "django.middleware.security.SecurityMiddleware",
@@ -198,8 +200,34 @@ STATIC_ROOT = env_str("STATIC_ROOT") or (str(VAR_DIR / "staticfiles") if PRODUCT
 WHITENOISE_USE_FINDERS = not PRODUCTION
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(VAR_DIR / "media")))
 # No MEDIA_URL is served: images leave only through a view that checks ownership.
+# ECGSITE_MEDIA_STORAGE=s3 keeps the uploads in an S3 bucket (django-storages), so web and
+# workers on separate machines share nothing but it; "local" (the default) is MEDIA_ROOT.
+ECGSITE_MEDIA_STORAGE = env_str("ECGSITE_MEDIA_STORAGE", "local")
+if ECGSITE_MEDIA_STORAGE == "local":
+    _MEDIA_BACKEND: dict = {"BACKEND": "django.core.files.storage.FileSystemStorage"}
+elif ECGSITE_MEDIA_STORAGE == "s3":
+    if not env_str("AWS_STORAGE_BUCKET_NAME"):
+        raise ImproperlyConfigured("ECGSITE_MEDIA_STORAGE=s3 needs AWS_STORAGE_BUCKET_NAME.")
+    _MEDIA_BACKEND = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": env_str("AWS_STORAGE_BUCKET_NAME"),
+            # Empty: AWS itself; set for an S3-compatible server (MinIO, Ceph, a cloud's own).
+            "endpoint_url": env_str("AWS_S3_ENDPOINT_URL") or None,
+            "region_name": env_str("AWS_S3_REGION_NAME") or None,
+            # Credentials: AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, or the pod's role (boto3's chain).
+            "access_key": env_str("AWS_ACCESS_KEY_ID") or None,
+            "secret_key": env_str("AWS_SECRET_ACCESS_KEY") or None,
+            # Patient images: private objects, never overwritten, no public URLs handed out.
+            "default_acl": "private",
+            "file_overwrite": False,
+            "querystring_auth": True,
+        },
+    }
+else:
+    raise ImproperlyConfigured("ECGSITE_MEDIA_STORAGE must be 'local' or 's3'.")
 STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "default": _MEDIA_BACKEND,
     "staticfiles": {
         "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
         if PRODUCTION
@@ -227,6 +255,13 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # Celery's 4 s default kills a child still loading TensorFlow, and the next, and the next.
 CELERY_WORKER_PROC_ALIVE_TIMEOUT = env_int("CELERY_WORKER_PROC_ALIVE_TIMEOUT", 120)
 CELERY_TASK_DEFAULT_QUEUE = "classify"
+# Webhook deliveries, their sweep and the reaper run on a queue of their own with its own
+# workers, so they never wait behind classifications (nor a classify worker behind them).
+MAINTENANCE_QUEUE = "maintenance"
+CELERY_TASK_ROUTES = {
+    name: {"queue": MAINTENANCE_QUEUE}
+    for name in ("worker.deliver_webhook", "worker.sweep_webhooks", "worker.reap_stale_jobs")
+}
 # An upload sends one queue message per this many jobs, and one classify task claims up to this
 # many queued jobs for the same model (worker.tasks.classify); a lone job waits at most
 # ECGSITE_CLASSIFY_BATCH_WAIT_MS for company. 1 turns batching off.
@@ -246,7 +281,24 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 ECGSITE_QUEUED_TIMEOUT_S = env_int("ECGSITE_QUEUED_TIMEOUT_S", 600)
 # A job running this long is presumed dead: keep it above the hard time limit (1.2 x soft).
 ECGSITE_RUNNING_TIMEOUT_S = env_int("ECGSITE_RUNNING_TIMEOUT_S", int(CLASSIFY_SOFT_TIME_LIMIT * 1.2) + 60)
-ECGSITE_REAPER_INTERVAL_S = env_int("ECGSITE_REAPER_INTERVAL_S", 60)
+ECGSITE_REAPER_INTERVAL_S = env_int("ECGSITE_REAPER_INTERVAL_S", 5)
+# A running job is leased to its worker: the claim leases it for ECGSITE_LEASE_S, and the
+# worker's heartbeat thread (worker.heartbeat) renews the lease every ECGSITE_HEARTBEAT_S while
+# the worker lives, however long the job takes. The reaper hands back a job whose lease ran
+# out, so a dead or frozen worker's job is queued again within ECGSITE_LEASE_S plus one reaper
+# interval (20 s by default). ECGSITE_RUNNING_TIMEOUT_S still covers rows from before leases.
+ECGSITE_HEARTBEAT_S = env_int("ECGSITE_HEARTBEAT_S", 5)
+ECGSITE_LEASE_S = env_int("ECGSITE_LEASE_S", 15)
+if ECGSITE_HEARTBEAT_S < 1 or ECGSITE_LEASE_S < 2 * ECGSITE_HEARTBEAT_S:
+    raise ImproperlyConfigured(
+        "ECGSITE_LEASE_S must be at least twice ECGSITE_HEARTBEAT_S (>= 1), so that one late "
+        "heartbeat does not cost a living worker its job."
+    )
+# A worker not heard from for this long is gone (the health endpoint and ecgsite_workers).
+ECGSITE_WORKER_GONE_S = 3 * ECGSITE_HEARTBEAT_S
+# Where each worker process also writes its heartbeat, for `python -m worker.alive` (the
+# container's probe, which reads the same variable without starting Django).
+ECGSITE_WORKER_HEARTBEAT_FILE = env_str("ECGSITE_WORKER_HEARTBEAT_FILE", "/tmp/ecgsite-worker-heartbeat.json")
 ECGSITE_REAPER_BATCH_SIZE = env_int("ECGSITE_REAPER_BATCH_SIZE", 200)
 # Tests only (tests/realstack/test_faults.py): the classify task sleeps this long after the
 # first claim of a job, so a fault test can kill its worker mid-task. Never set in production.
@@ -378,6 +430,9 @@ SPECTACULAR_SETTINGS = {
 ECGSITE_WEBHOOK_ALLOW_PRIVATE = env_bool("ECGSITE_WEBHOOK_ALLOW_PRIVATE", False)
 ECGSITE_WEBHOOK_MAX_ATTEMPTS = env_int("ECGSITE_WEBHOOK_MAX_ATTEMPTS", 8)
 ECGSITE_WEBHOOK_TIMEOUT_S = env_int("ECGSITE_WEBHOOK_TIMEOUT_S", 10)
+# Time limits of the maintenance tasks: a delivery is one HTTP request (its timeout above); a
+# sweep or a reaper run is a few queries. The hard limit kills what hangs anyway.
+MAINTENANCE_SOFT_TIME_LIMIT = env_int("ECGSITE_MAINTENANCE_SOFT_TIME_LIMIT", 60)
 # Waits between attempts: base * 2^(n-1) (±20 %), capped: 30 s, 1, 2, 4, 8, 10, 10 min.
 ECGSITE_WEBHOOK_BACKOFF_S = env_int("ECGSITE_WEBHOOK_BACKOFF_S", 30)
 ECGSITE_WEBHOOK_BACKOFF_MAX_S = env_int("ECGSITE_WEBHOOK_BACKOFF_MAX_S", 600)
@@ -414,3 +469,6 @@ LOGGING = {
 
 # Absolute address of the site, for links in emails.
 ECGSITE_SITE_URL = env_str("ECGSITE_SITE_URL", "http://127.0.0.1:8000")
+
+# GET /metrics (Prometheus text) answers only `Authorization: Bearer <this>`; empty: to nobody.
+ECGSITE_METRICS_TOKEN = env_str("ECGSITE_METRICS_TOKEN")

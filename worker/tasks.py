@@ -27,6 +27,7 @@ from classifier.models import Job, ModelVersion
 from ml import leads
 from ml.inference import Classifier, ModelLoadError, PageInputs
 from ml.preprocess import InvalidImageError
+from worker import heartbeat
 from worker.runtime import get_classifier, model_identity, prove_default_model, set_concurrency
 
 logger = logging.getLogger(__name__)
@@ -69,6 +70,13 @@ def classify(self, job_id: int) -> None:
             return
     elif len(jobs) == 1:
         jobs += _company(jobs[0], self.request.id)
+    # The claims leased the jobs; this process's heartbeat renews the leases while they run.
+    with heartbeat.holding(self.request.id, [claimed.pk for claimed in jobs]):
+        _run_claimed(jobs, self.request.id)
+
+
+def _run_claimed(jobs: list[Job], task_id: str) -> None:
+    """Classify the claimed jobs on their model; whatever stops that fails the jobs still held."""
     job = jobs[0]
     services.jobs_report(job_ids=[claimed.pk for claimed in jobs])
     _pause_for_fault_tests(job)
@@ -79,19 +87,21 @@ def classify(self, job_id: int) -> None:
         model_version = services.model_version_register(identity=model_identity(classifier))
         _classify_jobs(jobs, classifier, model_version)
     except SoftTimeLimitExceeded:
-        _fail_unfinished(jobs, "Classification took too long and was stopped.")
+        _fail_unfinished(jobs, task_id, "Classification took too long and was stopped.")
     except (OperationalError, InterfaceError):
         raise  # the database blinked: Celery retries the task, which resumes the jobs it claimed
     except ModelLoadError:
         # Only a re-run's model can get here: a worker proves its default one before any job.
-        logger.exception("job %s: its model could not run on this worker", job_id)
+        logger.exception("job %s: its model could not run on this worker", job.pk)
         _fail_unfinished(
-            jobs, "The model version chosen for this job could not run on the worker. It has been logged."
+            jobs,
+            task_id,
+            "The model version chosen for this job could not run on the worker. It has been logged.",
         )
     except Exception:
         # Our fault, not the images': log it for us, and tell the users plainly.
         logger.exception("jobs %s: classification failed", [claimed.pk for claimed in jobs])
-        _fail_unfinished(jobs, INTERNAL_ERROR)
+        _fail_unfinished(jobs, task_id, INTERNAL_ERROR)
 
 
 def _company(job: Job, task_id: str) -> list[Job]:
@@ -123,12 +133,12 @@ def _classify_jobs(jobs: list[Job], classifier: Classifier, model_version: Model
                 try:
                     chunk.append((job, *read.result()))
                 except InvalidImageError as exc:
-                    services.job_fail(job_id=job.pk, error=str(exc))
+                    services.job_fail(job_id=job.pk, error=str(exc), task_id=job.task_id)
                     services.job_report(job_id=job.pk)
                 except Exception:
                     # Our fault (its stored file unreadable, say), and this job's alone.
                     logger.exception("job %s: its page could not be read", job.pk)
-                    services.job_fail(job_id=job.pk, error=INTERNAL_ERROR)
+                    services.job_fail(job_id=job.pk, error=INTERNAL_ERROR, task_id=job.task_id)
                     services.job_report(job_id=job.pk)
             results = classifier.classify([page for _, page, _ in chunk])
             explanations = _explanations(classifier, [page for _, page, _ in chunk], results)
@@ -178,9 +188,10 @@ def _read_page(job: Job, classifier: Classifier) -> tuple[PageInputs, PageReadin
     return page, _page_reading(job.pk, page)
 
 
-def _fail_unfinished(jobs: list[Job], error: str) -> None:
-    """Fail the jobs of this task that no result or failure has finished yet, and say so."""
-    services.jobs_report(job_ids=services.jobs_fail_unfinished(job_ids=[job.pk for job in jobs], error=error))
+def _fail_unfinished(jobs: list[Job], task_id: str, error: str) -> None:
+    """Fail the jobs this task still holds that no result or failure has finished yet, and say so."""
+    failed = services.jobs_fail_unfinished(job_ids=[job.pk for job in jobs], error=error, task_id=task_id)
+    services.jobs_report(job_ids=failed)
 
 
 def _page_reading(job_id: int, page: PageInputs) -> PageReading | None:
@@ -227,8 +238,12 @@ def _pause_for_fault_tests(job: Job) -> None:
 
 @worker_process_init.connect
 def load_model_after_fork(**_kwargs: object) -> None:
-    """Load and prove the model in each worker process as it starts, so no task waits for it,
-    and stop the whole worker, exit code non-zero, when the model cannot run here."""
+    """In each worker process as it starts: begin the heartbeat (worker.heartbeat), then, on a
+    worker of the classify queue, load and prove the model, so no task waits for it, and stop
+    the whole worker, exit code non-zero, when the model cannot run here."""
+    heartbeat.start(_consumed_queues)
+    if not heartbeat.classifies(_consumed_queues):
+        return
     status = prove_default_model()
     if status.unavailable:
         stop_worker_process()
@@ -245,6 +260,20 @@ def stop_worker_process() -> None:
     if billiard_process.current_process().name != "MainProcess":
         os.kill(os.getppid(), MODEL_UNAVAILABLE_SIGNAL)
     os._exit(EX_MODEL_UNAVAILABLE)
+
+
+# The queues this worker consumes (its -Q), known in the main process before the pool forks.
+_consumed_queues: tuple[str, ...] = (settings.CELERY_TASK_DEFAULT_QUEUE,)
+
+
+@worker_init.connect
+def note_the_queues(sender: object = None, **_kwargs: object) -> None:
+    """In the worker's main process, before the pool forks: which queues it consumes, so that a
+    maintenance worker loads no model and its heartbeat says what it serves."""
+    global _consumed_queues
+    app = getattr(sender, "app", None)
+    if app is not None:
+        _consumed_queues = tuple(sorted(app.amqp.queues.consume_from or ())) or _consumed_queues
 
 
 @worker_init.connect
@@ -265,7 +294,14 @@ def listen_for_unavailable_model(**_kwargs: object) -> None:
     signal.signal(MODEL_UNAVAILABLE_SIGNAL, shut_down)
 
 
-@shared_task(name=dispatch.TASK_DELIVER_WEBHOOK, acks_late=True, ignore_result=True)
+# The maintenance tasks' time limits: what hangs is stopped, and the queue moves on.
+MAINTENANCE_LIMITS = {
+    "soft_time_limit": settings.MAINTENANCE_SOFT_TIME_LIMIT,
+    "time_limit": int(settings.MAINTENANCE_SOFT_TIME_LIMIT * 1.5),
+}
+
+
+@shared_task(name=dispatch.TASK_DELIVER_WEBHOOK, acks_late=True, ignore_result=True, **MAINTENANCE_LIMITS)
 def deliver_webhook(delivery_id: int) -> None:
     """Make one attempt at a webhook delivery; queue the next one if it is due soon."""
     delivery = webhooks.webhook_delivery_attempt(delivery_id=delivery_id)
@@ -274,7 +310,7 @@ def deliver_webhook(delivery_id: int) -> None:
         dispatch.enqueue_webhook(delivery_id=delivery_id, countdown=wait)
 
 
-@shared_task(name=dispatch.TASK_SWEEP_WEBHOOKS, ignore_result=True)
+@shared_task(name=dispatch.TASK_SWEEP_WEBHOOKS, ignore_result=True, **MAINTENANCE_LIMITS)
 def sweep_webhooks() -> int:
     """Queue every webhook delivery that is due (run by beat): lost messages only delay them."""
     due = webhooks.webhook_deliveries_due()
@@ -283,7 +319,7 @@ def sweep_webhooks() -> int:
     return len(due)
 
 
-@shared_task(name=dispatch.TASK_REAP_STALE_JOBS, ignore_result=True)
+@shared_task(name=dispatch.TASK_REAP_STALE_JOBS, ignore_result=True, **MAINTENANCE_LIMITS)
 def reap_stale_jobs() -> dict[str, int]:
     """Hand stale queued or running jobs back to the queue, fail those out of attempts (beat)."""
     result = services.jobs_reap_and_enqueue()
