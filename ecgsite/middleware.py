@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed
 
+from ecgsite import log_context
 from ecgsite.proxies import client_address, is_trusted_proxy
 
 REQUEST_ID_HEADER = "X-Request-ID"
@@ -24,7 +25,8 @@ class RequestIdMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         request.request_id = uuid.uuid4().hex  # type: ignore[attr-defined]
-        response = self.get_response(request)
+        with log_context.for_request(request.request_id):  # type: ignore[attr-defined]
+            response = self.get_response(request)
         response[REQUEST_ID_HEADER] = request.request_id  # type: ignore[attr-defined]
         return response
 

@@ -24,6 +24,7 @@ from django.utils import timezone
 from classifier import dispatch, services, webhooks
 from classifier.ecg_signal import PageReading, measurements_check, page_reading, signal_check
 from classifier.models import Job, ModelVersion
+from ecgsite import log_context
 from ml import leads
 from ml.inference import Classifier, ModelLoadError, PageInputs
 from ml.preprocess import InvalidImageError
@@ -71,7 +72,8 @@ def classify(self, job_id: int) -> None:
     elif len(jobs) == 1:
         jobs += _company(jobs[0], self.request.id)
     # The claims leased the jobs; this process's heartbeat renews the leases while they run.
-    with heartbeat.holding(self.request.id, [claimed.pk for claimed in jobs]):
+    held = [claimed.pk for claimed in jobs]
+    with heartbeat.holding(self.request.id, held), log_context.for_jobs(held):
         _run_claimed(jobs, self.request.id)
 
 
