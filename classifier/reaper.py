@@ -120,9 +120,9 @@ def jobs_reap_stale(*, now: datetime | None = None, limit: int | None = None) ->
             if seen.status == Job.Status.RUNNING:
                 result.returned.append(seen.job_id)
             logger.warning(
-                "reaper: job %s was %s too long under task %s; re-queued as %s",
+                "reaper: job %s %s under task %s; re-queued as %s",
                 seen.job_id,
-                seen.status,
+                "lost its lease" if seen.status == Job.Status.RUNNING else "waited too long in the queue",
                 seen.task_id,
                 task_id,
             )

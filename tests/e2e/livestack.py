@@ -33,6 +33,7 @@ PYTHON = sys.executable
 LOOPBACK = "127.0.0.1"
 # The queue that settings.CELERY_TASK_DEFAULT_QUEUE names and the classify task goes to.
 CLASSIFY_QUEUE = "classify"
+MAINTENANCE_QUEUE = "maintenance"
 
 # The real stack's worker, as the README starts it; gossip and mingle only slow a lone worker.
 WORKER_ARGUMENTS = [
@@ -116,6 +117,8 @@ def site_environment(var_dir: Path, extra_env: Mapping[str, str] | None = None) 
         {
             "DJANGO_SETTINGS_MODULE": "ecgsite.settings",
             "ECGSITE_VAR_DIR": str(var_dir),
+            # Each stack's workers beat into their own file, not the machine's /tmp default.
+            "ECGSITE_WORKER_HEARTBEAT_FILE": str(var_dir / "worker-heartbeat.json"),
             "PYTHONUNBUFFERED": "1",
             # Mail goes to files, so a test can follow the confirmation link a new account gets.
             "EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend",
@@ -281,6 +284,7 @@ class LiveStack:
             self._wait_until_answering(daphne)
             if self.with_worker:
                 self.start_worker()
+                self.start_maintenance_worker()
         except BaseException:
             self.stop()
             raise
@@ -311,6 +315,15 @@ class LiveStack:
         if wait:
             self._wait_until_worker_ready(worker)
         return worker
+
+    def start_maintenance_worker(self, env: Mapping[str, str] | None = None) -> ManagedProcess:
+        """Start a worker of the maintenance queue (webhooks, their sweep, the reaper), as the
+        README does beside the classify worker; it loads no model."""
+        return self.start_worker(
+            *("worker", "--pool=solo", "--concurrency=1", "-Q", MAINTENANCE_QUEUE, "--loglevel=INFO"),
+            *("--without-gossip", "--without-mingle"),
+            env=env,
+        )
 
     def start_beat(self, env: Mapping[str, str] | None = None) -> ManagedProcess:
         """Start ``celery beat`` (the periodic tasks of settings.CELERY_BEAT_SCHEDULE)."""
