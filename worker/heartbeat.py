@@ -88,10 +88,11 @@ def _state() -> tuple[str, str]:
 
 
 def beat_once() -> None:
-    """One heartbeat: renew the held leases, record this process, write the probe's file."""
+    """One heartbeat: write the probe's file, renew the held leases, record this process.
+
+    The file comes first and needs no database: a database outage must not make the container's
+    probe restart a living worker (its leases lapse meanwhile, and the reaper sorts that out)."""
     model, state = _state()
-    for task_id, job_ids in held().items():
-        services.jobs_lease_renew(task_id=task_id, job_ids=sorted(job_ids))
     beat = services.WorkerBeat(
         hostname=socket.gethostname(),
         pid=os.getpid(),
@@ -100,8 +101,10 @@ def beat_once() -> None:
         state=state,
         started=_started,
     )
-    services.worker_seen(beat=beat)
     write_probe_file(beat)
+    for task_id, job_ids in held().items():
+        services.jobs_lease_renew(task_id=task_id, job_ids=sorted(job_ids))
+    services.worker_seen(beat=beat)
 
 
 def write_probe_file(beat: services.WorkerBeat, path: str | None = None) -> None:

@@ -177,6 +177,21 @@ def test_a_heartbeat_renews_held_leases_and_records_the_worker(batch, settings, 
     assert record["pid"] == os.getpid()
 
 
+def test_the_probe_file_is_written_even_when_the_database_is_away(settings, tmp_path, monkeypatch):
+    from django.db import OperationalError
+
+    settings.ECGSITE_WORKER_HEARTBEAT_FILE = str(tmp_path / "beat.json")
+    monkeypatch.setattr(heartbeat, "_queues", ("maintenance",))
+
+    def database_away(**_kwargs):
+        raise OperationalError("gone")
+
+    monkeypatch.setattr(services, "worker_seen", database_away)
+    with pytest.raises(OperationalError):
+        heartbeat.beat_once()
+    assert alive.problem(settings.ECGSITE_WORKER_HEARTBEAT_FILE) == ""
+
+
 def test_a_maintenance_worker_is_ready_without_a_model(settings, tmp_path, monkeypatch):
     settings.ECGSITE_WORKER_HEARTBEAT_FILE = str(tmp_path / "beat.json")
     monkeypatch.setattr(heartbeat, "_queues", ("maintenance",))
