@@ -121,6 +121,19 @@ def test_each_fault_says_whether_it_was_survived_from_its_name_or_docstring():
     assert "> a. A worker is killed." in text
 
 
+def test_the_measured_recovery_times_are_in_the_fault_section_when_the_lease_tests_wrote_them():
+    with_figures = build_document(
+        results=parse_junit(JUNIT),
+        sources=SOURCES,
+        load=LOAD,
+        generated=dt.date(2026, 11, 29),
+        commands=[],
+        recovery={"SIGSTOP": 17.7, "SIGKILL": 12.1},
+    )
+    assert "(the bound is 30 s): SIGKILL 12.1 s; SIGSTOP 17.7 s." in with_figures
+    assert "Recovery measured" not in document()
+
+
 def test_each_bad_input_shows_the_status_and_message_it_gets_through_both_doors():
     text = document()
 

@@ -518,8 +518,8 @@ VICTIM_PAUSE_S = "75"
 
 def _recovery_figure(fault: str, seconds: float) -> None:
     """Keep the measured recovery where the closing note and docs/RELIABILITY.md can read it."""
-    out = REPO_ROOT / "var" / "fault-recovery.json"
-    out.parent.mkdir(exist_ok=True)
+    out = REPO_ROOT / "var" / "reliability" / "recovery.json"  # bench.reliability_report reads it
+    out.parent.mkdir(parents=True, exist_ok=True)
     figures = json.loads(out.read_text()) if out.exists() else {}
     figures[fault] = round(seconds, 1)
     out.write_text(json.dumps(figures, indent=1, sort_keys=True))
