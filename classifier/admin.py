@@ -30,6 +30,7 @@ from classifier.models import (
     Prediction,
     WebhookAttempt,
     WebhookDelivery,
+    WorkerProcess,
 )
 from classifier.views import image_response
 from classifier.web_context import audit_context
@@ -511,3 +512,14 @@ class AuditEventAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False
+
+
+@admin.register(WorkerProcess)
+class WorkerProcessAdmin(RecordAdmin):
+    """The worker processes as their heartbeats last reported them (what /health/ lists);
+    written by the workers, pruned by the reaper an hour after a process was last heard from."""
+
+    list_display = ("name", "queues", "model", "state", "seen", "started")
+    list_filter = ("state", "queues")
+    search_fields = ("name", "hostname", "model")
+    ordering = ("-seen",)

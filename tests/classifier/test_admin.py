@@ -143,3 +143,25 @@ def test_a_predictions_page_says_whether_its_leads_are_kept_without_printing_the
 
     assert "12 leads and the rhythm strip at 102.4 Hz" in page
     assert str(prediction.signal["leads"]["V1"][10]) not in page
+
+
+def test_staff_see_the_worker_processes_as_their_heartbeats_left_them(staff_client):
+    from django.utils import timezone
+
+    from classifier.models import WorkerProcess
+
+    now = timezone.now()
+    WorkerProcess.objects.create(
+        name="gpu-node-7/88",
+        hostname="gpu-node-7",
+        pid=88,
+        queues="classify",
+        model="hybrid-v5",
+        state="ready",
+        started=now,
+        seen=now,
+    )
+    response = staff_client.get("/admin/classifier/workerprocess/")
+    assert response.status_code == 200
+    assert b"gpu-node-7/88" in response.content
+    assert b"hybrid-v5" in response.content
