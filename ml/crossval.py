@@ -58,11 +58,11 @@ from ml.representations import ARCHITECTURE_REPRESENTATION
 from ml.timing import measure_ms_per_image
 from ml.train import (
     ARCHITECTURE_NAMES,
-    AUGMENTATION_DESCRIPTIONS,
     CREDIT,
     TrainingConfig,
     add_fit_arguments,
     add_weights_argument,
+    augmentation_description,
     augmentation_photos,
     check_fit_arguments,
     ensemble_description,
@@ -376,7 +376,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "class_weights": "inverse frequency within each training fold"
             + (f", MI's multiplied by {args.mi_weight}" if args.mi_weight != 1 else ""),
             "mi_weight": args.mi_weight,
-            "augmentation": AUGMENTATION_DESCRIPTIONS[representation],
+            "augmentation": augmentation_description(representation, args.lead_offset_mv),
+            "lead_offset_mv": args.lead_offset_mv,
             "synthetic_per_class": args.synthetic_per_class,
             "synthetic_epochs": args.synthetic_epochs if args.synthetic_per_class else 0,
             "pretrained_weights": args.weights,

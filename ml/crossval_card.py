@@ -48,9 +48,16 @@ def add_calibration(document: dict[str, Any], *, n_resamples: int = DEFAULT_BOOT
     )
 
 
+# The digitised leads' per-channel baseline shift (mV) that training adds by default
+# (``ml.train.build_augmentation``): a scan's baseline sits within it; a photo's, read through
+# perspective and uneven light, can sit further off.
+DEFAULT_LEAD_OFFSET_MV = 0.05
+
+
 def report_configuration(document: dict[str, Any]) -> dict[str, Any]:
     """What a report's training configuration is, in ``TrainingConfig`` terms (reports written
-    before ``--mi-weight``, ``--ensemble`` and ``--photo-augment`` existed used 1, 1 and 0)."""
+    before ``--mi-weight``, ``--ensemble``, ``--photo-augment`` and ``--lead-offset-mv`` existed
+    used 1, 1, 0 and DEFAULT_LEAD_OFFSET_MV)."""
     training = document.get("training", {})
     return {
         "epochs": training.get("epochs"),
@@ -59,6 +66,7 @@ def report_configuration(document: dict[str, Any]) -> dict[str, Any]:
         "mi_weight": training.get("mi_weight", 1.0),
         "ensemble": document.get("ensemble", {}).get("members", 1),
         "photo_augment": training.get("photo_augment", 0),
+        "lead_offset_mv": training.get("lead_offset_mv", DEFAULT_LEAD_OFFSET_MV),
     }
 
 

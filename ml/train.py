@@ -42,7 +42,7 @@ from typing import Any
 import numpy as np
 
 from ml import representations
-from ml.crossval_card import card_section
+from ml.crossval_card import DEFAULT_LEAD_OFFSET_MV, card_section
 from ml.device import configure_tensorflow
 from ml.evaluate import evaluate_folder
 from ml.labels import CLASSES
@@ -56,14 +56,20 @@ from ml.timing import card_timing, model_input
 # The names ``ml.network.ARCHITECTURES`` registers (a test keeps them equal); here so that
 # parsing arguments does not import TensorFlow.
 ARCHITECTURE_NAMES: tuple[str, ...] = ("cnn", "densenet", "hybrid", "hybrid_measured", "mobilenet")
-AUGMENTATION_DESCRIPTIONS: dict[str, str] = {
-    "page": "translate 3%, zoom 5%, brightness 0.1, contrast 0.2; no flips",
-    "leads": (
-        "signals: amplitude x U(0.9, 1.1), per-channel offset U(-0.05, 0.05) mV, noise 0.02 mV; "
+
+
+def augmentation_description(representation: str, lead_offset_mv: float = DEFAULT_LEAD_OFFSET_MV) -> str:
+    """What ``build_augmentation`` does to a representation's inputs, in words (cards, reports)."""
+    if representation == "page":
+        return "translate 3%, zoom 5%, brightness 0.1, contrast 0.2; no flips"
+    offset = f"{lead_offset_mv:g}"
+    leads = (
+        f"signals: amplitude x U(0.9, 1.1), per-channel offset U(-{offset}, {offset}) mV, noise 0.02 mV; "
         "trace image: contrast x U(0.85, 1.15), brightness U(-0.1, 0.1); no flips, no time warps"
-    ),
-}
-AUGMENTATION_DESCRIPTIONS["leads_measured"] = AUGMENTATION_DESCRIPTIONS["leads"] + "; measurements unchanged"
+    )
+    return leads + ("; measurements unchanged" if representation == "leads_measured" else "")
+
+
 CREDIT = (
     "Khan & Hussain 2021, ECG Images dataset of Cardiac Patients, Mendeley Data V2, "
     "doi:10.17632/gwbz3fsgp8.2, CC BY 4.0"
@@ -232,6 +238,7 @@ class TrainingConfig:
     mi_weight: float = 1.0  # multiplies the MI class's inverse-frequency loss weight
     ensemble: int = 1  # members trained with seeds seed, seed + 1, ...; probabilities averaged
     photo_augment: int = 0  # photos of each training page added to it (``augmentation_photos``)
+    lead_offset_mv: float = DEFAULT_LEAD_OFFSET_MV  # the digitised leads' baseline-shift augmentation
 
     @property
     def member_seeds(self) -> tuple[int, ...]:
@@ -252,6 +259,7 @@ class TrainingConfig:
             mi_weight=args.mi_weight,
             ensemble=args.ensemble,
             photo_augment=args.photo_augment,
+            lead_offset_mv=args.lead_offset_mv,
         )
 
 
@@ -266,8 +274,10 @@ class FittedModel:
     members: tuple[FittedModel, ...] = ()
 
 
-def build_augmentation(seed: int, representation: str = "page") -> Callable[[Inputs], Inputs]:
-    """Augmentation that keeps the ECG's meaning (``AUGMENTATION_DESCRIPTIONS``): page
+def build_augmentation(
+    seed: int, representation: str = "page", lead_offset_mv: float = DEFAULT_LEAD_OFFSET_MV
+) -> Callable[[Inputs], Inputs]:
+    """Augmentation that keeps the ECG's meaning (``augmentation_description``): page
     placement and scanner changes; no flips or time warps (time runs left to right)."""
     import keras  # lazy TensorFlow, as in ``seed_everything``
     import tensorflow as tf
@@ -280,7 +290,7 @@ def build_augmentation(seed: int, representation: str = "page") -> Callable[[Inp
             n = tf.shape(signals)[0]
             signals = (
                 signals * generator.uniform((n, 1, 1), 0.9, 1.1)
-                + generator.uniform((n, 1, signals.shape[-1]), -0.05, 0.05)
+                + generator.uniform((n, 1, signals.shape[-1]), -lead_offset_mv, lead_offset_mv)
                 + generator.normal(tf.shape(signals), stddev=0.02)
             )
             image = image * generator.uniform((n, 1, 1, 1), 0.85, 1.15) + generator.uniform(
@@ -334,7 +344,7 @@ def fit_model(
     representation = ARCHITECTURE_REPRESENTATION[config.arch]
     y_val = y_val if y_val is not None else np.zeros(0, np.int64)
     weights = class_weights(y_train, config.mi_weight)
-    augment = build_augmentation(config.seed, representation)
+    augment = build_augmentation(config.seed, representation, config.lead_offset_mv)
 
     size = {"input_size": int(x_train["image"].shape[1])} if "image" in x_train else {}
     model = build_model(config.arch, seed=config.seed, weights=config.weights, **size)
@@ -518,6 +528,13 @@ def add_fit_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="add N phone photos (ml.photos) of each training page to its training set (default 0)",
     )
+    parser.add_argument(
+        "--lead-offset-mv",
+        type=float,
+        default=DEFAULT_LEAD_OFFSET_MV,
+        metavar="MV",
+        help=f"shift each digitised lead by up to MV in training (default {DEFAULT_LEAD_OFFSET_MV})",
+    )
 
 
 def check_fit_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
@@ -527,6 +544,8 @@ def check_fit_arguments(parser: argparse.ArgumentParser, args: argparse.Namespac
         parser.error("--ensemble must be in [1, 10]")
     if not 0 <= args.photo_augment <= 4:
         parser.error("--photo-augment must be in [0, 4]")
+    if not 0 <= args.lead_offset_mv <= 1:
+        parser.error("--lead-offset-mv must be in [0, 1]")
 
 
 def reproducible_evaluation(result: dict[str, Any]) -> dict[str, Any]:
@@ -728,7 +747,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             "class_weights": {CLASSES[i]: round(w, 4) for i, w in weights.items()},
             **({"mi_weight": args.mi_weight} if args.mi_weight != 1 else {}),
             **({"photo_augment": args.photo_augment} if args.photo_augment else {}),
-            "augmentation": AUGMENTATION_DESCRIPTIONS[representation],
+            **(
+                {"lead_offset_mv": args.lead_offset_mv}
+                if args.lead_offset_mv != DEFAULT_LEAD_OFFSET_MV
+                else {}
+            ),
+            "augmentation": augmentation_description(representation, args.lead_offset_mv),
             **({"pretrained_weights": args.weights} if args.weights else {}),
         },
         **({"ensemble": ensemble_description(config)} if config.ensemble > 1 else {}),

@@ -129,6 +129,7 @@ def test_crossval_classifies_photos_of_held_out_pages_and_can_train_on_photos(tm
         assert row["photo_probabilities"]["desk"] != row["probabilities"]
     assert report["training"]["photo_augment"] == 1
     assert "1 photo(s) of each training page" in report["training"]["photo_augmentation"]
+    assert report["training"]["lead_offset_mv"] == 0.05  # the default, named so cards can compare
     # Each fold trains on its 4 scans and their 4 augmentation photos.
     log = capsys.readouterr().out
     assert "desk photos (seed 2): 8/8" in log and "desk photos (seed 1): 8/8" in log
