@@ -35,15 +35,6 @@ def batch(owner) -> Batch:
     return BatchFactory(owner=owner)
 
 
-@pytest.fixture
-def enqueued(monkeypatch) -> list[tuple[int, str]]:
-    calls: list[tuple[int, str]] = []
-    monkeypatch.setattr(
-        "classifier.dispatch.enqueue_classify", lambda *, job_id, task_id: calls.append((job_id, task_id))
-    )
-    return calls
-
-
 def _seconds_from_now(moment) -> float:
     return (moment - timezone.now()).total_seconds()
 
