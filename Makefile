@@ -135,6 +135,8 @@ guard-report: venv ## The guard on non-ECG images, the dev scans, their degraded
 photo-crossval: venv ## Cross-validate the shipped hybrids on photos of the held-out pages; card the figures
 	$(PY) -m ml.crossval --arch hybrid $(FIT) --folds 5 --out ml/reports --photos --name hybrid-photos
 	$(PY) -m ml.crossval --arch hybrid $(FIT_PHOTOS) --folds 5 --out ml/reports --photos --name hybrid-photoaug
+	$(PY) -m ml.crossval --arch hybrid --data $(DATA) --epochs 10 --learning-rate 0.002 --seed 42 \
+		--photo-augment 2 --folds 5 --out ml/reports --photos --name hybrid-photoaug2
 	$(MAKE) photo-cards
 
 photo-cards: venv ## Put the photo figures (the photo cross-validations, guard.json, photos.json) into the hybrid cards
