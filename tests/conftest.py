@@ -117,6 +117,16 @@ def assert_problem(response, status: int, field: str | None = "unset") -> dict:
 
 
 @pytest.fixture(autouse=True)
+def no_heartbeat_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A worker process's heartbeat thread (worker.heartbeat.start) would outlive its test and keep
+    writing to the test database: where a test runs a worker's start-up hooks, it starts none
+    (tests/worker/test_leases.py beats by hand, with beat_once)."""
+    import worker.heartbeat
+
+    monkeypatch.setattr(worker.heartbeat, "start", lambda queues: None)
+
+
+@pytest.fixture(autouse=True)
 def fresh_rate_counters() -> Iterator[None]:
     """allauth and the API count attempts in the cache; each test starts with none used."""
     cache.clear()
