@@ -39,14 +39,17 @@ class OperationsEndpointsMiddleware:
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
 
+    PATHS = frozenset({"/health/", "/health/live/", "/metrics"})
+
     def __call__(self, request: HttpRequest) -> HttpResponse:
+        # Every request passes here: the rest of the site only pays for a set lookup.
+        if request.path_info not in self.PATHS:
+            return self.get_response(request)
         from ecgsite import health, metrics  # they import models: not at app-loading time
 
-        endpoint = {"/health/": health.health, "/health/live/": health.live, "/metrics": metrics.metrics}.get(
+        endpoint = {"/health/": health.health, "/health/live/": health.live, "/metrics": metrics.metrics}[
             request.path_info
-        )
-        if endpoint is None:
-            return self.get_response(request)
+        ]
         if request.method not in ("GET", "HEAD"):
             return HttpResponseNotAllowed(["GET", "HEAD"])
         response = endpoint(request)
