@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import platform
+
+logger = logging.getLogger(__name__)
 
 _description: str | None = None
 
@@ -30,8 +33,13 @@ def configure_tensorflow(threads: int = 0) -> str:
     import tensorflow as tf  # here, not at the top: importing ml.device must not load TensorFlow
 
     if threads > 0:
-        tf.config.threading.set_intra_op_parallelism_threads(threads)
-        tf.config.threading.set_inter_op_parallelism_threads(threads)
+        try:
+            tf.config.threading.set_intra_op_parallelism_threads(threads)
+            tf.config.threading.set_inter_op_parallelism_threads(threads)
+        except RuntimeError as error:
+            # TF ran before this call (another import ran an op): its pools are fixed now. That
+            # costs only the cap, so the model still loads, rather than failing as "cannot run".
+            logger.warning("TensorFlow's thread pools were not capped at %d: %s", threads, error)
     gpus = tf.config.list_physical_devices("GPU")
     for gpu in gpus:
         # RuntimeError: already initialised by someone else in this process; growth is fixed.
