@@ -58,36 +58,46 @@ class DecisionRule:
 ARGMAX = DecisionRule()
 
 
-def rule_from_card(card: Mapping[str, Any]) -> DecisionRule:
-    """The card's decision rule (the argmax when it has none); ``ValueError`` when malformed."""
-    entry = card.get("decision")
+def rule_from_card(card: Mapping[str, Any], *, photographed: bool = False) -> DecisionRule:
+    """The card's decision rule (the argmax when it has none); ``ValueError`` when malformed.
+
+    ``photographed``: the rule for a page straightened from a photo (``ml.rectify``), the card's
+    ``decision_photos`` where it has one (``photo_operating_point``), else its scan rule.
+    """
+    key = "decision_photos" if photographed and card.get("decision_photos") is not None else "decision"
+    entry = card.get(key)
     if entry is None:
         return ARGMAX
     if not isinstance(entry, Mapping) or entry.get("rule") != "threshold":
-        raise ValueError(f"the card's decision must be a {{'rule': 'threshold', ...}} entry, not {entry!r}.")
+        raise ValueError(f"the card's {key} must be a {{'rule': 'threshold', ...}} entry, not {entry!r}.")
     class_name, threshold = entry.get("class"), entry.get("threshold")
     if class_name not in CLASSES:
-        raise ValueError(f"the card's decision names class {class_name!r}, not one of {list(CLASSES)}.")
+        raise ValueError(f"the card's {key} names class {class_name!r}, not one of {list(CLASSES)}.")
     if isinstance(threshold, bool) or not isinstance(threshold, int | float) or not 0 < threshold <= 1:
-        raise ValueError(f"the card's decision threshold must be in (0, 1], not {threshold!r}.")
+        raise ValueError(f"the card's {key} threshold must be in (0, 1], not {threshold!r}.")
     return DecisionRule(class_name, float(threshold))
 
 
-def label_note(label: str, probabilities: Mapping[str, float], card: Mapping[str, Any]) -> str:
+def label_note(
+    label: str, probabilities: Mapping[str, float], card: Mapping[str, Any], *, photographed: bool = False
+) -> str:
     """Why ``label`` is not the most probable class, in a sentence for the result page ('' when
     it is, or when the card's rule does not explain it)."""
     if not probabilities or label == max(probabilities, key=probabilities.__getitem__):
         return ""
     try:
-        rule = rule_from_card(card)
+        rule = rule_from_card(card, photographed=photographed)
     except ValueError:
         return ""
     if rule.class_name != label or label not in probabilities:
         return ""
     because = " so that fewer acute MIs are missed" if label == "mi" else ""
+    threshold = (
+        "threshold for photographed pages" if photographed and card.get("decision_photos") else "threshold"
+    )
     return (
         f"Labelled {DESCRIPTIONS[label]}: its probability, {probabilities[label]:.1%}, is not the "
-        f"highest but reaches this model's threshold of {rule.threshold:.1%}, set{because} at "
+        f"highest but reaches this model's {threshold} of {rule.threshold:.1%}, set{because} at "
         "the cost of some false alarms."
     )
 
@@ -211,11 +221,21 @@ def operating_point(
     }
 
 
+def _best_threshold(
+    probabilities: np.ndarray, truth: np.ndarray, index: int, thresholds: tuple[float, ...]
+) -> float:
+    """The threshold with the best macro-F1 on these rows (ties: the highest, which calls the
+    class least), as ``nested_operating_point`` chooses."""
+    scores = [macro_f1(truth, threshold_decisions(probabilities, index, t), len(CLASSES)) for t in thresholds]
+    return max(t for t, score in zip(thresholds, scores, strict=True) if score == max(scores))
+
+
 def nested_photo_figures(
     report: Mapping[str, Any],
     class_name: str | None = "mi",
     thresholds: tuple[float, ...] = MI_THRESHOLDS,
     *,
+    photo_rule: bool = False,
     n_resamples: int = DEFAULT_BOOTSTRAP_RESAMPLES,
     seed: int = 0,
 ) -> dict[str, Any] | None:
@@ -225,7 +245,9 @@ def nested_photo_figures(
     Each fold's photos are labelled as that fold's scans are in ``operating_point``'s nested
     figures: with the temperature and threshold chosen on the *other* folds' scans (what a model
     trained without those pages would ship with), so neither the photos nor their pages took part
-    in any choice. ``class_name`` None: the plain argmax. ``ratio`` is each kind's macro-F1 over
+    in any choice. ``photo_rule``: the photos' threshold is chosen instead on the other folds'
+    photos, every kind together (what ``photo_operating_point`` ships), calibrated with the same
+    temperature. ``class_name`` None: the plain argmax. ``ratio`` is each kind's macro-F1 over
     the scans'.
     """
     rows, complete = out_of_fold_rows(report)
@@ -239,25 +261,40 @@ def nested_photo_figures(
     photos = {kind: np.asarray([row["photo_probabilities"][kind] for row in listed]) for kind in kinds}
     # Each set's labels, and the probabilities they were decided from (calibrated as shipped).
     decided_from: dict[str, np.ndarray] = {"scans": scans, **photos}
+    photo_thresholds = []
     if class_name is None:
         decided = {name: probabilities.argmax(axis=1) for name, probabilities in decided_from.items()}
         method = "the argmax of each image's out-of-fold probabilities"
     else:
         index = CLASSES.index(class_name)
-        point = nested_operating_point(truth, scans, folds, index, thresholds, calibrate=True, n_resamples=1)
+        grid = tuple(sorted({float(t) for t in thresholds}))
+        point = nested_operating_point(truth, scans, folds, index, grid, calibrate=True, n_resamples=1)
         decided = {"scans": point["decisions"], **{kind: np.zeros_like(truth) for kind in kinds}}
         decided_from = {"scans": point["probabilities"], **{kind: np.zeros_like(scans) for kind in kinds}}
         scan_logits = logits_from_probabilities(scans)
         for fold, threshold in zip(np.unique(folds), point["thresholds_per_fold"], strict=True):
             held_out = folds == fold
             temperature = fit_temperature(scan_logits[~held_out], truth[~held_out])
-            for kind, probabilities in photos.items():
-                calibrated = softmax(logits_from_probabilities(probabilities[held_out]), temperature)
-                decided_from[kind][held_out] = calibrated
-                decided[kind][held_out] = threshold_decisions(calibrated, index, threshold)
+            calibrated = {
+                kind: softmax(logits_from_probabilities(photos[kind]), temperature) for kind in kinds
+            }
+            if photo_rule:
+                threshold = _best_threshold(
+                    np.concatenate([calibrated[kind][~held_out] for kind in kinds]),
+                    np.concatenate([truth[~held_out]] * len(kinds)),
+                    index,
+                    grid,
+                )
+                photo_thresholds.append(threshold)
+            for kind in kinds:
+                decided_from[kind][held_out] = calibrated[kind][held_out]
+                decided[kind][held_out] = threshold_decisions(calibrated[kind][held_out], index, threshold)
+        chosen_on = (
+            "the other folds' photos (every kind together)" if photo_rule else "the other folds' scans"
+        )
         method = (
-            f"nested: each fold's scans and photos labelled by the rule (calibrated {class_name} "
-            "threshold) chosen on the other folds' scans"
+            f"nested: each fold's scans labelled by the rule (calibrated {class_name} threshold) chosen on "
+            f"the other folds' scans, its photos by the {class_name} threshold chosen on {chosen_on}"
         )
     figures = {
         name: evaluation_report(
@@ -266,9 +303,74 @@ def nested_photo_figures(
         for name, labels in decided.items()
     }
     scan_f1 = figures["scans"]["macro_f1"]["value"]
-    return {
+    result = {
         "method": method,
         "kinds": kinds,
         "pooled": figures,
         "ratio": {kind: round(figures[kind]["macro_f1"]["value"] / scan_f1, 4) for kind in kinds},
+    }
+    if photo_rule and photo_thresholds:
+        result["photo_thresholds_per_fold"] = photo_thresholds
+    return result
+
+
+def photo_operating_point(
+    report: Mapping[str, Any],
+    class_name: str = "mi",
+    thresholds: tuple[float, ...] = MI_THRESHOLDS,
+    *,
+    n_resamples: int = DEFAULT_BOOTSTRAP_RESAMPLES,
+    seed: int = 0,
+) -> dict[str, Any] | None:
+    """A card's ``decision_photos`` entry: the ``class_name`` threshold for pages straightened
+    from a photo, chosen on a ``--photos`` cross-validation report; None without photo rows.
+
+    A photo's probabilities come out of the same model and the same temperature as a scan's,
+    but sit elsewhere (a photo's traces are read through blur, light and perspective), so the
+    threshold that serves scans best does not serve photos best. The threshold is the one with
+    the best macro-F1 on all out-of-fold photo outputs, every kind together, calibrated with the
+    temperature fitted on all scans (the model's one temperature); ``crossval`` holds what that
+    procedure scores when each fold's choice sees only the other folds (``nested_photo_figures``
+    with ``photo_rule``).
+    """
+    nested = nested_photo_figures(
+        report, class_name, thresholds, photo_rule=True, n_resamples=n_resamples, seed=seed
+    )
+    if nested is None:
+        return None
+    rows, _ = out_of_fold_rows(report)
+    listed = report["out_of_fold"]
+    truth = np.asarray([row.true for row in rows], dtype=np.int64)
+    temperature = fit_temperature(
+        logits_from_probabilities(np.asarray([row.probabilities for row in rows])), truth
+    )
+    kinds = nested["kinds"]
+    calibrated = np.concatenate(
+        [
+            softmax(
+                logits_from_probabilities(np.asarray([row["photo_probabilities"][k] for row in listed])),
+                temperature,
+            )
+            for k in kinds
+        ]
+    )
+    grid = tuple(sorted({float(t) for t in thresholds}))
+    threshold = _best_threshold(
+        calibrated, np.concatenate([truth] * len(kinds)), CLASSES.index(class_name), grid
+    )
+    return {
+        "rule": "threshold",
+        "class": class_name,
+        "threshold": threshold,
+        "description": (
+            f"for a page straightened from a photo: label {class_name} when its calibrated probability "
+            f"reaches {threshold:.3f}, else the most probable class; the probabilities are reported unchanged"
+        ),
+        "chosen_by": (
+            f"the best macro-F1 (ties: the highest threshold) over thresholds {grid[0]:.3f} to "
+            f"{grid[-1]:.3f} on the out-of-fold outputs of {len(calibrated)} photos ({', '.join(kinds)}) "
+            f"of {len(rows)} pages, "
+            f"calibrated with the temperature fitted on the scans ({round(temperature, 4)})"
+        ),
+        "crossval": nested,
     }

@@ -25,7 +25,7 @@ from ml.device import configure_tensorflow
 from ml.explain import Explainer, explainable
 from ml.labels import CLASSES
 from ml.models import default_model_path, read_card
-from ml.preprocess import MAX_PIXELS, decode_image
+from ml.preprocess import MAX_PIXELS, decode_page
 from ml.representations import Inputs
 from ml.synthetic import render_ecg
 
@@ -59,6 +59,7 @@ class PageInputs:
     image: Image.Image
     inputs: Inputs
     preprocess_ms: float
+    photographed: bool = False  # straightened from a photo (``ml.rectify``): the card's photo rule
 
 
 def error_summary(error: BaseException) -> str:
@@ -95,11 +96,13 @@ class Classifier:
         representation: str = "page",
         temperature: float = 1.0,
         decision: DecisionRule = ARGMAX,
+        decision_photos: DecisionRule | None = None,
     ) -> None:
         self._model = model
         self.representation = representation
         self.temperature = temperature
         self.decision = decision
+        self.decision_photos = decision if decision_photos is None else decision_photos
         self._forward = forward
         self.name = name
         self.architecture = architecture
@@ -151,6 +154,7 @@ class Classifier:
             raise ModelLoadError(f"{path}: the card's temperature must be > 0, not {temperature}.")
         try:
             decision = rule_from_card(card)
+            decision_photos = rule_from_card(card, photographed=True)
         except ValueError as error:
             raise ModelLoadError(f"{path}: {error}") from None
 
@@ -197,6 +201,7 @@ class Classifier:
             representation=spec.name,
             temperature=temperature,
             decision=decision,
+            decision_photos=decision_photos,
         )
         classifier.self_test()
         return classifier
@@ -224,23 +229,31 @@ class Classifier:
         return prediction
 
     def read_page(
-        self, data: bytes, *, min_trace_width: int = 0, max_pixels: int = MAX_PIXELS, straighten: bool = True
+        self,
+        data: bytes,
+        *,
+        min_trace_width: int = 0,
+        max_pixels: int = MAX_PIXELS,
+        straighten: bool = True,
+        photographed: bool = False,
     ) -> PageInputs:
         """Decode image ``data`` once, at the larger of the width this model reads and
         ``min_trace_width`` (a caller that reads the page too, such as the digitiser), and
         build this model's inputs from it; raises ``InvalidImageError`` for a bad image.
         ``straighten=False`` skips looking for a photographed page (``ml.rectify``): for a page
-        the upload path has straightened already."""
+        the upload path has straightened already, which says with ``photographed`` whether it
+        was a photo (the page is then labelled by the card's photo rule, ``ml.decision``)."""
         spec = representations.get(self.representation)
         start = time.perf_counter()
-        image = decode_image(
+        decoded = decode_page(
             data,
             min_trace_width=max(spec.min_trace_width, min_trace_width),
             max_pixels=max_pixels,
             straighten=straighten,
         )
-        inputs = spec.build(image)
-        return PageInputs(image, inputs, (time.perf_counter() - start) * 1000)
+        inputs = spec.build(decoded.image)
+        photographed = photographed or decoded.page_corners is not None
+        return PageInputs(decoded.image, inputs, (time.perf_counter() - start) * 1000, photographed)
 
     @property
     def explains(self) -> bool:
@@ -263,7 +276,9 @@ class Classifier:
         if not pages:
             return []
         return self.predict_inputs(
-            representations.stack([page.inputs for page in pages]), [page.preprocess_ms for page in pages]
+            representations.stack([page.inputs for page in pages]),
+            [page.preprocess_ms for page in pages],
+            [page.photographed for page in pages],
         )
 
     def predict(self, images: Sequence[bytes]) -> list[Prediction]:
@@ -271,10 +286,14 @@ class Classifier:
         return self.classify([self.read_page(data) for data in images])
 
     def predict_inputs(
-        self, inputs: Inputs, preprocess_ms: Sequence[float] | None = None
+        self,
+        inputs: Inputs,
+        preprocess_ms: Sequence[float] | None = None,
+        photographed: Sequence[bool] | None = None,
     ) -> list[Prediction]:
         """Classify a batch already turned into this model's inputs (``self.representation``),
-        adding each image's measured preprocessing time when given."""
+        adding each image's measured preprocessing time when given; ``photographed`` says which
+        pages were straightened from a photo, which the card's photo rule labels (default none)."""
         expected = representations.get(self.representation).shapes
         shapes = {name: tuple(np.shape(array)[1:]) for name, array in inputs.items()}
         if shapes != expected:
@@ -283,20 +302,27 @@ class Classifier:
         preprocess_ms = [0.0] * n if preprocess_ms is None else preprocess_ms
         if len(preprocess_ms) != n:
             raise ValueError("'preprocess_ms' needs one entry per image.")
+        photographed = [False] * n if photographed is None else list(photographed)
+        if len(photographed) != n:
+            raise ValueError("'photographed' needs one entry per image.")
         if n == 0:
             return []
         return self._run(
-            {name: np.asarray(array, np.float32) for name, array in inputs.items()}, preprocess_ms
+            {name: np.asarray(array, np.float32) for name, array in inputs.items()},
+            preprocess_ms,
+            photographed,
         )
 
-    def _run(self, inputs: Inputs, preprocess_ms: Sequence[float]) -> list[Prediction]:
+    def _run(
+        self, inputs: Inputs, preprocess_ms: Sequence[float], photographed: Sequence[bool]
+    ) -> list[Prediction]:
         start = time.perf_counter()
         outputs = np.asarray(self._forward(inputs), dtype=np.float64)
         model_ms = (time.perf_counter() - start) * 1000 / len(outputs)
         # Temperature scaling (the card's, fitted out of fold); also renormalises in float64,
         # as a float32 softmax sums to 1 only within ~1e-7.
         outputs = softmax(logits_from_probabilities(outputs), self.temperature)
-        labels = self.decision.labels(outputs)
+        labels = np.where(photographed, self.decision_photos.labels(outputs), self.decision.labels(outputs))
         predictions = []
         for row, label, extra_ms in zip(outputs, labels, preprocess_ms, strict=True):
             predictions.append(

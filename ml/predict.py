@@ -5,7 +5,8 @@ Usage::
     python -m ml.predict IMAGE... [--model NAME_OR_PATH] [--no-guard]
 
 Prints a JSON list with one object per image, in argument order: ``{"image", "label",
-"probabilities", "inference_ms"}``, or ``{"image", "rejected": true, "reason"}`` and no label
+"probabilities", "inference_ms", "photographed"}`` (``photographed``: the page was found in a
+photo and straightened, and labelled by the model's photo rule, ``ml.decision``), or ``{"image", "rejected": true, "reason"}`` and no label
 for a file that cannot be read, is not a usable image, or is refused by the upload guard
 (``ml.guard``), which checks each page first as the service does; ``--no-guard`` skips that
 check. ``--model`` is a shipped model's name (``ml/models``) or a ``.keras`` path; default: the
@@ -43,7 +44,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # The card (plain JSON) says how the model reads a page, before TensorFlow loads.
     card = read_card(model_file)
     spec = representations.get(card.get("input", {}).get("representation", "page"))
-    samples, preprocess_ms, good = [], [], []
+    samples, preprocess_ms, photographed, good = [], [], [], []
     for index, path in enumerate(args.images):
         try:
             data = path.read_bytes()
@@ -66,6 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         start = time.perf_counter()
         samples.append(spec.build(image))
         preprocess_ms.append(decode_ms + (time.perf_counter() - start) * 1000)
+        photographed.append(decoded.page_corners is not None)
         good.append(index)
 
     if good:
@@ -75,12 +77,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         except ModelLoadError as error:
             print(f"error: {error}", file=sys.stderr)
             return 2
-        predictions = classifier.predict_inputs(representations.stack(samples), preprocess_ms)
-        for index, prediction in zip(good, predictions, strict=True):
+        predictions = classifier.predict_inputs(representations.stack(samples), preprocess_ms, photographed)
+        for index, prediction, photo in zip(good, predictions, photographed, strict=True):
             results[index].update(
                 label=prediction.label,
                 probabilities=prediction.probabilities,
                 inference_ms=prediction.inference_ms,
+                photographed=photo,
             )
     json.dump(results, sys.stdout, indent=2)
     print()

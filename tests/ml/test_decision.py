@@ -16,6 +16,7 @@ from ml.decision import (
     label_note,
     nested_photo_figures,
     operating_point,
+    photo_operating_point,
     rule_from_card,
 )
 from tests.model_cards import crossval_report, under_called_mi_report
@@ -143,3 +144,44 @@ def test_photo_figures_with_the_argmax_and_without_photo_rows() -> None:
     assert figures["pooled"]["desk"]["per_class"]["mi"]["recall"] == 0.0
     assert figures["ratio"] == {"desk": 1.0}
     assert nested_photo_figures(report) is None
+
+
+def _photos_that_call_mi_less(report: dict) -> dict:
+    """Photos of ``under_called_mi_report``'s pages whose MI pages read MI at 0.1, not 0.3:
+    below any threshold that scans choose, above every other photo's."""
+    photo = {"mi": [0.85, 0.1, 0.05, 0.0], "normal": [0.97, 0.01, 0.02, 0.0]}
+    rows = [photo.get(row["label"], row["probabilities"]) for row in report["out_of_fold"]]
+    return _with_photos(report, {"desk": rows, "screen": rows})
+
+
+def test_a_photo_rule_chosen_on_the_other_folds_photos_finds_what_the_scan_rule_misses() -> None:
+    report = _photos_that_call_mi_less(under_called_mi_report())
+
+    by_scans = nested_photo_figures(report, n_resamples=20)
+    by_photos = nested_photo_figures(report, photo_rule=True, n_resamples=20)
+
+    assert by_scans["pooled"]["desk"]["per_class"]["mi"]["recall"] == 0.0
+    assert by_photos["pooled"]["desk"]["per_class"]["mi"]["recall"] == 1.0
+    assert by_photos["ratio"] == {"desk": 1.0, "screen": 1.0}
+    # The scans are labelled as before: only the photos' threshold is chosen on photos.
+    assert by_photos["pooled"]["scans"] == by_scans["pooled"]["scans"]
+    assert len(by_photos["photo_thresholds_per_fold"]) == 2 and "other folds' photos" in by_photos["method"]
+
+
+def test_the_photo_operating_point_is_a_card_entry_the_photo_rule_reads() -> None:
+    report = _photos_that_call_mi_less(under_called_mi_report())
+
+    entry = photo_operating_point(report, n_resamples=20)
+
+    assert entry["rule"] == "threshold" and entry["class"] == "mi"
+    assert "80 photos (desk, screen) of 40 pages" in entry["chosen_by"]
+    assert entry["crossval"] == nested_photo_figures(report, photo_rule=True, n_resamples=20)
+    card = {"decision": {"rule": "threshold", "class": "mi", "threshold": 0.3}, "decision_photos": entry}
+    assert rule_from_card(card) == DecisionRule("mi", 0.3)
+    assert rule_from_card(card, photographed=True) == DecisionRule("mi", entry["threshold"])
+    assert rule_from_card({"decision": card["decision"]}, photographed=True) == DecisionRule("mi", 0.3)
+    assert photo_operating_point(under_called_mi_report()) is None
+    probabilities = {"normal": 0.85, "mi": 0.1, "history_mi": 0.05, "abnormal": 0.0}
+    photo_note = label_note("mi", probabilities, card, photographed=True)
+    assert f"this model's threshold for photographed pages of {entry['threshold']:.1%}" in photo_note
+    assert "this model's threshold of 30.0%" in label_note("mi", probabilities, card)

@@ -199,7 +199,7 @@ def test_predict_command_classifies_a_photo_and_refuses_one_cut_through_the_trac
     assert predict_cli.main([str(photo), str(cut)]) == 1
 
     read, refused = json.loads(capsys.readouterr().out)
-    assert read["label"] in CLASSES and "rejected" not in read
+    assert read["label"] in CLASSES and "rejected" not in read and read["photographed"] is True
     assert refused["rejected"] is True and refused["reason"].startswith(UNREADABLE_SENTENCE)
     assert "label" not in refused
 
@@ -252,6 +252,34 @@ def test_the_cards_decision_rule_picks_the_label_and_leaves_the_probabilities(
         write_card(model_file, card | {"decision": broken})
         with pytest.raises(ModelLoadError, match="decision"):
             Classifier.load(model_file)
+
+
+def test_a_page_straightened_from_a_photo_is_labelled_by_the_cards_photo_rule(
+    tmp_path: Path, synthetic_jpeg: bytes
+) -> None:
+    """``decision_photos`` labels what ``read_page`` found in a photo, or what the caller says was
+    one (a page the upload straightened); a scan keeps the card's scan rule."""
+    model_file, card = tiny_model(tmp_path)
+    argmax = Classifier.load(model_file)
+    scan, photo = argmax.read_page(synthetic_jpeg), argmax.read_page(render_photo_bytes("normal", 3))
+    assert (scan.photographed, photo.photographed) == (False, True)
+    probabilities = [p.probabilities for p in argmax.classify([scan, photo])]
+    least = min(CLASSES, key=lambda name: max(p[name] for p in probabilities))
+    below = min(p[least] for p in probabilities) * 0.99  # both pages' p(least) reach it
+
+    photo_rule = {"rule": "threshold", "class": least, "threshold": below}
+    write_card(model_file, card | {"decision_photos": photo_rule})
+    classifier = Classifier.load(model_file)
+    labels = [p.label for p in classifier.classify([scan, photo])]
+    assert labels == [argmax.classify([scan])[0].label, least] and labels[0] != least
+    stored = classifier.read_page(synthetic_jpeg, straighten=False, photographed=True)
+    assert classifier.classify([stored])[0].label == least
+
+    write_card(
+        model_file, card | {"decision_photos": {"rule": "threshold", "class": "stemi", "threshold": 0.2}}
+    )
+    with pytest.raises(ModelLoadError, match="decision_photos"):
+        Classifier.load(model_file)
 
 
 @pytest.mark.parametrize(
