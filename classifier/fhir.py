@@ -88,7 +88,7 @@ def _report(job: Job, signal: PageSignal | None) -> dict[str, Any]:
     if signal is not None:
         observations.append(_leads(signal, performer))
     code, display = CONCLUSION_CODES[prediction.label]
-    note = label_note(prediction.label, prediction.probabilities, model.card)
+    note = label_note(prediction.label, prediction.probabilities, model.card, photographed=job.photographed)
     report.update(
         {
             "performer": [performer],

@@ -50,6 +50,7 @@ class CleanImage:
     sha256: str  # of the bytes the user sent, to recognise repeated uploads
     width: int
     height: int
+    photographed: bool = False  # found in a photo and straightened (ml.rectify)
 
 
 def megabytes(size: int) -> str:
@@ -108,6 +109,7 @@ def clean_image(stream: IO[bytes], *, name: str, size: int | None = None) -> Cle
         sha256=hashlib.sha256(data).hexdigest(),
         width=image.width,
         height=image.height,
+        photographed=decoded.page_corners is not None,
     )
 
 

@@ -99,6 +99,9 @@ class Job(models.Model):
     height = models.PositiveIntegerField(default=0)
     original_name = models.CharField(max_length=255)
     sha256 = models.CharField(max_length=64, db_index=True)
+    # The upload was a photo of a printout, stored straightened (ml.rectify): the model labels
+    # it by its card's photo rule (ml.decision), as the photo's probabilities sit elsewhere.
+    photographed = models.BooleanField(default=False)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED, db_index=True)
     error = models.TextField(blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)

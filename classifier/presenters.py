@@ -82,6 +82,13 @@ class JobOutput(TypedDict):
         ),
     ]
     image_url: Annotated[str, Doc("Extra: the path of GET /api/v1/jobs/{id}/image/.")]
+    photographed: Annotated[
+        bool,
+        Doc(
+            "Extra: the upload was a photo of a printout, found and straightened before it was read; "
+            "the model's photo rule (its MI threshold for photos) labelled it."
+        ),
+    ]
     signal_url: Annotated[
         str | None,
         Doc(
@@ -252,8 +259,13 @@ def job_as_dict(job: Job) -> dict[str, Any]:
         "sha256": job.sha256,
         "label": prediction.label if prediction else None,
         "label_note": (
-            label_note(prediction.label, probabilities, prediction.model_version.card) if prediction else ""
+            label_note(
+                prediction.label, probabilities, prediction.model_version.card, photographed=job.photographed
+            )
+            if prediction
+            else ""
         ),
+        "photographed": job.photographed,
         "probabilities": probabilities,
         "model_version": prediction.model_version.name if prediction else None,
         "model_url": (

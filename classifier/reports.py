@@ -122,7 +122,12 @@ def _job_story(job: Job, signal: PageSignal | None) -> list[Flowable]:
 
     label = Label(prediction.label).label
     story.append(Paragraph(f"<b>{_text(label)}</b>", LABEL))
-    note = label_note(prediction.label, prediction.probabilities, prediction.model_version.card)
+    note = label_note(
+        prediction.label,
+        prediction.probabilities,
+        prediction.model_version.card,
+        photographed=job.photographed,
+    )
     if note:
         story.append(Paragraph(_text(note), BODY))
     rows = [["Class", "Probability"]] + [

@@ -133,6 +133,7 @@ def batch_create(
                     sha256=image.sha256,
                     width=image.width,
                     height=image.height,
+                    photographed=image.photographed,
                     task_id=uuid.uuid4().hex,
                     enqueued_at=now,  # handed to the broker when this transaction commits
                 )

@@ -6,12 +6,13 @@ Usage::
 
 Prints a JSON list with one object per image, in argument order: ``{"image", "label",
 "probabilities", "inference_ms", "photographed"}`` (``photographed``: the page was found in a
-photo and straightened, and labelled by the model's photo rule, ``ml.decision``), or ``{"image", "rejected": true, "reason"}`` and no label
-for a file that cannot be read, is not a usable image, or is refused by the upload guard
-(``ml.guard``), which checks each page first as the service does; ``--no-guard`` skips that
-check. ``--model`` is a shipped model's name (``ml/models``) or a ``.keras`` path; default: the
-default model. The exit code is 1 when any image was rejected, 2 when the model cannot be loaded
-or fails its self-test (the reason on stderr), else 0.
+photo and straightened, and labelled by the model's photo rule, ``ml.decision``), or
+``{"image", "rejected": true, "reason"}`` and no label for a file that cannot be read, is not a
+usable image, or is refused by the upload guard (``ml.guard``), which checks each page first as
+the service does; ``--no-guard`` skips that check. ``--model`` is a shipped model's name
+(``ml/models``) or a ``.keras`` path; default: the default model. The exit code is 1 when any
+image was rejected, 2 when the model cannot be loaded or fails its self-test (the reason on
+stderr), else 0.
 """
 
 from __future__ import annotations

@@ -28,7 +28,7 @@ from accounts.models import User
 from accounts.tokens import api_token_create
 from classifier.models import CLASS_KEYS
 from ml.inference import PageInputs
-from ml.preprocess import MAX_PIXELS, InvalidImageError, decode_image
+from ml.preprocess import MAX_PIXELS, InvalidImageError, decode_page
 from worker.runtime import ModelStatus
 
 PASSWORD = "correct-horse-battery-staple"
@@ -278,25 +278,34 @@ class FakeClassifier:
     calls: int = 0  # forward passes
     pages_read: int = 0
     batch_sizes: list[int] = field(default_factory=list)
+    photographed: list[bool] = field(default_factory=list)  # of each page classified, in order
     error: Exception | None = None
     explanation_error: Exception | None = None
 
     def read_page(
-        self, data: bytes, *, min_trace_width: int = 0, max_pixels: int = MAX_PIXELS, straighten: bool = True
+        self,
+        data: bytes,
+        *,
+        min_trace_width: int = 0,
+        max_pixels: int = MAX_PIXELS,
+        straighten: bool = True,
+        photographed: bool = False,
     ) -> PageInputs:
         """Decodes for real (the worker digitises the page); an ``InvalidImageError`` in
         ``error`` is raised here, as the real one raises it for a bad page."""
         self.pages_read += 1
         if isinstance(self.error, InvalidImageError):
             raise self.error
-        image = decode_image(
+        decoded = decode_page(
             data, min_trace_width=min_trace_width, max_pixels=max_pixels, straighten=straighten
         )
-        return PageInputs(image=image, inputs={}, preprocess_ms=1.0)
+        photographed = photographed or decoded.page_corners is not None
+        return PageInputs(image=decoded.image, inputs={}, preprocess_ms=1.0, photographed=photographed)
 
     def classify(self, pages: Sequence[PageInputs]) -> list[FakePrediction]:
         self.calls += 1
         self.batch_sizes.append(len(pages))
+        self.photographed.extend(page.photographed for page in pages)
         if self.error is not None:
             raise self.error
         probabilities = {key: 0.1 for key in CLASS_KEYS}

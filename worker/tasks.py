@@ -180,12 +180,14 @@ def _read_page(job: Job, classifier: Classifier) -> tuple[PageInputs, PageReadin
     its leads and measurements (``_page_reading``): on a reader thread, beside the forward pass."""
     with job.image.open("rb") as image_file:
         image_bytes = image_file.read()
-    # The upload stored the page straightened (classifier.images): no photo to look for here.
+    # The upload stored the page straightened (classifier.images): no photo to look for here,
+    # but the job says whether it was one, for the card's photo rule.
     page = classifier.read_page(
         image_bytes,
         min_trace_width=leads.MIN_TRACE_WIDTH,
         max_pixels=settings.ECGSITE_MAX_IMAGE_PIXELS,
         straighten=False,
+        photographed=job.photographed,
     )
     return page, _page_reading(job.pk, page)
 

@@ -42,6 +42,9 @@
       result.dataset.label = job.label;
       body.appendChild(result);
       if (job.label_note) body.appendChild(el("p", "label-note small", job.label_note));
+      if (job.photographed) {
+        body.appendChild(el("p", "photo-note small", "Read from a photo: the page was found and straightened."));
+      }
       var bars = el("dl", "probabilities");
       classNames.forEach(function (pair) {
         var value = job.probabilities[pair[0]];

@@ -69,6 +69,25 @@ def test_a_finished_job_has_the_issue_shape_and_its_probabilities_sum_to_one(api
     assert math.isclose(sum(body["probabilities"].values()), 1.0, abs_tol=1e-6)
     assert body["image_url"] == f"/api/v1/jobs/{job.pk}/image/"
     assert body["label_note"] == ""  # the label is the most probable class
+    assert body["photographed"] is False
+
+
+def test_a_photographed_page_labelled_by_the_models_photo_threshold_says_so(api, owner):
+    batch = BatchFactory(owner=owner, completed=timezone.now())
+    job = JobFactory(batch=batch, status=Job.Status.SUCCEEDED, finished=timezone.now(), photographed=True)
+    card = {
+        "decision": {"rule": "threshold", "class": "mi", "threshold": 0.4},
+        "decision_photos": {"rule": "threshold", "class": "mi", "threshold": 0.25},
+    }
+    probabilities = {"normal": 0.6, "mi": 0.3, "history_mi": 0.05, "abnormal": 0.05}
+    PredictionFactory(
+        job=job, model_version=ModelVersionFactory(card=card), label="mi", probabilities=probabilities
+    )
+
+    body = api.get(f"{JOBS}{job.pk}/").json()
+
+    assert body["photographed"] is True
+    assert "reaches this model's threshold for photographed pages of 25.0%" in body["label_note"]
 
 
 def test_a_label_set_by_the_models_mi_threshold_says_why(api, owner):

@@ -131,6 +131,7 @@ def test_clean_image_stores_a_photographed_printout_straightened(settings):
     stored = Image.open(io.BytesIO(cleaned.content))
     assert (cleaned.width, cleaned.height) == stored.size == (1200, 852)
     assert (stored.format, cleaned.extension) == ("JPEG", ".jpg")
+    assert cleaned.photographed is True  # the job remembers it, for the model's photo rule
     # What is stored is the page: read again, it is not looked for a second time.
     assert decode_page(cleaned.content).page_corners is None
     assert guard.check_page(stored.convert("RGB")) is None

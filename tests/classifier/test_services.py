@@ -16,7 +16,7 @@ from tests.classifier.factories import (
     PredictionFactory,
     probabilities_for,
 )
-from tests.conftest import stored_files
+from tests.conftest import render_photo_bytes, stored_files
 
 pytestmark = pytest.mark.django_db
 
@@ -54,6 +54,18 @@ def test_batch_create_stamps_each_job_with_when_it_goes_to_the_broker(owner, mak
     stamps = [job.enqueued_at for job in batch.jobs.all()]
     assert len(stamps) == 2
     assert all(stamp is not None and before <= stamp <= timezone.now() for stamp in stamps)
+
+
+def test_batch_create_remembers_which_upload_was_a_photo(owner, make_upload, monkeypatch):
+    monkeypatch.setattr("classifier.dispatch.enqueue_classify", lambda **kwargs: None)
+    photo = make_upload("phone.jpg", render_photo_bytes("normal", 1), "image/jpeg")
+
+    batch = services.batch_create(owner=owner, files=[make_upload("scan.png"), photo])
+
+    assert [(job.original_name, job.photographed) for job in batch.jobs.all()] == [
+        ("scan.png", False),
+        ("phone.jpg", True),
+    ]
 
 
 @pytest.mark.django_db(transaction=True)

@@ -270,6 +270,10 @@ def test_a_phone_photo_of_a_printout_is_straightened_classified_and_shown(
         [card] = page.evaluate(READ_CARDS)
         assert (card["status"], card["name"]) == ("succeeded", "phone.jpg"), card
         assert card["label"] in LABEL_NAMES and card["measurements"] is not None, card
+        # Labelled by the model's photo rule, and the page says it was read from a photo.
+        expect(page.locator("#jobs article.job .photo-note")).to_have_text(
+            "Read from a photo: the page was found and straightened."
+        )
         # The page shown beside the result is the straightened page, not the photo as taken.
         thumb = page.locator("#jobs article.job img.thumb")
         thumb.scroll_into_view_if_needed()

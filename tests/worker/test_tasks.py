@@ -74,6 +74,18 @@ def test_the_classifier_gets_the_stored_image_bytes(job, fake_classifier, sent, 
         assert seen == [stored.read()]
 
 
+def test_a_job_uploaded_as_a_photo_reaches_the_classifier_as_one_for_its_photo_rule(
+    batch, fake_classifier, sent
+):
+    """The stored page is straightened already; the job says it was a photo (ml.decision)."""
+    scan, photo = JobFactory(batch=batch), JobFactory(batch=batch, photographed=True)
+
+    _run(scan)
+    _run(photo)
+
+    assert fake_classifier.photographed == [False, True]
+
+
 def test_running_the_task_twice_for_a_job_keeps_one_prediction_and_classifies_once(
     job, fake_classifier, sent
 ):
