@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from ml.calibration import fit_temperature, logits_from_probabilities, softmax
-from ml.decision import operating_point
+from ml.decision import operating_point, photo_operating_point
 from ml.labels import CLASSES
 from ml.metrics import DEFAULT_BOOTSTRAP_RESAMPLES, evaluation_report
 
@@ -100,6 +100,8 @@ def card_section(
     decision = operating_point(document) if mi_operating_point else None
     if mi_operating_point and decision is None:
         raise ValueError(f"{report_file} has no complete out-of-fold rows to choose an MI threshold on.")
+    # A report with photos of the held-out pages (--photos) chooses photos' threshold too.
+    decision_photos = photo_operating_point(document) if mi_operating_point else None
     if "temperature" not in document:
         add_calibration(document)
     return {
@@ -121,4 +123,5 @@ def card_section(
             "fitted_on": f"the out-of-fold probabilities of {report_file}",
         },
         **({"decision": decision} if decision else {}),
+        **({"decision_photos": decision_photos} if decision_photos else {}),
     }

@@ -19,7 +19,7 @@ With ``--card``, nothing is measured: the shipped model's card gets a ``photos``
 (``card_section``) from the reports already written: its classification figures on photos against
 scans of the same pages (``--crossval-report``, a ``python -m ml.crossval --photos`` run of the
 model's configuration, scored by ``ml.decision.nested_photo_figures`` with the card's decision
-rule), the guard's figures on scans, photos and non-ECG images (``--guard-report``, from
+rules: its photo rule for photos where it has one), the guard's figures on scans, photos and non-ECG images (``--guard-report``, from
 ``python -m ml.guard_report``) and the digitiser's on photos (``--out``).
 """
 
@@ -139,7 +139,9 @@ def card_section(
     card: dict[str, Any], crossval: dict[str, Any], guard: dict[str, Any], photos: dict[str, Any]
 ) -> dict[str, Any]:
     """A model card's ``photos`` section (see the module docstring) from the three reports."""
-    figures = nested_photo_figures(crossval, (card.get("decision") or {}).get("class"))
+    # Photos labelled as the model labels them: by its photo rule where its card has one.
+    photo_rule = card.get("decision_photos") is not None
+    figures = nested_photo_figures(crossval, (card.get("decision") or {}).get("class"), photo_rule=photo_rule)
     if figures is None:
         raise ValueError("the cross-validation report has no photo rows: run python -m ml.crossval --photos")
     pooled = figures["pooled"]

@@ -44,7 +44,13 @@ from ml.cards import (
     table_row,
     text,
 )
-from ml.decision import MI_THRESHOLDS, decided_out_of_fold, operating_point, out_of_fold_rows
+from ml.decision import (
+    MI_THRESHOLDS,
+    decided_out_of_fold,
+    nested_photo_figures,
+    operating_point,
+    out_of_fold_rows,
+)
 from ml.labels import CLASSES
 from ml.metrics import paired_bootstrap_macro_f1_difference
 from ml.models import DEFAULT_MODEL_NAME
@@ -541,6 +547,49 @@ def operating_point_section(
     ]
 
 
+# How each run's photos can be labelled: the argmax, the scans' MI rule, or a rule chosen on photos.
+PHOTO_RULES = (
+    ("argmax", None, False),
+    ("MI threshold chosen on scans", "mi", False),
+    ("MI threshold chosen on photos", "mi", True),
+)
+
+
+def photo_runs_section(
+    reports: Sequence[tuple[Path, Mapping[str, Any]]], summaries: Sequence[ModelSummary]
+) -> list[str]:
+    """Each run with photos of its held-out pages (``--photos``): photos against scans of the
+    same pages under each labelling rule, every choice nested (``ml.decision.nested_photo_figures``)."""
+    rows = []
+    for (_, report), summary in zip(reports, summaries, strict=True):
+        for rule_name, class_name, photo_rule in PHOTO_RULES:
+            figures = nested_photo_figures(report, class_name, photo_rule=photo_rule)
+            if figures is None:
+                break
+            pooled, ratios = figures["pooled"], figures["ratio"]
+            row = [summary.name, rule_name, f"{pooled['scans']['macro_f1']['value']:.3f}"]
+            for kind in ("desk", "screen"):
+                if kind in ratios:
+                    row.append(f"{pooled[kind]['macro_f1']['value']:.3f} ({ratios[kind]:.2f}x)")
+                else:
+                    row.append(MISSING)
+            rows.append(row)
+    if not rows:
+        return []
+    return [
+        "### Photos against scans (nested cross-validation)",
+        "",
+        "Runs made with `--photos`: a desk photo and a screen photo (`ml.photos`) of every held-out "
+        "page, read as an upload is, against the scans of the same pages. The MI thresholds are "
+        "chosen as in the table above, on the other folds only: for scans on their scans, for photos "
+        "either on their scans or on their photos (every kind together; a shipped model whose card "
+        "has `decision_photos` labels a photographed upload that way). Macro-F1, and its ratio to "
+        "the scans'.",
+        "",
+        *table(["run", "labelled by", "scans", "desk photos", "screen photos"], rows),
+    ]
+
+
 def numeric_leaves(document: Mapping[str, Any], prefix: str = "", depth: int = 0) -> list[tuple[str, str]]:
     """(dotted key, value) for every number in nested dicts, in file order (lists are skipped)."""
     rows: list[tuple[str, str]] = []
@@ -633,6 +682,7 @@ def render(models_dir: Path, reports_dir: Path) -> str:
             ],
         )
         lines += operating_point_section(reports, report_summaries, applied_by)
+        lines += photo_runs_section(reports, report_summaries)
         for (path, report), summary in zip(reports, report_summaries, strict=True):
             lines += crossval_section(path, report, summary)
     else:

@@ -185,3 +185,17 @@ def test_the_photo_operating_point_is_a_card_entry_the_photo_rule_reads() -> Non
     photo_note = label_note("mi", probabilities, card, photographed=True)
     assert f"this model's threshold for photographed pages of {entry['threshold']:.1%}" in photo_note
     assert "this model's threshold of 30.0%" in label_note("mi", probabilities, card)
+
+
+def test_a_card_section_from_a_report_with_photos_carries_the_photo_rule(tmp_path: Path) -> None:
+    report = _photos_that_call_mi_less(under_called_mi_report())
+    report_file = tmp_path / "crossval-hybrid-photos.json"
+    report_file.write_text(json.dumps(report))
+    sha = report["data"]["sha256"]
+
+    decided = card_section(report_file, arch="hybrid", data_sha256=sha, mi_operating_point=True)
+
+    assert decided["decision"] == operating_point(report)
+    assert decided["decision_photos"] == photo_operating_point(report)
+    assert decided["decision_photos"]["threshold"] < decided["decision"]["threshold"]
+    assert "decision_photos" not in card_section(report_file, arch="hybrid", data_sha256=sha)

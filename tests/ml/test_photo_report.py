@@ -86,6 +86,30 @@ def test_the_card_section_puts_photos_beside_scans_with_the_guard_and_digitiser_
     assert "wrote the photos section" in capsys.readouterr().out
 
 
+def test_the_card_section_scores_photos_by_the_cards_photo_rule_where_it_has_one() -> None:
+    crossval = under_called_mi_report()
+    # The photos of MI pages read MI at 0.1: below the scans' threshold, which misses them.
+    crossval["out_of_fold"] = [
+        {
+            **row,
+            "photo_probabilities": {
+                "desk": [0.85, 0.1, 0.05, 0.0] if row["label"] == "mi" else row["probabilities"]
+            },
+        }
+        for row in crossval["out_of_fold"]
+    ]
+    crossval["photos"] = {"generator": "ml.photos", "read_as": "as an upload is"}
+    scan_rule = {"decision": {"rule": "threshold", "class": "mi", "threshold": 0.3}}
+    photo_rule = scan_rule | {"decision_photos": {"rule": "threshold", "class": "mi", "threshold": 0.1}}
+
+    by_scans = photo_report.card_section(scan_rule, crossval, _guard_report(), _photos_report())
+    by_photos = photo_report.card_section(photo_rule, crossval, _guard_report(), _photos_report())
+
+    assert by_scans["classification"]["desk"]["per_class_f1"]["mi"] == 0.0
+    assert by_photos["classification"]["desk"]["per_class_f1"]["mi"] == 1.0
+    assert "other folds' photos" in by_photos["classification"]["method"]
+
+
 def test_the_card_section_needs_a_crossval_run_with_photos(tmp_path, capsys) -> None:
     model = tmp_path / "m.keras"
     (tmp_path / "m.json").write_text("{}")

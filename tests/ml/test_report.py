@@ -255,6 +255,38 @@ def test_each_run_shows_the_nested_mi_operating_point_beside_its_argmax(tmp_path
     assert cells[8] == "none"  # no shipped card applies it
 
 
+def test_a_run_with_photos_shows_them_against_its_scans_under_each_rule(tmp_path):
+    """MI photos read MI at 0.1: the scans' threshold misses them, one chosen on photos does not."""
+    models, reports = tmp_path / "models", tmp_path / "reports"
+    models.mkdir()
+    crossval = under_called_mi_report()
+    crossval["out_of_fold"] = [
+        {
+            **row,
+            "photo_probabilities": {
+                "desk": [0.85, 0.1, 0.05, 0.0] if row["label"] == "mi" else row["probabilities"]
+            },
+        }
+        for row in crossval["out_of_fold"]
+    ]
+    _write(reports / "crossval-hybrid-photos.json", crossval)
+    _write(reports / "crossval-hybrid.json", under_called_mi_report())
+
+    document = report.render(models, reports)
+
+    section = document.split("### Photos against scans")[1].split("###")[0]
+    rows = {}
+    for line in section.splitlines():
+        if line.startswith("| crossval-"):
+            run, rule, scans, desk, screen = (cell.strip() for cell in line.strip("|").split("|"))
+            rows[rule] = (run, scans, desk, screen)
+    assert {run for run, *_ in rows.values()} == {"crossval-hybrid-photos"}  # the run without photos: none
+    assert rows["MI threshold chosen on photos"][1:] == ("1.000", "1.000 (1.00x)", "—")
+    assert rows["MI threshold chosen on scans"][1] == "1.000"
+    assert rows["MI threshold chosen on scans"][2] < "1.000"  # its MI photos are missed
+    assert rows["argmax"][2].endswith("(1.00x)")  # the argmax misses MI on scans and photos alike
+
+
 def test_a_shipped_model_applying_the_operating_point_is_named_and_compared_with_its_nested_labels(
     tmp_path,
 ):
