@@ -217,7 +217,7 @@ def summary_from_card(card: Mapping[str, Any]) -> ModelSummary:
         timed_on=machine_text(timed_by.get("machine")),
         training_seconds=number(card.get("training_seconds")),
         created=text(card.get("created")),
-        decision=_decision_text(decision),
+        decision=_decision_text(decision, mapping(card.get("decision_photos"))),
         **fields,
     )
 
@@ -234,12 +234,16 @@ def machine_text(machine: object) -> str:
     )
 
 
-def _decision_text(decision: Mapping[str, Any]) -> str:
-    """``argmax``, or e.g. ``mi if p ≥ 0.200, else argmax``: a card's decision rule in a table cell."""
+def _decision_text(decision: Mapping[str, Any], photos: Mapping[str, Any] | None = None) -> str:
+    """``argmax``, or e.g. ``mi if p ≥ 0.200, else argmax``: a card's decision rule in a table
+    cell, with its photo rule's threshold (``decision_photos``) when it has one:
+    ``mi if p ≥ 0.200 (photos 0.250), else argmax``."""
     class_name, threshold = text(decision.get("class")), number(decision.get("threshold"))
     if decision.get("rule") != "threshold" or not class_name or threshold is None:
         return "argmax"
-    return f"{class_name} if p ≥ {threshold:.3f}, else argmax"
+    photo_threshold = number((photos or {}).get("threshold"))
+    on_photos = f" (photos {photo_threshold:.3f})" if photo_threshold is not None else ""
+    return f"{class_name} if p ≥ {threshold:.3f}{on_photos}, else argmax"
 
 
 def summary_from_crossval_report(report: Mapping[str, Any], name: str = "") -> ModelSummary:

@@ -19,8 +19,9 @@ With ``--card``, nothing is measured: the shipped model's card gets a ``photos``
 (``card_section``) from the reports already written: its classification figures on photos against
 scans of the same pages (``--crossval-report``, a ``python -m ml.crossval --photos`` run of the
 model's configuration, scored by ``ml.decision.nested_photo_figures`` with the card's decision
-rules: its photo rule for photos where it has one), the guard's figures on scans, photos and non-ECG images (``--guard-report``, from
-``python -m ml.guard_report``) and the digitiser's on photos (``--out``).
+rules: its photo rule for photos where it has one), the guard's figures on scans, photos and
+non-ECG images (``--guard-report``, from ``python -m ml.guard_report``) and the digitiser's on
+photos (``--out``).
 """
 
 from __future__ import annotations

@@ -58,6 +58,8 @@ def test_a_card_with_a_decision_rule_shows_its_nested_labels_and_the_probabiliti
     assert summary.ece_calibrated == card["crossval"]["pooled_calibrated"]["ece"]["value"]
     assert table_row(summary)["decision"] == "mi if p ≥ 0.200, else argmax"
     assert summary_from_card(crossval_card()).decision == "argmax"
+    card["decision_photos"] = {"rule": "threshold", "class": "mi", "threshold": 0.25}
+    assert summary_from_card(card).decision == "mi if p ≥ 0.200 (photos 0.250), else argmax"
 
 
 def test_a_validation_only_card_is_not_cross_validated_but_keeps_its_numbers():
