@@ -76,6 +76,7 @@ def model_page(version: ModelVersion, *, is_default: bool) -> dict[str, Any]:
         "accuracy": format_float(summary.accuracy),
         "ece": format_float(summary.ece_calibrated if summary.ece_calibrated is not None else summary.ece),
         "decision": mapping(card.get("decision")).get("description", ""),
+        "decision_photos": mapping(card.get("decision_photos")).get("description", ""),
         "rows": rows,
         "photos": _photo_rows(photos),
         "limits": limits(card, summary.per_class.get("mi"), photos),

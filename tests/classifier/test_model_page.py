@@ -61,6 +61,19 @@ def test_a_card_without_figures_says_what_is_unknown_instead_of_guessing(owner_c
     assert "trained on — scanned" in page and "its card is dated not recorded" in page
 
 
+def test_a_model_with_a_photo_rule_says_how_a_photo_is_labelled(owner_client):
+    description = (
+        "for a page straightened from a photo: label mi when its calibrated probability reaches 0.250, "
+        "else the most probable class; the probabilities are reported unchanged"
+    )
+    card = {"name": "photo-v1", "decision_photos": {"rule": "threshold", "class": "mi", "threshold": 0.25}}
+    card["decision_photos"]["description"] = description
+    ModelVersionFactory(name="photo-v1", architecture="hybrid", card=card)
+
+    assert f"And {description}." in _page(owner_client, "photo-v1")
+    assert "And for a page straightened" not in _page(owner_client, ModelVersionFactory(name="scan-v1").name)
+
+
 def test_an_unknown_model_is_404_and_a_visitor_must_sign_in(owner_client, client):
     assert owner_client.get(reverse("classifier:model-detail", args=["nope"])).status_code == 404
     ModelVersionFactory(name="m-v1")
