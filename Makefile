@@ -137,6 +137,8 @@ photo-crossval: venv ## Cross-validate the shipped hybrids on photos of the held
 	$(PY) -m ml.crossval --arch hybrid $(FIT_PHOTOS) --folds 5 --out ml/reports --photos --name hybrid-photoaug
 	$(PY) -m ml.crossval --arch hybrid --data $(DATA) --epochs 10 --learning-rate 0.002 --seed 42 \
 		--photo-augment 2 --folds 5 --out ml/reports --photos --name hybrid-photoaug2
+	$(PY) -m ml.crossval --arch hybrid --data $(DATA) --epochs 8 --learning-rate 0.002 --seed 42 \
+		--photo-augment 3 --folds 5 --out ml/reports --photos --name hybrid-photoaug3
 	$(MAKE) photo-cards
 
 photo-cards: venv ## Put the photo figures (the photo cross-validations, guard.json, photos.json) into the hybrid cards
