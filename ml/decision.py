@@ -15,7 +15,7 @@ changed: the rule only decides which label they lead to. Plain numpy; no TensorF
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -24,6 +24,7 @@ from ml.calibration import fit_temperature, logits_from_probabilities, softmax
 from ml.labels import CLASSES, DESCRIPTIONS
 from ml.metrics import (
     DEFAULT_BOOTSTRAP_RESAMPLES,
+    best_threshold,
     evaluation_report,
     macro_f1,
     nested_operating_point,
@@ -221,13 +222,46 @@ def operating_point(
     }
 
 
-def _best_threshold(
-    probabilities: np.ndarray, truth: np.ndarray, index: int, thresholds: tuple[float, ...]
-) -> float:
-    """The threshold with the best macro-F1 on these rows (ties: the highest, which calls the
-    class least), as ``nested_operating_point`` chooses."""
-    scores = [macro_f1(truth, threshold_decisions(probabilities, index, t), len(CLASSES)) for t in thresholds]
-    return max(t for t, score in zip(thresholds, scores, strict=True) if score == max(scores))
+@dataclasses.dataclass(frozen=True)
+class PhotoRows:
+    """A ``--photos`` report's out-of-fold rows as arrays: the scans' and each kind's photos'."""
+
+    truth: np.ndarray  # class index per page
+    folds: np.ndarray
+    scans: np.ndarray  # probabilities, one row per page
+    photos: dict[str, np.ndarray]  # kind: probabilities, in the pages' order
+
+    @property
+    def kinds(self) -> list[str]:
+        return list(self.photos)
+
+    def photo_threshold(
+        self, temperature: float, rows: np.ndarray, class_index: int, grid: Sequence[float]
+    ) -> float:
+        """The threshold chosen on ``rows``' photos, every kind together, calibrated with
+        ``temperature`` (``best_threshold``)."""
+        calibrated = [
+            softmax(logits_from_probabilities(self.photos[kind][rows]), temperature) for kind in self.kinds
+        ]
+        truth = np.concatenate([self.truth[rows]] * len(self.kinds))
+        return best_threshold(truth, np.concatenate(calibrated), class_index, grid)
+
+
+def photo_rows(report: Mapping[str, Any]) -> PhotoRows | None:
+    """The report's ``PhotoRows``; None unless every row is complete and carries photos."""
+    rows, complete = out_of_fold_rows(report)
+    listed = report.get("out_of_fold") or []
+    if not rows or not complete or any("photo_probabilities" not in row for row in listed):
+        return None
+    return PhotoRows(
+        truth=np.asarray([row.true for row in rows], dtype=np.int64),
+        folds=np.asarray([row.fold for row in rows], dtype=np.int64),
+        scans=np.asarray([row.probabilities for row in rows], dtype=np.float64),
+        photos={
+            kind: np.asarray([row["photo_probabilities"][kind] for row in listed])
+            for kind in listed[0]["photo_probabilities"]
+        },
+    )
 
 
 def nested_photo_figures(
@@ -250,15 +284,10 @@ def nested_photo_figures(
     temperature. ``class_name`` None: the plain argmax. ``ratio`` is each kind's macro-F1 over
     the scans'.
     """
-    rows, complete = out_of_fold_rows(report)
-    listed = report.get("out_of_fold") or []
-    if not rows or not complete or any("photo_probabilities" not in row for row in listed):
+    read = photo_rows(report)
+    if read is None:
         return None
-    kinds = list(listed[0]["photo_probabilities"])
-    truth = np.asarray([row.true for row in rows], dtype=np.int64)
-    folds = np.asarray([row.fold for row in rows], dtype=np.int64)
-    scans = np.asarray([row.probabilities for row in rows], dtype=np.float64)
-    photos = {kind: np.asarray([row["photo_probabilities"][kind] for row in listed]) for kind in kinds}
+    kinds, truth, folds, scans, photos = read.kinds, read.truth, read.folds, read.scans, read.photos
     # Each set's labels, and the probabilities they were decided from (calibrated as shipped).
     decided_from: dict[str, np.ndarray] = {"scans": scans, **photos}
     photo_thresholds = []
@@ -275,20 +304,13 @@ def nested_photo_figures(
         for fold, threshold in zip(np.unique(folds), point["thresholds_per_fold"], strict=True):
             held_out = folds == fold
             temperature = fit_temperature(scan_logits[~held_out], truth[~held_out])
-            calibrated = {
-                kind: softmax(logits_from_probabilities(photos[kind]), temperature) for kind in kinds
-            }
             if photo_rule:
-                threshold = _best_threshold(
-                    np.concatenate([calibrated[kind][~held_out] for kind in kinds]),
-                    np.concatenate([truth[~held_out]] * len(kinds)),
-                    index,
-                    grid,
-                )
+                threshold = read.photo_threshold(temperature, ~held_out, index, grid)
                 photo_thresholds.append(threshold)
             for kind in kinds:
-                decided_from[kind][held_out] = calibrated[kind][held_out]
-                decided[kind][held_out] = threshold_decisions(calibrated[kind][held_out], index, threshold)
+                calibrated = softmax(logits_from_probabilities(photos[kind][held_out]), temperature)
+                decided_from[kind][held_out] = calibrated
+                decided[kind][held_out] = threshold_decisions(calibrated, index, threshold)
         chosen_on = (
             "the other folds' photos (every kind together)" if photo_rule else "the other folds' scans"
         )
@@ -336,28 +358,14 @@ def photo_operating_point(
     nested = nested_photo_figures(
         report, class_name, thresholds, photo_rule=True, n_resamples=n_resamples, seed=seed
     )
-    if nested is None:
+    read = photo_rows(report)
+    if nested is None or read is None:
         return None
-    rows, _ = out_of_fold_rows(report)
-    listed = report["out_of_fold"]
-    truth = np.asarray([row.true for row in rows], dtype=np.int64)
-    temperature = fit_temperature(
-        logits_from_probabilities(np.asarray([row.probabilities for row in rows])), truth
-    )
-    kinds = nested["kinds"]
-    calibrated = np.concatenate(
-        [
-            softmax(
-                logits_from_probabilities(np.asarray([row["photo_probabilities"][k] for row in listed])),
-                temperature,
-            )
-            for k in kinds
-        ]
-    )
+    temperature = fit_temperature(logits_from_probabilities(read.scans), read.truth)
     grid = tuple(sorted({float(t) for t in thresholds}))
-    threshold = _best_threshold(
-        calibrated, np.concatenate([truth] * len(kinds)), CLASSES.index(class_name), grid
-    )
+    every_page = np.ones_like(read.truth, dtype=bool)
+    threshold = read.photo_threshold(temperature, every_page, CLASSES.index(class_name), grid)
+    n_photos = len(read.truth) * len(read.kinds)
     return {
         "rule": "threshold",
         "class": class_name,
@@ -368,8 +376,8 @@ def photo_operating_point(
         ),
         "chosen_by": (
             f"the best macro-F1 (ties: the highest threshold) over thresholds {grid[0]:.3f} to "
-            f"{grid[-1]:.3f} on the out-of-fold outputs of {len(calibrated)} photos ({', '.join(kinds)}) "
-            f"of {len(rows)} pages, "
+            f"{grid[-1]:.3f} on the out-of-fold outputs of {n_photos} photos ({', '.join(read.kinds)}) "
+            f"of {len(read.truth)} pages, "
             f"calibrated with the temperature fitted on the scans ({round(temperature, 4)})"
         ),
         "crossval": nested,

@@ -249,6 +249,15 @@ def threshold_decisions(probabilities: np.ndarray, class_index: int, threshold: 
     return decisions
 
 
+def best_threshold(y_true: Any, probabilities: np.ndarray, class_index: int, grid: Sequence[float]) -> float:
+    """The threshold of ``grid`` whose ``threshold_decisions`` score the best macro-F1 on these
+    rows (ties: the highest, which calls the class least)."""
+    num_classes = probabilities.shape[1]
+    scores = [macro_f1(y_true, threshold_decisions(probabilities, class_index, t), num_classes) for t in grid]
+    top = max(scores)
+    return max(t for t, score in zip(grid, scores, strict=True) if score == top)
+
+
 def nested_operating_point(
     y_true: Any,
     probabilities: Any,
@@ -289,13 +298,7 @@ def nested_operating_point(
         """The temperature and threshold chosen on ``mask``'s rows, and every row calibrated."""
         temperature = fit_temperature(logits[mask], true[mask]) if calibrate else 1.0
         calibrated = softmax(logits, temperature) if calibrate else probabilities
-        scores = [
-            macro_f1(true[mask], threshold_decisions(calibrated[mask], class_index, t), num_classes)
-            for t in grid
-        ]
-        top = max(scores)
-        threshold = max(t for t, score in zip(grid, scores, strict=True) if score == top)
-        return temperature, threshold, calibrated
+        return temperature, best_threshold(true[mask], calibrated[mask], class_index, grid), calibrated
 
     decisions = np.zeros_like(true)
     decided_from = np.zeros_like(probabilities)

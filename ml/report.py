@@ -563,7 +563,8 @@ def photo_runs_section(
     rows = []
     for (_, report), summary in zip(reports, summaries, strict=True):
         for rule_name, class_name, photo_rule in PHOTO_RULES:
-            figures = nested_photo_figures(report, class_name, photo_rule=photo_rule)
+            # Only the point figures are shown: no bootstrap intervals to resample for.
+            figures = nested_photo_figures(report, class_name, photo_rule=photo_rule, n_resamples=1)
             if figures is None:
                 break
             pooled, ratios = figures["pooled"], figures["ratio"]
