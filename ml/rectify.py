@@ -7,12 +7,19 @@ tinted by the room's light. ``rectify`` turns such a photo back into a scan-like
 
 1. Find the page (``find_page``): on a copy about ``WORK_WIDTH`` px wide, the paper is the large
    bright region (Otsu's threshold on the smoothed brightness, closed so that traces and grid
-   lines do not cut it); its convex hull, reduced to four corners, is the page.
+   lines do not cut it); its convex hull, reduced to four corners, is the page. A corner lost in
+   a shadow is found where the page's sides, extended, meet.
 2. Straighten it: a perspective transform maps those corners onto the reference page
-   (``ml.layout``, 1200x852 px), reading the photo at full resolution.
+   (``ml.layout``, 1200x852 px), reading the photo at full resolution. A page shown on a screen
+   is then found inside the straightened screen, by brightness or, on a screen nearly as light
+   as paper, by the rise at its edges.
 3. Flatten the light (``flatten_light``): each channel is divided by a smooth estimate of the
    paper under the ink (a closing lifts the traces and grid lines to the paper's level, a blur
    smooths it), so gradients, shadows and the tint go and the paper is white again.
+4. Put the traces where they belong (``_grid_box_correction``): the pink outline printed around
+   the grid is found near its place and the page warped once more so that it lies where it does
+   on the reference. The page's outline alone places the traces to a per cent or so, less well
+   where a margin is cut off and its size only estimated; the leads are read at fixed places.
 
 An image whose page fills it (a scan, or a photo cropped to the page) is left as it is.
 
@@ -25,6 +32,7 @@ to read; a cut through the trace area, or across two sides, makes the page unrea
 
 from __future__ import annotations
 
+from itertools import pairwise
 from typing import NamedTuple
 
 import cv2
@@ -65,14 +73,48 @@ PAPER_FILL = (255, 255, 255)  # what stands in for a cut-off margin
 # Grey levels: the screen around a page shown on it is plain (9-16 on the project's screen photos);
 # a page's own margins, shadows and traces inside the first outline vary more (over 22).
 SCREEN_BORDER_MAX_STD = 18.0
+SCREEN_BEZEL_SLIVER = 0.005  # of the straightened screen's size, left out of the border's spread
 # The page inside has the page's proportions; the first outline's perspective and the screen's
 # shape leave them within this of 1200/852 (1.29-1.45 on the project's screen photos).
 SCREEN_PAGE_ASPECT_TOLERANCE = 0.15
+# A screen nearly as light as the paper (175-236 grey on the project's screen photos): the page's
+# sides are looked for within this much of the straightened screen (the screen is 1.03-1.15 times
+# the page), as a rise of at least SCREEN_EDGE_MIN_RISE grey levels across 2 x this many pixels,
+# along each side.
+SCREEN_MAX_MARGIN = 0.15
+SCREEN_EDGE_DIFFERENCE_PX = 2
+SCREEN_EDGE_MIN_RISE = 6.0
+SCREEN_EDGE_SPAN = (0.15, 0.85)  # of each side's length, in SCREEN_EDGE_STRETCHES equal stretches
+SCREEN_EDGE_STRETCHES = 5
+SCREEN_EDGE_AGREEMENT_PX = 4.0  # from the stretches' median: a stretch that found the side
+SCREEN_BEZEL_LEVEL = 0.5  # of the band's median brightness: darker is the bezel (the screen is over 0.65)
+# The printed grid box's pink outline (GRID_LEFT ... GRID_BOTTOM on the reference) is looked for
+# within GRID_SEARCH_PX of its place, at GRID_STRETCHES stretches along each side (within
+# GRID_SPAN of its length): a line at least GRID_MIN_PINK (red less green, grey levels) and
+# GRID_MIN_CONTRAST times the stretch's median, agreeing within GRID_AGREEMENT_PX with the others.
+# The outline's centre line on the reference page (left, top, right, bottom), as measured on the
+# development scans (within 0.3 px on every one tried).
+GRID_OUTLINE = np.array([37.3, 154.0, 1178.5, 821.4])
+GRID_SEARCH_PX = 70
+GRID_SPAN = (0.2, 0.8)
+GRID_STRETCHES = 5
+GRID_MIN_PINK = 5.0
+GRID_MIN_CONTRAST = 3.0
+GRID_AGREEMENT_PX = 4.0
+GRID_PEAK_HALF_WIDTH = 8  # the blurred line's half width at most
+GRID_LINE_CLEARANCE = 12  # this far from the line, either side, the paper is plain
+GRID_EDGE_PX = 6
+GRID_MAX_SIDES_MISSING = 1  # a side not found stays where the page's outline put it
 # Ink on a scan is near black; on a photo it is grey and blurred. Levels up to INK_KNEE are
 # stretched so that the darkest ink (INK_PERCENTILE of the page) becomes black; paper and grid,
 # lighter than the knee, stay as they are.
 INK_PERCENTILE = 1.0
 INK_KNEE = 200.0
+# A shadow that hides a corner of the page: the page's sides are the hull's long edges within this
+# of the first outline's sides, and the corner they meet at lies within this of the page's size.
+SIDE_MAX_TILT_DEGREES = 12.0
+MAX_CORNER_SHIFT = 0.3
+SIDE_MAX_DISTANCE = 0.25  # of the side's length, from the first outline's side to an edge of it
 
 
 class Rectification(NamedTuple):
@@ -132,27 +174,178 @@ def rectify(image: Image.Image) -> Rectification:
             corners = cv2.perspectiveTransform(inner.reshape(1, 4, 2), np.linalg.inv(transform)).reshape(4, 2)
             transform = cv2.getPerspectiveTransform(corners.astype(np.float32), target)
             page = cv2.warpPerspective(rgb, transform, (width, height), flags=cv2.INTER_LINEAR, **border)
-    return Rectification(Image.fromarray(darken_ink(flatten_light(page))), corners, cut, unreadable)
+    flat = flatten_light(page)
+    # The outline's corners place the page to within a per cent or so, less well where a margin
+    # is cut off and its size only estimated: the printed grid box puts the traces where they
+    # belong.
+    correction = _grid_box_correction(flat)
+    if correction is not None:
+        transform = correction @ transform
+        page = cv2.warpPerspective(rgb, transform, (width, height), flags=cv2.INTER_LINEAR, **border)
+        flat = flatten_light(page)
+    return Rectification(Image.fromarray(darken_ink(flat)), corners, cut, unreadable)
+
+
+def _grid_box_correction(page: np.ndarray) -> np.ndarray | None:
+    """The perspective transform (3x3) that moves the grid box printed on ``page`` (a straightened,
+    flattened page at the reference size) onto the reference's, or None where its outline is not
+    found on all four sides. The outline is the pink line around the grid; each side is the
+    strongest pink line within ``GRID_SEARCH_PX`` of its place on the reference, found at several
+    stretches along the side; where most agree, a line through them is the side."""
+    red, green = page[:, :, 0].astype(np.float32), page[:, :, 1].astype(np.float32)
+    pink = np.maximum(red - green, 0.0)
+    expected = dict(zip(SIDES, np.round(GRID_OUTLINE).astype(int)[[1, 2, 3, 0]], strict=True))
+    lines, missing = [], []
+    for side in SIDES:
+        crosswise = pink.T if side in ("left", "right") else pink  # rows run across the side
+        depth, extent = crosswise.shape
+        # Not at the page's edge: a coloured desk left along it is pink too.
+        low = max(GRID_EDGE_PX, expected[side] - GRID_SEARCH_PX)
+        high = min(depth - GRID_EDGE_PX, expected[side] + GRID_SEARCH_PX + 1)
+        bounds = np.linspace(*GRID_SPAN, GRID_STRETCHES + 1) * extent
+        found = np.full(GRID_STRETCHES, np.nan)
+        for index, (first, last) in enumerate(pairwise(bounds)):
+            profile = crosswise[low:high, round(first) : round(last)].mean(axis=1)
+            peak = int(np.argmax(profile))
+            if profile[peak] < GRID_MIN_PINK or profile[peak] < GRID_MIN_CONTRAST * float(np.median(profile)):
+                continue
+            # A line, paper on both sides of it; not a band of colour reaching further.
+            outside = [
+                i for i in (peak - GRID_LINE_CLEARANCE, peak + GRID_LINE_CLEARANCE) if 0 <= i < len(profile)
+            ]
+            if max(profile[outside]) > profile[peak] / 2:
+                continue
+            # The line's centre: the centroid of the peak above half its height.
+            near = np.arange(
+                max(0, peak - GRID_PEAK_HALF_WIDTH), min(len(profile), peak + GRID_PEAK_HALF_WIDTH + 1)
+            )
+            weights = np.maximum(profile[near] - profile[peak] / 2, 0.0)
+            found[index] = low + float(np.dot(near, weights) / weights.sum())
+        along = (bounds[:-1] + bounds[1:]) / 2
+        fitted = _line_through_most(along, found, GRID_AGREEMENT_PX)
+        if fitted is None:
+            missing.append(side)
+            # Where the page is placed now: that side is not moved.
+            fitted = (0.0, float(GRID_OUTLINE[[1, 2, 3, 0][SIDES.index(side)]]))
+        slope, offset = fitted
+        across = offset + slope * along[[0, -1]]
+        ends = np.stack(
+            [across, along[[0, -1]]] if side in ("left", "right") else [along[[0, -1]], across], axis=1
+        )
+        lines.append((ends[0], (ends[1] - ends[0]) / float(np.hypot(*(ends[1] - ends[0])))))
+    if len(missing) > GRID_MAX_SIDES_MISSING:
+        return None
+    top, right, bottom, left = lines
+    corners = [_intersection(*pair) for pair in ((left, top), (top, right), (right, bottom), (bottom, left))]
+    if any(corner is None for corner in corners):
+        return None
+    found_box = np.array(corners, np.float32)
+    reference_box = _rect(*GRID_OUTLINE).astype(np.float32)
+    return cv2.getPerspectiveTransform(found_box, reference_box).astype(np.float64)
+
+
+def _line_through_most(along: np.ndarray, across: np.ndarray, tolerance: float) -> tuple[float, float] | None:
+    """(slope, offset) of the line ``across = offset + slope * along`` through more than half of
+    the points (NaN where none was found), each within ``tolerance``; None when there is no such
+    line. The point furthest from the line through those left is dropped until all fit."""
+    keep = ~np.isnan(across)
+    while keep.sum() * 2 > len(across):
+        slope, offset = np.polyfit(along[keep], across[keep], 1)
+        residuals = np.where(keep, np.abs(across - (offset + slope * along)), -1.0)
+        worst = int(np.argmax(residuals))
+        if residuals[worst] <= tolerance:
+            return float(slope), float(offset)
+        keep[worst] = False
+    return None
+
+
+def _rect(left: float, top: float, right: float, bottom: float) -> np.ndarray:
+    return np.array([[left, top], [right, top], [right, bottom], [left, bottom]], np.float64)
 
 
 def _page_on_screen(page: np.ndarray) -> np.ndarray | None:
     """The corners of a page inside ``page`` (a straightened screen), or None: a brighter
-    quadrilateral of about a page's proportions on a plain, darker border (a page's own margin or
-    shadow is not plain, and a patch of it seldom has the page's proportions)."""
-    inner = find_page(page)
-    if inner is None:
-        return None
-    top, right, bottom, left = np.linalg.norm(np.roll(inner, -1, axis=0) - inner, axis=1)
-    aspect = layout.REFERENCE_WIDTH / layout.REFERENCE_HEIGHT
-    if abs((top + bottom) / (left + right) - aspect) > SCREEN_PAGE_ASPECT_TOLERANCE:
-        return None
+    quadrilateral of about a page's proportions on a plain border (a page's own margin or shadow
+    is not plain, and a patch of it seldom has the page's proportions). It is looked for as the
+    bright region on a darker screen, then as the rise from a screen nearly as light as paper."""
     grey = cv2.cvtColor(page, cv2.COLOR_RGB2GRAY)
-    inside = np.zeros(grey.shape, np.uint8)
-    cv2.fillConvexPoly(inside, np.round(inner).astype(np.int32), 1)
-    border = grey[inside == 0]
-    if border.size == 0 or float(border.std()) > SCREEN_BORDER_MAX_STD:
+    aspect = layout.REFERENCE_WIDTH / layout.REFERENCE_HEIGHT
+    for find in (lambda: find_page(page, extend_sides=False), lambda: _light_screen_page(grey)):
+        inner = find()
+        if inner is None:
+            continue
+        top, right, bottom, left = np.linalg.norm(np.roll(inner, -1, axis=0) - inner, axis=1)
+        if abs((top + bottom) / (left + right) - aspect) > SCREEN_PAGE_ASPECT_TOLERANCE:
+            continue
+        inside = np.zeros(grey.shape, np.uint8)
+        cv2.fillConvexPoly(inside, np.round(inner).astype(np.int32), 1)
+        # The straightened screen's outermost pixels may hold a sliver of the bezel: not the screen.
+        edge = max(1, round(SCREEN_BEZEL_SLIVER * min(grey.shape)))
+        border = grey[edge:-edge, edge:-edge][inside[edge:-edge, edge:-edge] == 0]
+        if border.size and float(border.std()) <= SCREEN_BORDER_MAX_STD:
+            return inner
+    return None
+
+
+def _light_screen_page(grey: np.ndarray) -> np.ndarray | None:
+    """The corners of a page shown on a screen nearly as light as the paper, inside ``grey`` (the
+    straightened screen), or None. Page and screen lie in one plane, so the page is upright in the
+    straightened screen: each side is found as the first rise in brightness from the screen into
+    the page, at several stretches along it; where most agree, a line through them is the side
+    (moiré fools a few). The corners are where the four sides meet."""
+    grey = grey.astype(np.float32)
+    reach = SCREEN_EDGE_DIFFERENCE_PX
+    lines = []
+    for side in SIDES:
+        # Brightness profiles running from the screen's edge inwards, one per stretch along it.
+        crosswise = grey.T if side in ("left", "right") else grey
+        if side in ("right", "bottom"):
+            crosswise = crosswise[::-1]
+        depth, extent = crosswise.shape
+        band = max(2 * reach + 2, round(SCREEN_MAX_MARGIN * depth))
+        bounds = np.linspace(*SCREEN_EDGE_SPAN, SCREEN_EDGE_STRETCHES + 1) * extent
+        found = np.array([_first_rise(crosswise[:band, round(a) : round(b)]) for a, b in pairwise(bounds)])
+        along = (bounds[:-1] + bounds[1:]) / 2
+        if np.isnan(found).all():
+            return None
+        agree = np.abs(found - np.nanmedian(found)) <= SCREEN_EDGE_AGREEMENT_PX
+        if agree.sum() * 2 <= len(found):
+            return None
+        slope, offset = np.polyfit(along[agree], found[agree], 1)
+        across = offset + slope * along[[0, -1]]
+        if side in ("right", "bottom"):
+            across = depth - across
+        ends = np.stack(
+            [across, along[[0, -1]]] if side in ("left", "right") else [along[[0, -1]], across], axis=1
+        )
+        lines.append((ends[0], (ends[1] - ends[0]) / float(np.hypot(*(ends[1] - ends[0])))))
+    # SIDES runs top, right, bottom, left; each corner is where the side before it meets the next.
+    top, right, bottom, left = lines
+    corners = [_intersection(*pair) for pair in ((left, top), (top, right), (right, bottom), (bottom, left))]
+    if any(corner is None for corner in corners):
         return None
-    return inner
+    return np.array(corners, np.float64)
+
+
+def _first_rise(band: np.ndarray) -> float:
+    """Where, along the rows of ``band`` (the screen's edge at row 0), brightness first rises by
+    ``SCREEN_EDGE_MIN_RISE`` past the bezel (in pixel-edge coordinates), or NaN: the first rise, not
+    the steepest, for beyond the page's edge the ink falls and rises again."""
+    reach = SCREEN_EDGE_DIFFERENCE_PX
+    profile = np.median(band, axis=1)
+    rise = profile[2 * reach :] - profile[: -2 * reach]
+    # The straightened screen may keep a sliver of the dark bezel at its edge: skip it, and the
+    # rise from it to the screen.
+    bezel = int(np.argmax(profile >= SCREEN_BEZEL_LEVEL * float(np.median(profile))))
+    while bezel < len(rise) and rise[bezel] >= SCREEN_EDGE_MIN_RISE:
+        bezel += 1
+    rise[:bezel] = 0.0
+    rising = np.flatnonzero(rise >= SCREEN_EDGE_MIN_RISE)
+    # A fall before it is ink: the page reaches the screen's edge here, and the rise is inside it.
+    if rising.size == 0 or (rise[: rising[0]] <= -SCREEN_EDGE_MIN_RISE).any():
+        return float("nan")
+    run = rising[: int(np.argmax(np.diff(np.append(rising, rising[-1] + 2)) > 1)) + 1]
+    return float(run[np.argmax(rise[run])]) + reach + 0.5  # the rise is centred between two pixels
 
 
 def cut_sides(corners: np.ndarray, width: int, height: int) -> tuple[str, ...]:
@@ -187,10 +380,11 @@ def missing_fraction(corners: np.ndarray, side: str) -> float:
     return float(np.clip(1.0 - visible, 0.0, 0.95))
 
 
-def find_page(rgb: np.ndarray) -> np.ndarray | None:
+def find_page(rgb: np.ndarray, *, extend_sides: bool = True) -> np.ndarray | None:
     """The corners (4x2 float, clockwise from the top left, in ``rgb``'s pixels) of the largest
     bright quadrilateral in ``rgb`` (H x W x 3 uint8); None when no region is large enough, or
-    when it fills the image (the image is the page)."""
+    when it fills the image (the image is the page). With ``extend_sides``, a corner hidden by a
+    shadow is found where the page's sides meet (``_sides_extended``)."""
     height, width = rgb.shape[:2]
     grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
     # A whole factor: area averaging over whole blocks is several times cheaper than over parts.
@@ -211,7 +405,17 @@ def find_page(rgb: np.ndarray) -> np.ndarray | None:
     largest = max(contours, key=cv2.contourArea)
     if cv2.contourArea(largest) < MIN_PAGE_FRACTION * small.shape[0] * small.shape[1]:
         return None
-    corners = _clockwise(_four_corners(cv2.convexHull(largest))) * factor
+    hull = cv2.convexHull(largest)
+    corners = _clockwise(_four_corners(hull))
+    # A region running off the image is a page cut by the photo's edge, its outline straight there.
+    inside = (
+        hull.min() > 1
+        and (hull[:, 0, 0].max() < small.shape[1] - 2)
+        and (hull[:, 0, 1].max() < small.shape[0] - 2)
+    )
+    if extend_sides and inside:
+        corners = _sides_extended(hull, corners)
+    corners = corners * factor
     if _area(corners) >= FILLS_IMAGE_FRACTION * width * height:
         return None  # the image is the page
     # The small copy places the edges to a pixel or two of it, a few of the photo's: enough to
@@ -313,6 +517,43 @@ def _four_corners(hull: np.ndarray) -> np.ndarray:
         if len(polygon) < 4:
             break
     return cv2.boxPoints(cv2.minAreaRect(hull)).astype(np.float64)
+
+
+def _sides_extended(hull: np.ndarray, corners: np.ndarray) -> np.ndarray:
+    """``corners`` (clockwise, of ``hull``) replaced by where the page's sides meet when a shadow
+    hides a corner: the bright region then lacks it, and its hull cuts across it with a slanted
+    chord. Each side of the page is the hull's longest edge near that side's direction (within
+    ``SIDE_MAX_TILT_DEGREES`` of the side through ``corners``); the corners are where those edges'
+    lines meet. A corner that moves further than ``MAX_CORNER_SHIFT`` of the page's size, or a side
+    without such an edge, keeps ``corners``."""
+    polygon = (
+        cv2.approxPolyDP(hull, 0.004 * cv2.arcLength(hull, True), True).reshape(-1, 2).astype(np.float64)
+    )
+    starts, ends = polygon, np.roll(polygon, -1, axis=0)
+    edges = ends - starts
+    lengths = np.hypot(edges[:, 0], edges[:, 1])
+    lines = []
+    for start, end in zip(corners, np.roll(corners, -1, axis=0), strict=True):
+        side = end - start
+        cosine = np.abs(edges @ side) / np.maximum(lengths * float(np.hypot(*side)), 1e-9)
+        # Near the side: both ends nearer its line than the opposite side is (over half its length).
+        normal = np.array([side[1], -side[0]]) / max(float(np.hypot(*side)), 1e-9)
+        near = np.maximum(np.abs((starts - start) @ normal), np.abs((ends - start) @ normal))
+        fits = (cosine >= np.cos(np.radians(SIDE_MAX_TILT_DEGREES))) & (
+            near <= SIDE_MAX_DISTANCE * float(np.hypot(*side))
+        )
+        if not fits.any():
+            return corners
+        longest = int(np.argmax(np.where(fits, lengths, 0.0)))
+        lines.append((starts[longest], edges[longest] / lengths[longest]))
+    extended = corners.copy()
+    size = max(np.ptp(corners[:, 0]), np.ptp(corners[:, 1]))
+    for index in range(4):
+        meeting = _intersection(lines[index - 1], lines[index])
+        if meeting is None or np.hypot(*(meeting - corners[index])) > MAX_CORNER_SHIFT * size:
+            return corners
+        extended[index] = meeting
+    return extended
 
 
 def _clockwise(points: np.ndarray) -> np.ndarray:

@@ -64,6 +64,76 @@ def test_the_corners_of_a_photographed_page_are_found_to_a_pixel_or_two() -> Non
     assert np.abs(corners - CORNERS).max() <= 2.5
 
 
+def test_a_corner_hidden_in_a_shadow_is_found_where_the_page_s_sides_meet() -> None:
+    photo = np.asarray(_photograph(scan())).astype(np.float32)
+    # A hand's shadow over the top-left corner, on desk and paper alike: the paper there is
+    # darker than the lit desk, so the bright region lacks the corner.
+    shadow = np.ones(photo.shape[:2], np.float32)
+    cv2.fillPoly(shadow, [np.array([[0, 0], [520, 0], [520, 330], [0, 420]], np.int32)], 0.45)
+    shadowed = np.clip(photo * cv2.GaussianBlur(shadow, (0, 0), 6)[:, :, None], 0, 255).astype(np.uint8)
+
+    corners = find_page(shadowed)
+
+    assert corners is not None
+    assert np.abs(corners - CORNERS).max() <= 4.0
+
+
+def _on_screen(
+    page: Image.Image, grey: int, margins: tuple[int, int, int, int]
+) -> tuple[Image.Image, np.ndarray]:
+    """``page`` shown on a screen of ``grey`` paper-like light, with ``margins`` (left, top, right,
+    bottom) of screen around it and a dark bezel, photographed at an angle: the photo and where
+    the page's corners landed in it."""
+    left, top, right, bottom = margins
+    bezel = 24
+    sheet = Image.new(
+        "RGB", (page.width + left + right + 2 * bezel, page.height + top + bottom + 2 * bezel), (18,) * 3
+    )
+    sheet.paste(
+        Image.new("RGB", (page.width + left + right, page.height + top + bottom), (grey,) * 3), (bezel, bezel)
+    )
+    sheet.paste(page, (bezel + left, bezel + top))
+    width, height = sheet.size
+    source = np.float32([[0, 0], [width, 0], [width, height], [0, height]])
+    transform = cv2.getPerspectiveTransform(source, CORNERS.astype(np.float32))
+    page_box = np.float32(
+        [[bezel + left, bezel + top], [bezel + left + page.width, bezel + top],
+         [bezel + left + page.width, bezel + top + page.height], [bezel + left, bezel + top + page.height]]
+    )  # fmt: skip
+    landed = cv2.perspectiveTransform(page_box.reshape(1, 4, 2), transform).reshape(4, 2)
+    rgb = cv2.warpPerspective(np.asarray(sheet), transform, PHOTO_SIZE, borderValue=(30, 30, 34))
+    return Image.fromarray(rgb), landed.astype(np.float64)
+
+
+def test_a_page_on_a_screen_nearly_as_light_as_paper_is_found_by_its_edges() -> None:
+    # The screen (232 grey) and the paper differ less than ink and paper: no brightness threshold
+    # separates them, the rise at the page's edge does.
+    photo, landed = _on_screen(scan().convert("RGB"), 232, (40, 30, 70, 25))
+
+    result = rectify(photo)
+
+    assert result.corners is not None
+    assert np.abs(result.corners - landed).max() <= 4.0
+    assert np.median(_lead_correlations(scan(), result.image)) >= 0.9
+
+
+def test_a_page_whose_outline_is_found_off_is_put_right_by_its_printed_grid_box(monkeypatch) -> None:
+    photo = _photograph(scan())
+    # The outline as a shadow over the bottom-left corner would leave it: that corner 40 px high.
+    off = CORNERS + np.array([[0, 0], [0, 0], [0, 0], [0, -40]])
+    monkeypatch.setattr("ml.rectify.find_page", lambda rgb, **_: off.copy())
+    width, height = scan().size
+    target = np.float32([[0, 0], [width - 1, 0], [width - 1, height - 1], [0, height - 1]])
+    straightened_by_outline = cv2.warpPerspective(
+        np.asarray(photo), cv2.getPerspectiveTransform(off.astype(np.float32), target), (width, height)
+    )
+    assert np.median(_lead_correlations(scan(), Image.fromarray(straightened_by_outline))) < 0.5
+
+    result = rectify(photo)
+
+    assert np.median(_lead_correlations(scan(), result.image)) >= 0.9
+
+
 def test_a_photographed_page_is_straightened_and_reads_as_the_scan_does() -> None:
     result = rectify(_photograph(scan()))
 
