@@ -132,13 +132,15 @@ guard-report: venv ## The guard on non-ECG images, the dev scans, their degraded
 
 # The shipped hybrids' configuration, its folds, with a desk and a screen photo of every held-out page
 # (about an hour on 2 cores); then the photo figures go into the cards that configuration backs.
+# ml/reports/crossval-hybrid-photoaug3.json is the last run's command before ml.rectify's grid box
+# correction (7c963d4); the runs above it predate it too. Each report records its command and date.
 photo-crossval: venv ## Cross-validate the shipped hybrids on photos of the held-out pages; card the figures
 	$(PY) -m ml.crossval --arch hybrid $(FIT) --folds 5 --out ml/reports --photos --name hybrid-photos
 	$(PY) -m ml.crossval --arch hybrid $(FIT_PHOTOS) --folds 5 --out ml/reports --photos --name hybrid-photoaug
 	$(PY) -m ml.crossval --arch hybrid --data $(DATA) --epochs 10 --learning-rate 0.002 --seed 42 \
 		--photo-augment 2 --folds 5 --out ml/reports --photos --name hybrid-photoaug2
 	$(PY) -m ml.crossval --arch hybrid --data $(DATA) --epochs 8 --learning-rate 0.002 --seed 42 \
-		--photo-augment 3 --folds 5 --out ml/reports --photos --name hybrid-photoaug3
+		--photo-augment 3 --folds 5 --out ml/reports --photos --name hybrid-photoaug3-gridbox
 	$(MAKE) photo-cards
 
 photo-cards: venv ## Put the photo figures (the photo cross-validations, guard.json, photos.json) into the hybrid cards

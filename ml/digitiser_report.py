@@ -69,7 +69,7 @@ def read_leads(data: bytes) -> TwelveLeads:
     return twelve_leads(digitise(decode_image(data, min_trace_width=MIN_TRACE_WIDTH).getchannel("R")))
 
 
-def _correlation(a: np.ndarray, b: np.ndarray) -> float:
+def correlation(a: np.ndarray, b: np.ndarray) -> float:
     if np.std(a) == 0 or np.std(b) == 0:
         return float("nan")
     return float(np.corrcoef(a, b)[0, 1])
@@ -80,9 +80,9 @@ def physiology(leads: TwelveLeads) -> dict[str, float]:
     panel = leads.leads
     rhythm = leads.rhythm[layout.RHYTHM_LEAD]
     return {
-        "einthoven": _correlation(panel["II"], panel["I"] + panel["III"]),
-        "goldberger": _correlation(-panel["aVF"], panel["aVR"] + panel["aVL"]),
-        "panel_vs_rhythm": _correlation(panel["II"], rhythm[: len(panel["II"])]),
+        "einthoven": correlation(panel["II"], panel["I"] + panel["III"]),
+        "goldberger": correlation(-panel["aVF"], panel["aVR"] + panel["aVL"]),
+        "panel_vs_rhythm": correlation(panel["II"], rhythm[: len(panel["II"])]),
     }
 
 
@@ -106,7 +106,7 @@ def against_truth(leads: TwelveLeads, drawn: dict[str, tuple[np.ndarray, np.ndar
         at = times[start : start + len(read)]
         drawn_t, drawn_mv = drawn[name]
         truth = np.interp(at, drawn_t, drawn_mv)
-        figures[name] = {"r": _correlation(truth, read), "snr_db": snr_db(truth, read)}
+        figures[name] = {"r": correlation(truth, read), "snr_db": snr_db(truth, read)}
     return figures
 
 

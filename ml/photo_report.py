@@ -12,7 +12,9 @@ each kind: how many photos the upload guard (``ml.guard``) accepts as they are a
 ``rectify``; how far the corners ``rectify`` found lie from where the page went (photos whose
 margin was not cropped); the digitiser's physiology checks (``ml.digitiser_report``: Einthoven,
 Goldberger, lead II panel against the rhythm strip) on the rectified pages, beside the same
-checks on the scans themselves; and the milliseconds ``rectify`` took. The figures go to
+checks on the scans themselves; how well the leads read from each photo match those read from
+its scan (``leads_against_scan``: per photo, the median over the twelve leads of their
+correlation; cropped photos too); and the milliseconds ``rectify`` took. The figures go to
 ``--out`` as JSON and a summary is printed.
 
 With ``--card``, nothing is measured: the shipped model's card gets a ``photos`` section
@@ -41,13 +43,13 @@ from ml.cards import machine_text
 from ml.crossval_card import report_configuration
 from ml.decision import nested_photo_figures
 from ml.device import machine_description
-from ml.digitiser_report import default_data_dir, page_files, physiology
+from ml.digitiser_report import correlation, default_data_dir, page_files, physiology
 from ml.guard import check_page
 from ml.models import card_path, resolve_model
 from ml.photos import PHOTO_KINDS, photograph
 from ml.preprocess import decode_image, red_channel
 from ml.rectify import rectify
-from ml.traces import digitise, twelve_leads
+from ml.traces import TwelveLeads, digitise, twelve_leads
 
 REPORTS = Path(__file__).resolve().parent / "reports"
 REPORT = REPORTS / "photos.json"
@@ -55,8 +57,16 @@ GUARD_REPORT = REPORTS / "guard.json"
 CHECKS = ("einthoven", "goldberger", "panel_vs_rhythm")
 
 
-def _checks(page: Image.Image) -> dict[str, float]:
-    return physiology(twelve_leads(digitise(red_channel(page))))
+def _leads(page: Image.Image) -> TwelveLeads:
+    return twelve_leads(digitise(red_channel(page)))
+
+
+def _against_scan(photo: TwelveLeads, scan: TwelveLeads) -> float:
+    """The median over the twelve leads of the correlation between a photo's lead and the same
+    lead read from the scan: 1 when the straightened photo reads as its scan does."""
+    values = [correlation(photo.leads[name], scan.leads[name]) for name in scan.leads]
+    finite = [value for value in values if np.isfinite(value)]
+    return float(np.median(finite)) if finite else float("nan")
 
 
 def _summary(values: Sequence[float]) -> dict[str, float | int | None]:
@@ -74,8 +84,9 @@ def _summary(values: Sequence[float]) -> dict[str, float | int | None]:
 def measure(pages: Sequence[Image.Image], seed: int = 1000) -> dict[str, Any]:
     """The figures of the module's docstring for these pages (decoded scans)."""
     scans: dict[str, list[float]] = {check: [] for check in CHECKS}
-    for page in pages:
-        for check, value in _checks(page).items():
+    scan_leads = [_leads(page) for page in pages]
+    for leads in scan_leads:
+        for check, value in physiology(leads).items():
             scans[check].append(value)
     kinds: dict[str, Any] = {}
     for kind in PHOTO_KINDS:
@@ -83,6 +94,7 @@ def measure(pages: Sequence[Image.Image], seed: int = 1000) -> dict[str, Any]:
         corner_px: list[float] = []
         rectify_ms: list[float] = []
         checks: dict[str, list[float]] = {check: [] for check in CHECKS}
+        against_scan: list[float] = []
         for index, page in enumerate(pages):
             photo, truth = photograph(page, np.random.default_rng(seed + index), kind)
             accepted_raw += check_page(photo) is None
@@ -94,7 +106,9 @@ def measure(pages: Sequence[Image.Image], seed: int = 1000) -> dict[str, Any]:
                 found += 1
                 if not truth.margin_cropped:
                     corner_px.append(float(np.abs(result.corners - np.asarray(truth.corners)).max()))
-            for check, value in _checks(result.image).items():
+            leads = _leads(result.image)
+            against_scan.append(_against_scan(leads, scan_leads[index]))
+            for check, value in physiology(leads).items():
                 checks[check].append(value)
         kinds[kind] = {
             "photos": len(pages),
@@ -103,6 +117,10 @@ def measure(pages: Sequence[Image.Image], seed: int = 1000) -> dict[str, Any]:
             "page_found": found,
             "corner_error_px": _summary(corner_px),
             "physiology_rectified": {check: _summary(values) for check, values in checks.items()},
+            "leads_against_scan": {
+                **_summary(against_scan),
+                "below_0_5": sum(value < 0.5 for value in against_scan if np.isfinite(value)),
+            },
             "rectify_ms": _summary(rectify_ms),
         }
     return {
@@ -119,11 +137,14 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
     for kind, figures in report["kinds"].items():
         einthoven = figures["physiology_rectified"]["einthoven"]
         corners = figures["corner_error_px"]
+        against_scan = figures["leads_against_scan"]
         lines.append(
             f"{kind}: guard accepts {figures['guard_accepts_as_taken']}/{figures['photos']} as taken, "
             f"{figures['guard_accepts_rectified']}/{figures['photos']} rectified; Einthoven rectified "
             f"median {einthoven['median']}, p10 {einthoven['p10']}; corner error median "
-            f"{corners['median']} px, p90 {corners['p90']} px; rectify {figures['rectify_ms']['median']} ms"
+            f"{corners['median']} px, p90 {corners['p90']} px; leads against the scan's median "
+            f"{against_scan['median']}, p10 {against_scan['p10']}, {against_scan['below_0_5']} below 0.5; "
+            f"rectify {figures['rectify_ms']['median']} ms"
         )
     return lines
 

@@ -32,6 +32,7 @@ to read; a cut through the trace area, or across two sides, makes the page unrea
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from itertools import pairwise
 from typing import NamedTuple
 
@@ -86,14 +87,14 @@ SCREEN_EDGE_DIFFERENCE_PX = 2
 SCREEN_EDGE_MIN_RISE = 6.0
 SCREEN_EDGE_SPAN = (0.15, 0.85)  # of each side's length, in SCREEN_EDGE_STRETCHES equal stretches
 SCREEN_EDGE_STRETCHES = 5
-SCREEN_EDGE_AGREEMENT_PX = 4.0  # from the stretches' median: a stretch that found the side
+SCREEN_EDGE_AGREEMENT_PX = 4.0  # from the line through most stretches: a stretch that found the side
 SCREEN_BEZEL_LEVEL = 0.5  # of the band's median brightness: darker is the bezel (the screen is over 0.65)
-# The printed grid box's pink outline (GRID_LEFT ... GRID_BOTTOM on the reference) is looked for
-# within GRID_SEARCH_PX of its place, at GRID_STRETCHES stretches along each side (within
-# GRID_SPAN of its length): a line at least GRID_MIN_PINK (red less green, grey levels) and
-# GRID_MIN_CONTRAST times the stretch's median, agreeing within GRID_AGREEMENT_PX with the others.
-# The outline's centre line on the reference page (left, top, right, bottom), as measured on the
-# development scans (within 0.3 px on every one tried).
+# The centre line of the pink outline printed around the grid on the reference page (left, top,
+# right, bottom), as measured on the development scans (within 0.3 px on every one tried). It is
+# looked for within GRID_SEARCH_PX of its place, at GRID_STRETCHES stretches along each side
+# (within GRID_SPAN of its length): a line at least GRID_MIN_PINK (red less green, grey levels)
+# and GRID_MIN_CONTRAST times the stretch's median, within GRID_AGREEMENT_PX of a line through
+# most stretches.
 GRID_OUTLINE = np.array([37.3, 154.0, 1178.5, 821.4])
 GRID_SEARCH_PX = 70
 GRID_SPAN = (0.2, 0.8)
@@ -194,14 +195,14 @@ def _grid_box_correction(page: np.ndarray) -> np.ndarray | None:
     stretches along the side; where most agree, a line through them is the side."""
     red, green = page[:, :, 0].astype(np.float32), page[:, :, 1].astype(np.float32)
     pink = np.maximum(red - green, 0.0)
-    expected = dict(zip(SIDES, np.round(GRID_OUTLINE).astype(int)[[1, 2, 3, 0]], strict=True))
+    expected = dict(zip(("left", "top", "right", "bottom"), GRID_OUTLINE, strict=True))
     lines, missing = [], []
     for side in SIDES:
         crosswise = pink.T if side in ("left", "right") else pink  # rows run across the side
         depth, extent = crosswise.shape
         # Not at the page's edge: a coloured desk left along it is pink too.
-        low = max(GRID_EDGE_PX, expected[side] - GRID_SEARCH_PX)
-        high = min(depth - GRID_EDGE_PX, expected[side] + GRID_SEARCH_PX + 1)
+        low = max(GRID_EDGE_PX, round(expected[side]) - GRID_SEARCH_PX)
+        high = min(depth - GRID_EDGE_PX, round(expected[side]) + GRID_SEARCH_PX + 1)
         bounds = np.linspace(*GRID_SPAN, GRID_STRETCHES + 1) * extent
         found = np.full(GRID_STRETCHES, np.nan)
         for index, (first, last) in enumerate(pairwise(bounds)):
@@ -225,23 +226,13 @@ def _grid_box_correction(page: np.ndarray) -> np.ndarray | None:
         fitted = _line_through_most(along, found, GRID_AGREEMENT_PX)
         if fitted is None:
             missing.append(side)
-            # Where the page is placed now: that side is not moved.
-            fitted = (0.0, float(GRID_OUTLINE[[1, 2, 3, 0][SIDES.index(side)]]))
-        slope, offset = fitted
-        across = offset + slope * along[[0, -1]]
-        ends = np.stack(
-            [across, along[[0, -1]]] if side in ("left", "right") else [along[[0, -1]], across], axis=1
-        )
-        lines.append((ends[0], (ends[1] - ends[0]) / float(np.hypot(*(ends[1] - ends[0])))))
-    if len(missing) > GRID_MAX_SIDES_MISSING:
+            fitted = (0.0, float(expected[side]))  # where the page is placed now: not moved
+        lines.append(_side_line(side, along, *fitted))
+    found_box = _corners_of(lines)
+    if len(missing) > GRID_MAX_SIDES_MISSING or found_box is None:
         return None
-    top, right, bottom, left = lines
-    corners = [_intersection(*pair) for pair in ((left, top), (top, right), (right, bottom), (bottom, left))]
-    if any(corner is None for corner in corners):
-        return None
-    found_box = np.array(corners, np.float32)
     reference_box = _rect(*GRID_OUTLINE).astype(np.float32)
-    return cv2.getPerspectiveTransform(found_box, reference_box).astype(np.float64)
+    return cv2.getPerspectiveTransform(found_box.astype(np.float32), reference_box).astype(np.float64)
 
 
 def _line_through_most(along: np.ndarray, across: np.ndarray, tolerance: float) -> tuple[float, float] | None:
@@ -257,6 +248,29 @@ def _line_through_most(along: np.ndarray, across: np.ndarray, tolerance: float) 
             return float(slope), float(offset)
         keep[worst] = False
     return None
+
+
+def _side_line(side: str, along: np.ndarray, slope: float, offset: float) -> tuple[np.ndarray, np.ndarray]:
+    """A side of an upright quadrilateral, ``across = offset + slope * along`` (``along`` runs
+    along the side: x for the top and bottom, y for the left and right), as a point on it and its
+    unit direction, over the span of ``along``."""
+    ends_along = along[[0, -1]]
+    ends_across = offset + slope * ends_along
+    ends = np.stack(
+        [ends_across, ends_along] if side in ("left", "right") else [ends_along, ends_across], axis=1
+    )
+    direction = ends[1] - ends[0]
+    return ends[0], direction / float(np.hypot(*direction))
+
+
+def _corners_of(lines: Sequence[tuple[np.ndarray, np.ndarray]]) -> np.ndarray | None:
+    """Where the sides (top, right, bottom, left) meet, clockwise from the top left; None if two
+    adjacent sides are parallel."""
+    top, right, bottom, left = lines
+    corners = [_intersection(*pair) for pair in ((left, top), (top, right), (right, bottom), (bottom, left))]
+    if any(corner is None for corner in corners):
+        return None
+    return np.array(corners, np.float64)
 
 
 def _rect(left: float, top: float, right: float, bottom: float) -> np.ndarray:
@@ -296,7 +310,7 @@ def _light_screen_page(grey: np.ndarray) -> np.ndarray | None:
     grey = grey.astype(np.float32)
     reach = SCREEN_EDGE_DIFFERENCE_PX
     lines = []
-    for side in SIDES:
+    for side in SIDES:  # top, right, bottom, left, as _corners_of takes them
         # Brightness profiles running from the screen's edge inwards, one per stretch along it.
         crosswise = grey.T if side in ("left", "right") else grey
         if side in ("right", "bottom"):
@@ -305,26 +319,14 @@ def _light_screen_page(grey: np.ndarray) -> np.ndarray | None:
         band = max(2 * reach + 2, round(SCREEN_MAX_MARGIN * depth))
         bounds = np.linspace(*SCREEN_EDGE_SPAN, SCREEN_EDGE_STRETCHES + 1) * extent
         found = np.array([_first_rise(crosswise[:band, round(a) : round(b)]) for a, b in pairwise(bounds)])
-        along = (bounds[:-1] + bounds[1:]) / 2
-        if np.isnan(found).all():
-            return None
-        agree = np.abs(found - np.nanmedian(found)) <= SCREEN_EDGE_AGREEMENT_PX
-        if agree.sum() * 2 <= len(found):
-            return None
-        slope, offset = np.polyfit(along[agree], found[agree], 1)
-        across = offset + slope * along[[0, -1]]
         if side in ("right", "bottom"):
-            across = depth - across
-        ends = np.stack(
-            [across, along[[0, -1]]] if side in ("left", "right") else [along[[0, -1]], across], axis=1
-        )
-        lines.append((ends[0], (ends[1] - ends[0]) / float(np.hypot(*(ends[1] - ends[0])))))
-    # SIDES runs top, right, bottom, left; each corner is where the side before it meets the next.
-    top, right, bottom, left = lines
-    corners = [_intersection(*pair) for pair in ((left, top), (top, right), (right, bottom), (bottom, left))]
-    if any(corner is None for corner in corners):
-        return None
-    return np.array(corners, np.float64)
+            found = depth - found
+        along = (bounds[:-1] + bounds[1:]) / 2
+        fitted = _line_through_most(along, found, SCREEN_EDGE_AGREEMENT_PX)
+        if fitted is None:
+            return None
+        lines.append(_side_line(side, along, *fitted))
+    return _corners_of(lines)
 
 
 def _first_rise(band: np.ndarray) -> float:

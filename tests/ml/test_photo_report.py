@@ -26,7 +26,10 @@ def test_photos_of_pages_are_refused_as_taken_and_accepted_and_read_once_rectifi
         assert figures["guard_accepts_rectified"] == 2
         assert figures["guard_accepts_as_taken"] < figures["guard_accepts_rectified"]
         assert figures["physiology_rectified"]["einthoven"]["median"] > 0.8
-    assert "guard accepts" in capsys.readouterr().out
+        # The straightened photo's leads are the scan's.
+        assert figures["leads_against_scan"]["median"] > 0.8
+        assert figures["leads_against_scan"]["below_0_5"] == 0
+    assert "leads against the scan's median" in capsys.readouterr().out
 
 
 def _guard_report() -> dict:
