@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 MODELS_DIR: Path = Path(__file__).resolve().parent
-DEFAULT_MODEL_NAME = "hybrid-v5"
+DEFAULT_MODEL_NAME = "hybrid-v6"
 
 
 @dataclass(frozen=True)
