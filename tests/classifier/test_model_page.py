@@ -32,7 +32,7 @@ def test_the_default_models_page_gives_its_data_figures_limits_and_credit(owner_
     images = card["training_data"]["images_per_class"]
     trained_on = f"It was trained on {sum(images.values())} scanned 12-lead ECG printouts"
     photos = card["hyperparameters"].get("photo_augment")
-    assert trained_on + (" and on a phone photo of each of them" if photos == 1 else ";") in page
+    assert trained_on + (f" and on {_photos_per_page(photos)} of each of them" if photos else ";") in page
     assert f"Acute myocardial infarction {images['mi']} " in page
     # The cross-validated figures with their interval, as the card states them (its decision rule's).
     decided = card["decision"]["crossval"]["pooled"]["macro_f1"]
@@ -43,10 +43,53 @@ def test_the_default_models_page_gives_its_data_figures_limits_and_credit(owner_
     recall = card["decision"]["crossval"]["pooled"]["per_class"]["mi"]["recall"]
     found = f"({images['mi']} of {sum(images.values())} images): in cross-validation it found {recall:.0%}"
     assert found in page
-    desk = card["photos"]["classification"]["desk"]["macro_f1"]["value"]
-    assert f"It reads phone photos of printouts less well than scans: macro-F1 {desk:.3f} on photos" in page
+    classification = card["photos"]["classification"]
+    how_well = (
+        "less well than" if min(classification["ratio_to_scans"].values()) < 0.95 else "about as well as"
+    )
+    desk = classification["desk"]["macro_f1"]["value"]
+    assert f"It reads phone photos of printouts {how_well} scans: macro-F1 {desk:.3f} on photos" in page
     assert "research software, not a medical device" in page
     assert "Khan & Hussain 2021" in page and "CC BY 4.0" in page
+
+
+def _photos_per_page(count: int) -> str:
+    return "a phone photo" if count == 1 else f"{count} phone photos"
+
+
+@pytest.mark.parametrize(
+    ("augment", "ratios", "trained", "reads"),
+    [
+        (1, {"desk": 0.90, "screen": 0.97}, "and on a phone photo of each of them", "less well than scans"),
+        (
+            3,
+            {"desk": 0.95, "screen": 1.05},
+            "and on 3 phone photos of each of them",
+            "about as well as scans",
+        ),
+    ],
+)
+def test_the_page_says_how_many_photos_it_trained_on_and_how_well_it_reads_them(
+    owner_client, augment, ratios, trained, reads
+):
+    def scored(value: float) -> dict:
+        return {"macro_f1": {"value": value}}
+
+    photos = {"scans": scored(0.8), **{kind: scored(0.8 * ratio) for kind, ratio in ratios.items()}}
+    card = {
+        "name": "photos-v1",
+        "hyperparameters": {"photo_augment": augment},
+        "training_data": {"images_per_class": {"normal": 3, "mi": 1}},
+        "photos": {"classification": {**photos, "ratio_to_scans": ratios}},
+    }
+    ModelVersionFactory(name="photos-v1", architecture="hybrid", card=card)
+
+    page = _page(owner_client, "photos-v1")
+
+    assert f"It was trained on 4 scanned 12-lead ECG printouts {trained}" in page
+    assert (
+        f"It reads phone photos of printouts {reads}: macro-F1 {0.8 * ratios['desk']:.3f} on photos" in page
+    )
 
 
 def test_a_card_without_figures_says_what_is_unknown_instead_of_guessing(owner_client):

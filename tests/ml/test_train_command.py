@@ -27,7 +27,7 @@ def test_train_writes_a_model_and_a_card_shaped_like_the_shipped_one(tmp_path: P
     # Without --crossval-report the card has no cross-validation or calibration section; a
     # single model trained with MI's plain weight has no ensemble or mi_weight entry; a model
     # just trained was not rebuilt (ml.rebuild), nor measured on photos (ml.photo_report --card).
-    carded_later = {"crossval", "calibration", "ensemble", "decision", "rebuilt", "photos"}
+    carded_later = {"crossval", "calibration", "ensemble", "decision", "decision_photos", "rebuilt", "photos"}
     assert set(card) == set(shipped) - carded_later
     assert card["machine"]["cpu"] and card["machine"]["onednn"].startswith(("on", "off"))
     assert set(card["hyperparameters"]) == set(shipped["hyperparameters"]) - {"mi_weight", "photo_augment"}
