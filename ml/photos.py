@@ -60,6 +60,7 @@ from PIL import Image
 from ml.labels import CLASSES
 from ml.layout import TRACE_BOX_FRACTIONS
 from ml.preprocess import IMAGE_SUFFIXES, InvalidImageError, decode_image
+from ml.rectify import box_corners
 from ml.synthetic import dataset_pages
 
 PHOTO_KINDS: tuple[str, ...] = ("desk", "screen")
@@ -129,11 +130,6 @@ class _Sheet:
         return self.page_box == (0.0, 0.0, self.width, self.height)
 
 
-def _rect(left: float, top: float, right: float, bottom: float) -> np.ndarray:
-    """The corners of a box, clockwise from top-left, as a float64 (4, 2) array."""
-    return np.array([[left, top], [right, top], [right, bottom], [left, bottom]], dtype=np.float64)
-
-
 def _transform(homography: np.ndarray, points: np.ndarray) -> np.ndarray:
     return cv2.perspectiveTransform(points.reshape(-1, 1, 2).astype(np.float64), homography).reshape(-1, 2)
 
@@ -173,7 +169,7 @@ def _place(
     """
     canvas_width = sheet.width * float(rng.uniform(*frame))
     canvas_height = sheet.height * float(rng.uniform(*frame))
-    corners = _rect(-sheet.width / 2, -sheet.height / 2, sheet.width / 2, sheet.height / 2)
+    corners = box_corners(-sheet.width / 2, -sheet.height / 2, sheet.width / 2, sheet.height / 2)
     shift = float(rng.uniform(*CORNER_SHIFT))
     corners += rng.uniform(-shift, shift, (4, 2)) * (sheet.width, sheet.height)
     rotation = float(rng.uniform(-MAX_ROTATION_DEGREES, MAX_ROTATION_DEGREES))
@@ -464,7 +460,7 @@ def _render_sheet(
             (max(1, round(page.width * scale)), max(1, round(page.height * scale))), Image.Resampling.BILINEAR
         )
     if sheet.is_page:
-        return _rgba(page), _rect(0, 0, page.width, page.height), (0.0, 0.0, page.width, page.height)
+        return _rgba(page), box_corners(0, 0, page.width, page.height), (0.0, 0.0, page.width, page.height)
     width, height = round(sheet.width * scale), round(sheet.height * scale)
     pixels = np.empty((height, width, 4), np.uint8)
     pixels[:] = (*sheet.bezel_colour, 255)
@@ -472,7 +468,7 @@ def _render_sheet(
     pixels[top:bottom, left:right] = (*sheet.screen_colour, 255)
     x, y = round(sheet.page_box[0] * scale), round(sheet.page_box[1] * scale)
     pixels[y : y + page.height, x : x + page.width] = _rgba(page)
-    return pixels, _rect(x, y, x + page.width, y + page.height), (left, top, right, bottom)
+    return pixels, box_corners(x, y, x + page.width, y + page.height), (left, top, right, bottom)
 
 
 def _encode(pixels: np.ndarray, quality: int) -> bytes:
@@ -499,10 +495,11 @@ def _photograph_jpeg(page: Image.Image, rng: np.random.Generator, kind: str) -> 
     crop = (0.0, 0.0, *canvas)
     margin_cropped = False
     if desk and rng.random() < CROP_PROBABILITY:
-        to_canvas = _homography(_rect(0, 0, sheet.width, sheet.height), corners)
+        to_canvas = _homography(box_corners(0, 0, sheet.width, sheet.height), corners)
         left, top, right, bottom = TRACE_BOX_FRACTIONS
         grid = _transform(
-            to_canvas, _rect(left * page_width, top * page_height, right * page_width, bottom * page_height)
+            to_canvas,
+            box_corners(left * page_width, top * page_height, right * page_width, bottom * page_height),
         )
         # The curl moves the grid box's edges by up to MAX_CURL of the page's height.
         safety = (0.004 * page_width + 2, (MAX_CURL + 0.004) * page_height + 2)
@@ -520,7 +517,7 @@ def _photograph_jpeg(page: Image.Image, rng: np.random.Generator, kind: str) -> 
     if desk:
         pixels = _curl(pixels, rng)
     sheet_height, sheet_width = pixels.shape[:2]
-    to_photo = _homography(_rect(0, 0, sheet_width, sheet_height), placed)
+    to_photo = _homography(box_corners(0, 0, sheet_width, sheet_height), placed)
     page_corners = _transform(to_photo, page_in_sheet)
     # OpenCV puts pixel centres at whole coordinates; the homography is in pixel-edge coordinates.
     half = np.array([[1, 0, 0.5], [0, 1, 0.5], [0, 0, 1]])

@@ -155,9 +155,8 @@ def rectify(image: Image.Image) -> Rectification:
             "bottom": (0.0, 0.0, 1.0, 1.0 - missing),
             "left": (missing, 0.0, 1.0, 1.0),
         }[side]
-    x0, x1 = left * (width - 1), right * (width - 1)
-    y0, y1 = top * (height - 1), bottom * (height - 1)
-    target = np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], np.float32)
+    target = box_corners(left * (width - 1), top * (height - 1), right * (width - 1), bottom * (height - 1))
+    target = target.astype(np.float32)
     transform = cv2.getPerspectiveTransform(corners.astype(np.float32), target)
     # A cut-off margin is blank paper; elsewhere the photo's edge pixels stand in for the few
     # outside it that the outline's corners may reach.
@@ -166,7 +165,12 @@ def rectify(image: Image.Image) -> Rectification:
         if cut
         else {"borderMode": cv2.BORDER_REPLICATE}
     )
-    page = cv2.warpPerspective(rgb, transform, (width, height), flags=cv2.INTER_LINEAR, **border)
+
+    def straightened(transform: np.ndarray) -> np.ndarray:
+        """The page read from the photo itself, at full resolution, through ``transform``."""
+        return cv2.warpPerspective(rgb, transform, (width, height), flags=cv2.INTER_LINEAR, **border)
+
+    page = straightened(transform)
     if not cut:
         # A page shown on a screen: the bright region was the screen, the page lies inside it on a
         # plain border. Found there, it is read again from the photo itself.
@@ -174,23 +178,22 @@ def rectify(image: Image.Image) -> Rectification:
         if inner is not None:
             corners = cv2.perspectiveTransform(inner.reshape(1, 4, 2), np.linalg.inv(transform)).reshape(4, 2)
             transform = cv2.getPerspectiveTransform(corners.astype(np.float32), target)
-            page = cv2.warpPerspective(rgb, transform, (width, height), flags=cv2.INTER_LINEAR, **border)
+            page = straightened(transform)
     flat = flatten_light(page)
     # The outline's corners place the page to within a per cent or so, less well where a margin
     # is cut off and its size only estimated: the printed grid box puts the traces where they
     # belong.
     correction = _grid_box_correction(flat)
     if correction is not None:
-        transform = correction @ transform
-        page = cv2.warpPerspective(rgb, transform, (width, height), flags=cv2.INTER_LINEAR, **border)
-        flat = flatten_light(page)
+        flat = flatten_light(straightened(correction @ transform))
     return Rectification(Image.fromarray(darken_ink(flat)), corners, cut, unreadable)
 
 
 def _grid_box_correction(page: np.ndarray) -> np.ndarray | None:
     """The perspective transform (3x3) that moves the grid box printed on ``page`` (a straightened,
-    flattened page at the reference size) onto the reference's, or None where its outline is not
-    found on all four sides. The outline is the pink line around the grid; each side is the
+    flattened page at the reference size) onto the reference's, or None where its outline is
+    missing on more than ``GRID_MAX_SIDES_MISSING`` sides (a missing side stays where it is). The
+    outline is the pink line around the grid; each side is the
     strongest pink line within ``GRID_SEARCH_PX`` of its place on the reference, found at several
     stretches along the side; where most agree, a line through them is the side."""
     red, green = page[:, :, 0].astype(np.float32), page[:, :, 1].astype(np.float32)
@@ -231,7 +234,7 @@ def _grid_box_correction(page: np.ndarray) -> np.ndarray | None:
     found_box = _corners_of(lines)
     if len(missing) > GRID_MAX_SIDES_MISSING or found_box is None:
         return None
-    reference_box = _rect(*GRID_OUTLINE).astype(np.float32)
+    reference_box = box_corners(*GRID_OUTLINE).astype(np.float32)
     return cv2.getPerspectiveTransform(found_box.astype(np.float32), reference_box).astype(np.float64)
 
 
@@ -273,7 +276,8 @@ def _corners_of(lines: Sequence[tuple[np.ndarray, np.ndarray]]) -> np.ndarray | 
     return np.array(corners, np.float64)
 
 
-def _rect(left: float, top: float, right: float, bottom: float) -> np.ndarray:
+def box_corners(left: float, top: float, right: float, bottom: float) -> np.ndarray:
+    """The corners of a box, clockwise from the top left, as a float64 (4, 2) array."""
     return np.array([[left, top], [right, top], [right, bottom], [left, bottom]], np.float64)
 
 
